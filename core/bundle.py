@@ -1,0 +1,170 @@
+"""The bundle model every layout reads into: Bundle -> Image -> manifests -> Blob.
+
+Only layouts/ knows paths; everything else (analysis, plans, the GUI) works on this model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from core.digest import Digest
+from core.errors import BundleError
+from core.manifest import Kind, Manifest
+from core.names import Reference
+
+
+class Layout(str, Enum):
+    SKOPEO_DIR = "skopeo-dir"
+    REGISTRY = "registry"
+    OCI = "oci"
+
+
+class Role(str, Enum):
+    MANIFEST = "manifest"
+    CONFIG = "config"
+    LAYER = "layer"
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong found while reading or verifying: which image, which file, why."""
+
+    severity: Severity
+    reason: str
+    path: Path | None = None
+    image: str | None = None
+    code: str = "invalid"
+
+    def error(self) -> BundleError:
+        return BundleError(self.reason, self.path, self.image)
+
+    def __str__(self) -> str:
+        return self.error().describe()
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """One distinct blob of the bundle. ``path`` is where its bytes are (None: a foreign layer that is absent)."""
+
+    digest: Digest
+    size: int
+    role: Role
+    media_type: str = ""
+    path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A tagged (or digest-referenced) image: its top manifest and, for a list, every platform manifest."""
+
+    reference: Reference
+    manifest: Manifest
+    children: tuple[Manifest, ...] = ()
+    # Where this image's own copies of its manifests and blobs are (a skopeo dir folder has its own copies).
+    locations: Mapping[Digest, Path] = field(default_factory=dict, compare=False)
+    folder: Path | None = None
+    signatures: Mapping[str, Path] = field(default_factory=dict, compare=False)  # file name -> path
+
+    @property
+    def name(self) -> str:
+        return str(self.reference)
+
+    @property
+    def repository(self) -> str:
+        return self.reference.repository
+
+    @property
+    def tag(self) -> str | None:
+        return self.reference.tag
+
+    @property
+    def digest(self) -> Digest:
+        return self.manifest.digest
+
+    @property
+    def kind(self) -> Kind:
+        return self.manifest.kind
+
+    @property
+    def is_list(self) -> bool:
+        return self.manifest.kind.is_list
+
+    @property
+    def manifests(self) -> tuple[Manifest, ...]:
+        return (self.manifest, *self.children)
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for child in self.manifest.children:
+            if child.platform is not None and str(child.platform) not in out:
+                out.append(str(child.platform))
+        return tuple(out)
+
+    def blob_digests(self) -> list[Digest]:
+        """Config and layer digests of every manifest, each once, in manifest order."""
+        seen: dict[Digest, None] = {}
+        for m in self.manifests:
+            for d in m.blobs:
+                seen.setdefault(d.digest, None)
+        return list(seen)
+
+    def all_digests(self) -> list[Digest]:
+        """Manifests then blobs: everything this image needs stored."""
+        seen: dict[Digest, None] = {m.digest: None for m in self.manifests}
+        for d in self.blob_digests():
+            seen.setdefault(d, None)
+        return list(seen)
+
+
+@dataclass(slots=True)
+class Bundle:
+    root: Path
+    layout: Layout
+    images: list[Image] = field(default_factory=list)
+    blobs: dict[Digest, Blob] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def add_blob(self, blob: Blob) -> None:
+        known = self.blobs.get(blob.digest)
+        if known is None or (known.path is None and blob.path is not None):
+            self.blobs[blob.digest] = blob
+
+    def problem(
+        self,
+        reason: str,
+        path: Path | None = None,
+        image: str | None = None,
+        code: str = "invalid",
+        severity: Severity = Severity.ERROR,
+    ) -> None:
+        self.problems.append(Problem(severity, reason, path, image, code))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    def check(self) -> Bundle:
+        """Raise the first error found while reading (with a count of the others); return self when clean."""
+        errors = self.errors
+        if errors:
+            first = errors[0]
+            more = f" (and {len(errors) - 1} more problem(s); run 'regpack verify' for all)" if len(errors) > 1 else ""
+            raise BundleError(first.reason + more, first.path, first.image)
+        return self
+
+    def iter_blobs(self) -> Iterator[Blob]:
+        return iter(self.blobs.values())
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of the distinct blobs (manifests included): what registry storage holds."""
+        return sum(b.size for b in self.blobs.values() if b.path is not None)

@@ -1,0 +1,76 @@
+"""Content digests: parsing, validation and streaming hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import BundleError, Cancelled
+
+ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+_HEX = re.compile(r"[0-9a-f]+")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Digest:
+    """A content digest such as ``sha256:<64 lowercase hex>``."""
+
+    algorithm: str
+    hex: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+    @property
+    def short(self) -> str:
+        return self.hex[:12]
+
+    @staticmethod
+    def parse(text: str, where: Path | str | None = None, image: str | None = None) -> Digest:
+        """Parse ``algo:hex`` strictly: known algorithm, exact length, lowercase hex, nothing around it."""
+        if not isinstance(text, str):
+            raise BundleError(f"digest must be a string, got {type(text).__name__}", where, image)
+        algorithm, sep, hex_ = text.partition(":")
+        if not sep:
+            raise BundleError(f"not a digest (no algorithm prefix): {text[:80]!r}", where, image)
+        length = ALGORITHMS.get(algorithm)
+        if length is None:
+            raise BundleError(f"unsupported digest algorithm {algorithm[:20]!r}", where, image)
+        if len(hex_) != length or not _HEX.fullmatch(hex_):
+            raise BundleError(
+                f"malformed {algorithm} digest {text[:80]!r} (need {length} lowercase hex digits)", where, image
+            )
+        return Digest(algorithm, hex_)
+
+    @staticmethod
+    def of_bytes(data: bytes, algorithm: str = "sha256") -> Digest:
+        return Digest(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+
+def is_hex_digest(name: str, algorithm: str = "sha256") -> bool:
+    return len(name) == ALGORITHMS[algorithm] and _HEX.fullmatch(name) is not None
+
+
+def hash_file(path: Path, algorithm: str = "sha256", cancel: threading.Event | None = None) -> tuple[str, int]:
+    """Stream ``path`` through the hash; return (hex, size). Never holds more than one chunk in memory.
+
+    hashlib releases the GIL on large updates, so calls on several threads use several cores.
+    """
+    h = hashlib.new(algorithm)
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+            size += n
+    return h.hexdigest(), size

@@ -1,0 +1,87 @@
+"""OCI image layouts (``oci-layout`` + ``index.json`` + ``blobs/<alg>/<hex>``), FORMATS.md section 3."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from core.bundle import Bundle, Layout
+from core.digest import Digest
+from core.errors import BundleError
+from core.layouts._common import SafeRoot, build_image
+from core.manifest import MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest
+from core.names import Reference, parse_reference, valid_repository, valid_tag
+
+REF_NAME = "org.opencontainers.image.ref.name"
+LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+def detect(path: Path) -> bool:
+    path = Path(path)
+    return (path / "oci-layout").is_file() and (path / "index.json").is_file()
+
+
+def blob_path(root: Path, digest: Digest) -> Path:
+    return root / "blobs" / digest.algorithm / digest.hex
+
+
+def default_repository(root: Path) -> str:
+    """Repository for ref names that are only a tag (``skopeo copy oci:layout:v1``): the layout's folder name."""
+    name = re.sub(r"[^a-z0-9._/-]+", "-", root.resolve().name.lower()).strip("._-") or "image"
+    return name if valid_repository(name) else "image"
+
+
+def reference_for(ref_name: str, root: Path, digest: Digest, where: Path) -> Reference:
+    if not ref_name:
+        return Reference(default_repository(root), None, digest)
+    if "/" in ref_name or (":" in ref_name and not valid_tag(ref_name)):
+        return parse_reference(ref_name, where)
+    if ":" in ref_name:
+        repo, _, tag = ref_name.rpartition(":")
+        if valid_repository(repo) and valid_tag(tag):
+            return Reference(repo, tag)
+    if valid_tag(ref_name):
+        return Reference(default_repository(root), ref_name)
+    return parse_reference(ref_name, where)
+
+
+def read(root: Path) -> Bundle:
+    root = Path(root)
+    bundle = Bundle(root, Layout.OCI)
+    safe = SafeRoot(root)
+    index_path = root / "index.json"
+    try:
+        found = safe.file(index_path, "index.json")
+        if found is None:
+            raise BundleError("index.json is missing", index_path)
+        real, st = found
+        if st.st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"index.json is larger than {MAX_MANIFEST_BYTES} bytes", index_path)
+        data = real.read_bytes()
+        index = parse_manifest(data, index_path, None, OCI_INDEX)
+        raw_entries = json.loads(data).get("manifests", [])
+    except BundleError as e:
+        bundle.problem(e.reason, e.path or index_path, code="bad-manifest")
+        return bundle
+    if not index.kind.is_list:
+        bundle.problem("index.json is not an image index", index_path, code="bad-manifest")
+        return bundle
+
+    def locate(d: Digest) -> Path:
+        return blob_path(root, d)
+
+    for desc, raw in zip(index.children, raw_entries, strict=True):
+        annotations = raw.get("annotations") if isinstance(raw, dict) else None
+        ref_name = annotations.get(REF_NAME, "") if isinstance(annotations, dict) else ""
+        try:
+            reference = reference_for(str(ref_name), root, desc.digest, index_path)
+        except BundleError as e:
+            bundle.problem(e.reason, index_path, str(ref_name), code="bad-name")
+            continue
+        image = build_image(bundle, safe, reference, locate(desc.digest), locate, locate, expected_digest=desc.digest)
+        if image is not None:
+            bundle.images.append(image)
+    if not bundle.images and not bundle.problems:
+        bundle.problem("index.json lists no image", index_path, code="empty")
+    return bundle

@@ -1,0 +1,210 @@
+"""Registry v2 storage, as the distribution registry keeps it under its root (FORMATS.md section 2)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from core.bundle import Bundle, Image, Layout, Severity
+from core.digest import Digest
+from core.errors import BundleError
+from core.layouts._common import SafeRoot, build_image
+from core.names import Reference, valid_repository, valid_tag
+
+V2 = Path("docker", "registry", "v2")
+_LINK = re.compile(rb"sha256:[0-9a-f]{64}")
+MAX_LINK_BYTES = 512
+
+
+def v2_root(path: Path) -> Path | None:
+    """The ``.../docker/registry/v2`` folder for a storage root, or for that folder itself."""
+    path = Path(path)
+    candidates = [path / V2] + ([path] if path.name == "v2" else [])
+    for candidate in candidates:
+        if (candidate / "repositories").is_dir() or (candidate / "blobs").is_dir():
+            return candidate
+    return None
+
+
+def detect(path: Path) -> bool:
+    return v2_root(path) is not None
+
+
+def blob_path(v2: Path, digest: Digest) -> Path:
+    return v2 / "blobs" / digest.algorithm / digest.hex[:2] / digest.hex / "data"
+
+
+def link_text(digest: Digest) -> bytes:
+    """A link file's exact content: the digest, no newline (the registry rejects a trailing one)."""
+    return str(digest).encode()
+
+
+def read_link(path: Path, safe: SafeRoot) -> Digest:
+    """Read a link file strictly: exactly ``sha256:<64 lowercase hex>``, nothing else."""
+    found = safe.file(path, "link file")
+    if found is None:
+        raise BundleError("link file is missing", path)
+    real, st = found
+    if st.st_size > MAX_LINK_BYTES:
+        raise BundleError(f"link file is {st.st_size} bytes, not a digest", path)
+    data = real.read_bytes()
+    if not _LINK.fullmatch(data):
+        if data.rstrip(b"\r\n") != data and _LINK.fullmatch(data.rstrip(b"\r\n")):
+            reason = "link file ends with a newline (the registry refuses it)"
+        else:
+            reason = f"link file does not hold a sha256 digest: {data[:80]!r}"
+        raise BundleError(reason, path)
+    return Digest("sha256", data[7:].decode())
+
+
+def repositories(v2: Path) -> list[tuple[str, Path]]:
+    """(name, folder) of every repository: a folder with ``_manifests``; nested repositories included."""
+    top = v2 / "repositories"
+    found: list[tuple[str, Path]] = []
+    if not top.is_dir():
+        return found
+    for dirpath, dirnames, _ in os.walk(top, followlinks=False):
+        here = Path(dirpath)
+        if "_manifests" in dirnames:
+            found.append((here.relative_to(top).as_posix(), here))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("_"))
+    return sorted(found)
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+def read(path: Path) -> Bundle:
+    path = Path(path)
+    v2 = v2_root(path)
+    bundle = Bundle(path, Layout.REGISTRY)
+    if v2 is None:
+        bundle.problem("not a registry storage folder (no docker/registry/v2)", path, code="empty")
+        return bundle
+    safe = SafeRoot(path)
+    for name, repo_dir in repositories(v2):
+        if not valid_repository(name):
+            bundle.problem(f"invalid repository name {name[:300]!r}", repo_dir, code="bad-name")
+            continue
+        _read_repository(bundle, safe, v2, name, repo_dir)
+    if not bundle.images and not bundle.problems:
+        bundle.problem("registry storage holds no tagged image", v2, code="empty")
+    return bundle
+
+
+def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_dir: Path) -> None:
+    manifests_dir = repo_dir / "_manifests"
+    revisions: set[Digest] = set()
+    rev_dir = manifests_dir / "revisions" / "sha256"
+    for entry in _listdir(rev_dir):
+        link = rev_dir / entry / "link"
+        try:
+            digest = read_link(link, safe)
+        except BundleError as e:
+            bundle.problem(e.reason, e.path, name, code="bad-link")
+            continue
+        if digest.hex != entry:
+            bundle.problem(f"revision link names {digest}, its folder says {entry}", link, name, code="bad-link")
+            continue
+        revisions.add(digest)
+    layers: set[Digest] = set()
+    layers_dir = repo_dir / "_layers" / "sha256"
+    for entry in _listdir(layers_dir):
+        link = layers_dir / entry / "link"
+        try:
+            digest = read_link(link, safe)
+        except BundleError as e:
+            bundle.problem(e.reason, e.path, name, code="bad-link")
+            continue
+        if digest.hex != entry:
+            bundle.problem(f"layer link names {digest}, its folder says {entry}", link, name, code="bad-link")
+            continue
+        layers.add(digest)
+
+    def locate(d: Digest) -> Path:
+        return blob_path(v2, d)
+
+    tagged: set[Digest] = set()
+    reached: set[Digest] = set()
+    tags_dir = manifests_dir / "tags"
+    for tag in _listdir(tags_dir):
+        ref = f"{name}:{tag}"
+        if not valid_tag(tag):
+            bundle.problem(f"invalid tag {tag[:200]!r}", tags_dir / tag, ref, code="bad-name")
+            continue
+        current = tags_dir / tag / "current" / "link"
+        try:
+            digest = read_link(current, safe)
+        except BundleError as e:
+            bundle.problem(e.reason, e.path, ref, code="bad-link")
+            continue
+        if digest not in revisions:
+            bundle.problem(
+                f"tag points at {digest}, which has no revision link in {name} (the registry would answer 404)",
+                current,
+                ref,
+                code="missing-revision",
+            )
+            continue
+        index_link = tags_dir / tag / "index" / "sha256" / digest.hex / "link"
+        if not index_link.exists():
+            bundle.problem("tag index link is missing", index_link, ref, "bad-link", Severity.WARNING)
+        image = build_image(
+            bundle, safe, Reference(name, tag), locate(digest), locate, locate, expected_digest=digest
+        )
+        if image is not None:
+            _check_repo_links(bundle, image, name, revisions, layers, repo_dir)
+            bundle.images.append(image)
+            tagged.add(digest)
+            reached.update(m.digest for m in image.manifests)
+
+    # A revision no tag reaches (directly or as a platform of a list) is kept as a digest reference, so a
+    # bundle of digest-pinned images survives a round trip.
+    for digest in sorted(revisions - reached):
+        data = locate(digest)
+        image = build_image(bundle, safe, Reference(name, None, digest), data, locate, locate, expected_digest=digest)
+        if image is None:
+            continue
+        if any(m.digest in reached for m in image.children):
+            continue
+        _check_repo_links(bundle, image, name, revisions, layers, repo_dir)
+        bundle.images.append(image)
+        reached.update(m.digest for m in image.manifests)
+    # Children of digest images found later are dropped from the digest list above only if seen first;
+    # remove any digest image that turned out to be a platform of another.
+    children = {m.digest for img in bundle.images if img.repository == name for m in img.children}
+    bundle.images[:] = [
+        img
+        for img in bundle.images
+        if not (img.repository == name and img.tag is None and img.digest in children)
+    ]
+
+
+def _check_repo_links(
+    bundle: Bundle, image: Image, name: str, revisions: set[Digest], layers: set[Digest], repo_dir: Path
+) -> None:
+    """The registry serves a blob or child manifest only when THIS repository links it."""
+    for child in image.children:
+        if child.digest not in revisions:
+            bundle.problem(
+                f"platform manifest {child.digest} has no revision link in {name}",
+                repo_dir / "_manifests" / "revisions" / "sha256" / child.digest.hex / "link",
+                image.name,
+                code="missing-link",
+            )
+    for digest in image.blob_digests():
+        blob = bundle.blobs.get(digest)
+        if blob is not None and blob.path is None:
+            continue  # a foreign layer that is not stored needs no link
+        if digest not in layers:
+            bundle.problem(
+                f"blob {digest} has no _layers link in {name} (the registry would answer 404)",
+                repo_dir / "_layers" / "sha256" / digest.hex / "link",
+                image.name,
+                code="missing-link",
+            )

@@ -1,0 +1,130 @@
+"""skopeo ``dir:`` trees: one folder per image, found anywhere below the bundle root (FORMATS.md section 1)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+from core.bundle import Bundle, Image, Layout
+from core.digest import Digest
+from core.errors import BundleError
+from core.layouts._common import SafeRoot, build_image
+from core.names import Reference, parse_folder_reference
+
+VERSION_PREFIX = b"Directory Transport Version: "
+VERSION_1_0 = b"Directory Transport Version: 1.0\n"
+VERSION_1_1 = b"Directory Transport Version: 1.1\n"
+VERSION_1_2 = b"Directory Transport Version: 1.2\n"
+KNOWN_VERSIONS = {VERSION_1_0: "1.0", VERSION_1_1: "1.1", VERSION_1_2: "1.2"}
+_SIGNATURE = re.compile(r"(?:[0-9a-f]{64}\.)?signature-[1-9][0-9]*")
+
+
+def detect(path: Path) -> bool:
+    return any(True for _ in _image_folders(Path(path)))
+
+
+def _image_folders(root: Path) -> list[Path]:
+    """Every folder holding manifest.json, not descending into image folders, hidden or symlinked folders."""
+    if (root / "manifest.json").exists():
+        return [root]
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        if "manifest.json" in filenames:
+            found.append(Path(dirpath))
+            dirnames.clear()
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return sorted(found)
+
+
+def blob_file_name(digest: Digest, version: str) -> str:
+    if digest.algorithm != "sha256":
+        return f"{digest.algorithm}-{digest.hex}"
+    return f"{digest.hex}.tar" if version == "1.0" else digest.hex
+
+
+def manifest_file_name(digest: Digest) -> str:
+    if digest.algorithm != "sha256":
+        return f"{digest.algorithm}-{digest.hex}.manifest.json"
+    return f"{digest.hex}.manifest.json"
+
+
+def read_version(folder: Path, bundle: Bundle, image: str, safe: SafeRoot) -> str:
+    path = folder / "version"
+    try:
+        found = safe.file(path, "version file")
+    except BundleError as e:
+        bundle.problem(e.reason, path, image, code="bad-version")
+        return "1.1"
+    if found is None:
+        return "1.1"  # skopeo itself treats a missing version file as the current format
+    real, st = found
+    if st.st_size > 64:
+        bundle.problem(f"version file is {st.st_size} bytes, not a skopeo dir version", path, image, "bad-version")
+        return "1.1"
+    data = real.read_bytes()
+    version = KNOWN_VERSIONS.get(data)
+    if version is None:
+        bundle.problem(
+            f"unknown skopeo dir version {data[:40]!r} (expected {VERSION_1_1!r})", path, image, code="bad-version"
+        )
+        return "1.1"
+    return version
+
+
+def read(root: Path) -> Bundle:
+    root = Path(root)
+    bundle = Bundle(root, Layout.SKOPEO_DIR)
+    safe = SafeRoot(root)
+    for folder in _image_folders(root):
+        rel = PurePosixPath(folder.relative_to(root).as_posix()) if folder != root else PurePosixPath(root.name)
+        try:
+            reference = parse_folder_reference(rel, folder)
+        except BundleError as e:
+            bundle.problem(e.reason, folder, str(rel), code="bad-name")
+            continue
+        image = read_image_folder(bundle, safe, folder, reference)
+        if image is not None:
+            bundle.images.append(image)
+    if not bundle.images and not bundle.problems:
+        bundle.problem("no image folders (folders holding manifest.json) found", root, code="empty")
+    return bundle
+
+
+def read_image_folder(bundle: Bundle, safe: SafeRoot, folder: Path, reference: Reference) -> Image | None:
+    name = str(reference)
+    version = read_version(folder, bundle, name, safe)
+    signatures: dict[str, Path] = {}
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError as e:
+        bundle.problem(f"cannot list image folder: {e.strerror or e}", folder, name, code="unreadable")
+        return None
+    for entry in entries:
+        if _SIGNATURE.fullmatch(entry):
+            try:
+                found = safe.file(folder / entry, "signature")
+            except BundleError as e:
+                bundle.problem(e.reason, e.path, name, code="unsafe")
+                continue
+            if found is not None:
+                signatures[entry] = found[0]
+    image = build_image(
+        bundle,
+        safe,
+        reference,
+        folder / "manifest.json",
+        lambda d: folder / manifest_file_name(d),
+        lambda d: folder / blob_file_name(d, version),
+        folder=folder,
+        signatures=signatures,
+    )
+    if image is not None and reference.digest is not None and image.digest != reference.digest:
+        bundle.problem(
+            f"folder is named for {reference.digest} but manifest.json hashes to {image.digest}",
+            folder / "manifest.json",
+            name,
+            code="digest-mismatch",
+        )
+    return image
