@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from core.digest import Digest
@@ -16,19 +16,19 @@ from core.manifest import Kind, Manifest
 from core.names import Reference
 
 
-class Layout(str, Enum):
+class Layout(StrEnum):
     SKOPEO_DIR = "skopeo-dir"
     REGISTRY = "registry"
     OCI = "oci"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     MANIFEST = "manifest"
     CONFIG = "config"
     LAYER = "layer"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
 

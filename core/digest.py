@@ -30,7 +30,7 @@ class Digest:
         return self.hex[:12]
 
     @staticmethod
-    def parse(text: str, where: Path | str | None = None, image: str | None = None) -> Digest:
+    def parse(text: object, where: Path | str | None = None, image: str | None = None) -> Digest:
         """Parse ``algo:hex`` strictly: known algorithm, exact length, lowercase hex, nothing around it."""
         if not isinstance(text, str):
             raise BundleError(f"digest must be a string, got {type(text).__name__}", where, image)
@@ -42,7 +42,9 @@ class Digest:
             raise BundleError(f"unsupported digest algorithm {algorithm[:20]!r}", where, image)
         if len(hex_) != length or not _HEX.fullmatch(hex_):
             raise BundleError(
-                f"malformed {algorithm} digest {text[:80]!r} (need {length} lowercase hex digits)", where, image
+                f"malformed {algorithm} digest {text[:80]!r} (need {length} lowercase hex digits)",
+                where,
+                image,
             )
         return Digest(algorithm, hex_)
 

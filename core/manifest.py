@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ FOREIGN_LAYER_TYPES = frozenset(
 )
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     SCHEMA2 = "schema2"
     OCI = "oci"
     DOCKER_LIST = "docker-list"
@@ -176,9 +176,7 @@ class _Parser:
                 raise self.fail("manifest 'layers' must be a list")
             layers = tuple(self._descriptor(x, f"layers[{i}]") for i, x in enumerate(layers_raw))
             subject = self._descriptor(doc["subject"], "subject") if doc.get("subject") is not None else None
-            return Manifest(
-                digest, len(self.data), kind, media_type, config, layers, (), subject, self._annotations()
-            )
+            return Manifest(digest, len(self.data), kind, media_type, config, layers, (), subject, self._annotations())
         if media_type in (DOCKER_LIST, OCI_INDEX):
             kind = Kind.DOCKER_LIST if media_type == DOCKER_LIST else Kind.OCI_INDEX
             raw = doc.get("manifests")
@@ -186,9 +184,7 @@ class _Parser:
                 raise self.fail("manifest list 'manifests' must be a list")
             children = tuple(self._descriptor(x, f"manifests[{i}]", platform=True) for i, x in enumerate(raw))
             subject = self._descriptor(doc["subject"], "subject") if doc.get("subject") is not None else None
-            return Manifest(
-                digest, len(self.data), kind, media_type, None, (), children, subject, self._annotations()
-            )
+            return Manifest(digest, len(self.data), kind, media_type, None, (), children, subject, self._annotations())
         raise self.fail(f"unknown manifest mediaType {media_type[:100]!r}")
 
     def _annotations(self) -> dict[str, str]:

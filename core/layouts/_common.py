@@ -10,7 +10,7 @@ from pathlib import Path
 from core.bundle import Blob, Bundle, Image, Role
 from core.digest import Digest
 from core.errors import BundleError
-from core.manifest import Manifest, parse_manifest, read_manifest_bytes
+from core.manifest import Descriptor, Manifest, parse_manifest, read_manifest_bytes
 from core.names import Reference
 
 Locate = Callable[[Digest], Path]
@@ -93,7 +93,10 @@ def build_image(
         for desc in parent.children:
             if desc.digest in visited:
                 bundle.problem(
-                    f"manifest list refers to {desc.digest} more than once or in a loop", None, name, code="loop"
+                    f"manifest list refers to {desc.digest} more than once or in a loop",
+                    None,
+                    name,
+                    code="loop",
                 )
                 continue
             visited.add(desc.digest)
@@ -115,12 +118,18 @@ def build_image(
                 continue
             if child.digest != desc.digest:
                 bundle.problem(
-                    f"platform manifest bytes hash to {child.digest}, not {desc.digest}", path, name, "digest-mismatch"
+                    f"platform manifest bytes hash to {child.digest}, not {desc.digest}",
+                    path,
+                    name,
+                    "digest-mismatch",
                 )
                 continue
             if st.st_size != desc.size:
                 bundle.problem(
-                    f"platform manifest is {st.st_size} bytes, the list declares {desc.size}", path, name, "size"
+                    f"platform manifest is {st.st_size} bytes, the list declares {desc.size}",
+                    path,
+                    name,
+                    "size",
                 )
             locations[child.digest] = real
             bundle.add_blob(Blob(child.digest, child.size, Role.MANIFEST, child.media_type, real))
@@ -129,31 +138,33 @@ def build_image(
                 pending.append(child)
 
     for manifest in (top, *children):
-        for role, desc in [(Role.CONFIG, manifest.config)] + [(Role.LAYER, d) for d in manifest.layers]:
-            if desc is None or desc.digest in locations:
+        wanted: list[tuple[Role, Descriptor | None]] = [(Role.CONFIG, manifest.config)]
+        wanted += [(Role.LAYER, d) for d in manifest.layers]
+        for role, blob_ref in wanted:
+            if blob_ref is None or blob_ref.digest in locations:
                 continue
-            path = locate_blob(desc.digest)
+            path = locate_blob(blob_ref.digest)
             try:
                 found = safe.file(path, "blob")
             except BundleError as e:
                 bundle.problem(e.reason, e.path, name, code="unsafe")
                 continue
             if found is None:
-                if desc.foreign:
-                    bundle.add_blob(Blob(desc.digest, max(desc.size, 0), role, desc.media_type, None))
+                if blob_ref.foreign:
+                    bundle.add_blob(Blob(blob_ref.digest, max(blob_ref.size, 0), role, blob_ref.media_type, None))
                 else:
-                    bundle.problem(f"{role.value} blob {desc.digest} is missing", path, name, code="missing-blob")
+                    bundle.problem(f"{role.value} blob {blob_ref.digest} is missing", path, name, code="missing-blob")
                 continue
             real, st = found
-            if desc.size >= 0 and st.st_size != desc.size:
+            if blob_ref.size >= 0 and st.st_size != blob_ref.size:
                 bundle.problem(
-                    f"{role.value} blob is {st.st_size} bytes, the manifest declares {desc.size}",
+                    f"{role.value} blob is {st.st_size} bytes, the manifest declares {blob_ref.size}",
                     path,
                     name,
                     code="size",
                 )
                 continue
-            locations[desc.digest] = real
-            bundle.add_blob(Blob(desc.digest, st.st_size, role, desc.media_type, real))
+            locations[blob_ref.digest] = real
+            bundle.add_blob(Blob(blob_ref.digest, st.st_size, role, blob_ref.media_type, real))
 
     return Image(reference, top, tuple(children), locations, folder, signatures or {})

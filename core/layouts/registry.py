@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from core.bundle import Bundle, Image, Layout, Severity
 from core.digest import Digest
 from core.errors import BundleError
 from core.layouts._common import SafeRoot, build_image
 from core.names import Reference, valid_repository, valid_tag
+from core.plan import Plan
 
 V2 = Path("docker", "registry", "v2")
 _LINK = re.compile(rb"sha256:[0-9a-f]{64}")
@@ -154,8 +155,16 @@ def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_d
         index_link = tags_dir / tag / "index" / "sha256" / digest.hex / "link"
         if not index_link.exists():
             bundle.problem("tag index link is missing", index_link, ref, "bad-link", Severity.WARNING)
+        reference = Reference(name, tag)
         image = build_image(
-            bundle, safe, Reference(name, tag), locate(digest), locate, locate, expected_digest=digest
+            bundle,
+            safe,
+            reference,
+            locate(digest),
+            locate,
+            locate,
+            expected_digest=digest,
+            signatures=_signatures(bundle, safe, reference),
         )
         if image is not None:
             _check_repo_links(bundle, image, name, revisions, layers, repo_dir)
@@ -179,10 +188,22 @@ def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_d
     # remove any digest image that turned out to be a platform of another.
     children = {m.digest for img in bundle.images if img.repository == name for m in img.children}
     bundle.images[:] = [
-        img
-        for img in bundle.images
-        if not (img.repository == name and img.tag is None and img.digest in children)
+        img for img in bundle.images if not (img.repository == name and img.tag is None and img.digest in children)
     ]
+
+
+def _signatures(bundle: Bundle, safe: SafeRoot, reference: Reference) -> dict[str, Path]:
+    folder = bundle.root / SIGNATURES / str(reference)
+    found: dict[str, Path] = {}
+    for entry in _listdir(folder) if folder.is_dir() else []:
+        try:
+            hit = safe.file(folder / entry, "signature")
+        except BundleError as e:
+            bundle.problem(e.reason, e.path, str(reference), code="unsafe")
+            continue
+        if hit is not None:
+            found[entry] = hit[0]
+    return found
 
 
 def _check_repo_links(
@@ -208,3 +229,36 @@ def _check_repo_links(
                 image.name,
                 code="missing-link",
             )
+
+
+# Signatures of skopeo dir images have no place in registry storage; they travel beside it, per image folder.
+SIGNATURES = "regpack-signatures"
+
+
+def plan_pack(bundle: Bundle) -> Plan:
+    """Registry storage for every image of ``bundle``: each blob once, every link the registry needs."""
+    plan = Plan(images=len(bundle.images))
+    v2 = PurePosixPath(*V2.parts)
+    for image in bundle.images:
+        repo = v2 / "repositories" / image.repository
+        for manifest in image.manifests:
+            hex_ = manifest.digest.hex
+            plan.place(image.locations[manifest.digest], _blob_rel(v2, manifest.digest), manifest.size)
+            plan.write(repo / "_manifests" / "revisions" / "sha256" / hex_ / "link", link_text(manifest.digest))
+        for digest in image.blob_digests():
+            blob = bundle.blobs.get(digest)
+            if blob is None or blob.path is None:
+                continue  # an absent foreign layer: clients fetch it from its URLs
+            plan.place(image.locations.get(digest, blob.path), _blob_rel(v2, digest), blob.size)
+            plan.write(repo / "_layers" / "sha256" / digest.hex / "link", link_text(digest), image.name)
+        if image.tag is not None:
+            tag = repo / "_manifests" / "tags" / image.tag
+            plan.write(tag / "current" / "link", link_text(image.digest), image.name)
+            plan.write(tag / "index" / "sha256" / image.digest.hex / "link", link_text(image.digest), image.name)
+        for file_name, src in image.signatures.items():
+            plan.place(src, PurePosixPath(SIGNATURES, str(image.reference), file_name), src.stat().st_size)
+    return plan
+
+
+def _blob_rel(v2: PurePosixPath, digest: Digest) -> PurePosixPath:
+    return v2 / "blobs" / digest.algorithm / digest.hex[:2] / digest.hex / "data"

@@ -11,6 +11,7 @@ from core.digest import Digest
 from core.errors import BundleError
 from core.layouts._common import SafeRoot, build_image
 from core.names import Reference, parse_folder_reference
+from core.plan import Plan
 
 VERSION_PREFIX = b"Directory Transport Version: "
 VERSION_1_0 = b"Directory Transport Version: 1.0\n"
@@ -67,7 +68,10 @@ def read_version(folder: Path, bundle: Bundle, image: str, safe: SafeRoot) -> st
     version = KNOWN_VERSIONS.get(data)
     if version is None:
         bundle.problem(
-            f"unknown skopeo dir version {data[:40]!r} (expected {VERSION_1_1!r})", path, image, code="bad-version"
+            f"unknown skopeo dir version {data[:40]!r} (expected {VERSION_1_1!r})",
+            path,
+            image,
+            code="bad-version",
         )
         return "1.1"
     return version
@@ -128,3 +132,24 @@ def read_image_folder(bundle: Bundle, safe: SafeRoot, folder: Path, reference: R
             code="digest-mismatch",
         )
     return image
+
+
+def plan_unpack(bundle: Bundle) -> Plan:
+    """A skopeo dir tree: ``<repository>:<tag>/`` (or ``<repository>@<digest>/``) per image, as skopeo writes."""
+    plan = Plan(images=len(bundle.images))
+    for image in bundle.images:
+        folder = PurePosixPath(str(image.reference))
+        digests = image.all_digests()
+        version = VERSION_1_1 if all(d.algorithm == "sha256" for d in digests) else VERSION_1_2
+        plan.write(folder / "version", version, image.name)
+        plan.place(image.locations[image.digest], folder / "manifest.json", image.manifest.size)
+        for child in image.children:
+            plan.place(image.locations[child.digest], folder / manifest_file_name(child.digest), child.size)
+        for digest in image.blob_digests():
+            blob = bundle.blobs.get(digest)
+            if blob is None or blob.path is None:
+                continue
+            plan.place(image.locations.get(digest, blob.path), folder / blob_file_name(digest, "1.1"), blob.size)
+        for file_name, src in image.signatures.items():
+            plan.place(src, folder / file_name, src.stat().st_size)
+    return plan

@@ -1,0 +1,1 @@
+"""regpack core engine: pure Python, no Qt."""

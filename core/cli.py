@@ -1,0 +1,266 @@
+"""``regpack``: the command line for pipelines. Never imports Qt.
+
+Exit status: 0 success, 1 failure (a bad bundle, a failed check, a refused destination), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from core import layouts
+from core.analysis import Analysis, analyse
+from core.bundle import Bundle
+from core.errors import Cancelled, RegpackError, printable
+from core.jobs import JobResult, pack, unpack
+from core.progress import Progress
+from core.units import human_rate, human_size
+from core.verify import Report, verify
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled and stream.isatty()
+        self.started = time.monotonic()
+        self.drawn = False
+
+    def __call__(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * p.fraction)
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = p.done_bytes / elapsed
+        line = (
+            f"\r{p.message or 'working'} [{'#' * filled}{'.' * (width - filled)}] {p.fraction * 100:5.1f}% "
+            f"{human_size(p.done_bytes)}/{human_size(p.total_bytes)} {p.done_files}/{p.total_files} files "
+            f"{human_rate(rate)}"
+        )
+        self.stream.write(line.ljust(100))
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="regpack",
+        description="Pack container image bundles (skopeo dir trees, OCI layouts) into de-duplicated "
+        "registry v2 storage, unpack them back, inspect and verify them.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("inspect", help="list the images of a bundle and what de-duplication saves")
+    s.add_argument("path", type=Path)
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    for name, help_ in (
+        ("pack", "skopeo dir tree or OCI layout -> registry v2 storage"),
+        ("unpack", "registry v2 storage or OCI layout -> skopeo dir tree"),
+    ):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("src", type=Path)
+        s.add_argument("-o", "--output", type=Path, required=True, help="destination folder (new or empty)")
+        s.add_argument("--copy", action="store_true", help="copy blobs instead of hard-linking them")
+        s.add_argument("--jobs", type=_positive, default=None, help="worker threads (default: cores)")
+        s.add_argument("--verify", action="store_true", help="verify the output before it is put in place")
+        s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        if name == "pack":
+            s.add_argument(
+                "--merge",
+                action="store_true",
+                help="add into an existing registry storage, rewriting nothing",
+            )
+
+    s = sub.add_parser("verify", help="check every manifest, blob and link of a bundle")
+    s.add_argument("path", type=Path)
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--jobs", type=_positive, default=None, help="hashing threads (default: cores)")
+    s.add_argument("--fast", action="store_true", help="check presence and sizes only, no hashing")
+    return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def inspect_json(bundle: Bundle, analysis: Analysis) -> dict[str, Any]:
+    return {
+        "root": printable(bundle.root),
+        "layout": bundle.layout.value,
+        "images": [
+            {
+                "name": s.image.name,
+                "repository": s.image.repository,
+                "tag": s.image.tag,
+                "digest": str(s.image.digest),
+                "kind": s.image.kind.value,
+                "media_type": s.image.manifest.media_type,
+                "platforms": list(s.image.platforms),
+                "layers": s.layers,
+                "total_bytes": s.total_bytes,
+                "unique_bytes": s.unique_bytes,
+                "shared_bytes": s.shared_bytes,
+            }
+            for s in analysis.images
+        ],
+        "blob_count": len(bundle.blobs),
+        "dir_bytes": analysis.dir_bytes,
+        "packed_bytes": analysis.packed_bytes,
+        "saved_bytes": analysis.saved_bytes,
+        "saved_percent": round(analysis.saved_percent, 2),
+    }
+
+
+def _inspect(args: argparse.Namespace, out: TextIO) -> int:
+    bundle = layouts.read(args.path).check()
+    analysis = analyse(bundle)
+    if args.json:
+        json.dump(inspect_json(bundle, analysis), out, indent=2)
+        out.write("\n")
+        return 0
+    rows = [("IMAGE", "KIND", "LAYERS", "SIZE", "UNIQUE", "SHARED", "DIGEST")]
+    for s in analysis.images:
+        kind = s.image.kind.value + (f" ({', '.join(s.image.platforms)})" if s.image.platforms else "")
+        rows.append(
+            (
+                s.image.name,
+                kind,
+                str(s.layers),
+                human_size(s.total_bytes),
+                human_size(s.unique_bytes),
+                human_size(s.shared_bytes),
+                s.image.digest.short,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+    out.write(
+        f"\n{len(bundle.images)} images, {len(bundle.blobs)} distinct blobs ({bundle.layout.value})\n"
+        f"as skopeo dirs: {human_size(analysis.dir_bytes)} ({analysis.dir_bytes} bytes)\n"
+        f"packed:         {human_size(analysis.packed_bytes)} ({analysis.packed_bytes} bytes)\n"
+        f"saved:          {human_size(analysis.saved_bytes)} ({analysis.saved_percent:.1f}%)\n"
+    )
+    for w in (p for p in bundle.problems if p not in bundle.errors):
+        sys.stderr.write(f"regpack: warning: {w}\n")
+    return 0
+
+
+def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    bar = ProgressBar(sys.stderr, not args.quiet)
+    try:
+        result: JobResult
+        if args.command == "pack":
+            result = pack(
+                args.src,
+                args.output,
+                copy=args.copy,
+                jobs=args.jobs,
+                merge=args.merge,
+                verify=args.verify,
+                progress=bar,
+                cancel=cancel,
+            )
+        else:
+            result = unpack(
+                args.src,
+                args.output,
+                copy=args.copy,
+                jobs=args.jobs,
+                verify=args.verify,
+                progress=bar,
+                cancel=cancel,
+            )
+    finally:
+        bar.close()
+    skipped = f", {result.skipped} already present" if result.skipped else ""
+    out.write(
+        f"{args.command}ed {result.images} images into {printable(result.dest)}: {result.files} files{skipped}, "
+        f"{human_size(result.bytes_total)} ({human_size(result.bytes_linked)} hard-linked, "
+        f"{human_size(result.bytes_copied)} copied) in {result.seconds:.2f}s\n"
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    bar = ProgressBar(sys.stderr, not args.json)
+    try:
+        report: Report = verify(args.path, fast=args.fast, jobs=args.jobs, progress=bar, cancel=cancel)
+    finally:
+        bar.close()
+    if args.json:
+        json.dump(report.to_json(), out, indent=2)
+        out.write("\n")
+    else:
+        for name, found in report.by_image().items():
+            status = "ok" if not any(f.severity == "error" for f in found) else "FAILED"
+            if name is not None:
+                out.write(f"{status:6}  {name}\n")
+            for f in found:
+                out.write(f"        {f.severity}: {f.path or ''}: {f.message} [{f.code}]\n")
+        mode = "sizes only (--fast)" if report.fast else f"{human_size(report.bytes_hashed)} hashed"
+        verdict = "OK" if report.ok else f"{len(report.errors)} error(s)"
+        out.write(f"\n{len(report.images)} images, {mode}: {verdict}\n")
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cancel = threading.Event()
+    out = sys.stdout
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: object) -> None:
+        cancel.set()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        if args.command == "inspect":
+            return _inspect(args, out)
+        if args.command in ("pack", "unpack"):
+            return _job(args, out, cancel)
+        return _verify(args, out, cancel)
+    except Cancelled:
+        sys.stderr.write("regpack: cancelled; nothing was written\n")
+        return 1
+    except KeyboardInterrupt:
+        cancel.set()
+        sys.stderr.write("regpack: interrupted; nothing was written\n")
+        return 130
+    except RegpackError as e:
+        sys.stderr.write(f"regpack: error: {e}\n")
+        return 1
+    except OSError as e:
+        where = printable(e.filename) + ": " if e.filename else ""
+        sys.stderr.write(f"regpack: error: {where}{e.strerror or e}\n")
+        return 1
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Runs a Plan into a destination: staged in ``<dest>.partial-XXXX`` and renamed into place at the end.
+
+Blobs are hard-linked when source and destination share a filesystem (no data copied), copied otherwise
+or when asked. Work runs on a thread pool: os.link, copy_file_range and file writes release the GIL.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from core.errors import BundleError, Cancelled, DestinationError, RegpackError
+from core.plan import PlaceBlob, Plan, WriteFile
+from core.progress import Meter, ProgressCallback
+
+# Errors of os.link that mean "cannot link here", not "something is wrong": fall back to a copy.
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES}
+_BATCH_FILES = 256
+_BATCH_BYTES = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ExecStats:
+    files: int
+    bytes_total: int
+    bytes_copied: int
+    bytes_linked: int
+    skipped: int = 0  # merge: files already present with the same content
+
+
+def default_jobs() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def check_destination(dest: Path, merge: bool) -> bool:
+    """Validate ``dest``; return True when it exists (an empty folder, or a merge target)."""
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        raise DestinationError("destination is a symbolic link; give the real folder", dest)
+    if not stat.S_ISDIR(st.st_mode):
+        raise DestinationError("destination exists and is not a folder", dest)
+    if merge:
+        return True
+    with os.scandir(dest) as it:
+        if any(True for _ in it):
+            raise DestinationError("destination exists and is not empty (choose a new folder, or --merge)", dest)
+    return True
+
+
+class _Runner:
+    def __init__(self, copy: bool, meter: Meter, cancel: threading.Event) -> None:
+        self.copy = copy
+        self.meter = meter
+        self.cancel = cancel
+        self.link_works = not copy
+        self.lock = threading.Lock()
+        self.copied = 0
+        self.linked = 0
+
+    def run_batch(self, root: Path, ops: Sequence[PlaceBlob | WriteFile]) -> None:
+        copied = linked = 0
+        for op in ops:
+            if self.cancel.is_set():
+                raise Cancelled()
+            target = root / op.dst
+            if isinstance(op, WriteFile):
+                with open(target, "xb") as f:
+                    f.write(op.data)
+                self.meter.add(len(op.data))
+                continue
+            if self.link_works and self._link(op.src, target):
+                linked += op.size
+            else:
+                _copy_file(op.src, target, self.cancel)
+                copied += op.size
+            self.meter.add(op.size)
+        with self.lock:
+            self.copied += copied
+            self.linked += linked
+
+    def _link(self, src: Path, target: Path) -> bool:
+        try:
+            os.link(src, target, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            raise BundleError("source file vanished while packing", src) from None
+        except OSError as e:
+            if e.errno in _NO_LINK:
+                if e.errno == errno.EXDEV:
+                    self.link_works = False  # another filesystem: every later link would fail the same way
+                return False
+            raise
+
+
+def _copy_file(src: Path, target: Path, cancel: threading.Event) -> None:
+    """Copy with copy_file_range (reflinks on filesystems that have them), streaming, never whole in memory."""
+    try:
+        fsrc = open(src, "rb")  # noqa: SIM115 - closed below together with fdst
+    except FileNotFoundError:
+        raise BundleError("source file vanished while copying", src) from None
+    with fsrc, open(target, "xb") as fdst:
+        remaining = os.fstat(fsrc.fileno()).st_size
+        try:
+            while remaining > 0:
+                if cancel.is_set():
+                    raise Cancelled()
+                n = os.copy_file_range(fsrc.fileno(), fdst.fileno(), min(remaining, 1 << 30))
+                if n == 0:
+                    break
+                remaining -= n
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+            fsrc.seek(0)
+            fdst.seek(0)
+            fdst.truncate()
+            shutil.copyfileobj(fsrc, fdst, 1 << 20)
+
+
+def _batches(ops: list[PlaceBlob | WriteFile]) -> Iterator[list[PlaceBlob | WriteFile]]:
+    batch: list[PlaceBlob | WriteFile] = []
+    size = 0
+    for op in ops:
+        batch.append(op)
+        size += op.size if isinstance(op, PlaceBlob) else len(op.data)
+        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _run_ops(
+    root: Path,
+    ops: list[PlaceBlob | WriteFile],
+    copy: bool,
+    jobs: int,
+    meter: Meter,
+    cancel: threading.Event,
+) -> tuple[int, int]:
+    # Big blobs first, so the pool does not end waiting on one large copy started last.
+    ops = sorted(ops, key=lambda op: -(op.size if isinstance(op, PlaceBlob) else 0))
+    runner = _Runner(copy, meter, cancel)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="regpack") as pool:
+        futures: list[Future[None]] = [pool.submit(runner.run_batch, root, b) for b in _batches(ops)]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # KeyboardInterrupt in the waiting thread: stop the workers, then unwind
+            cancel.set()
+            raise
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            cancel.set()  # stop the other workers at their next file
+            pool.shutdown(wait=True, cancel_futures=True)
+            exc = failed.exception()
+            assert exc is not None
+            raise exc
+    return runner.copied, runner.linked
+
+
+def _wrap_os_error(e: OSError, dest: Path) -> RegpackError:
+    where = e.filename or dest
+    if e.errno == errno.ENOSPC:
+        return DestinationError("no space left on the device; nothing was written", where)
+    if e.errno == errno.EDQUOT:
+        return DestinationError("disk quota exceeded; nothing was written", where)
+    return BundleError(f"{e.strerror or e}", where)
+
+
+def execute(
+    plan: Plan,
+    dest: Path,
+    *,
+    copy: bool = False,
+    jobs: int | None = None,
+    merge: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    check: Callable[[Path], None] | None = None,
+    message: str = "",
+) -> ExecStats:
+    """Write ``plan`` into ``dest``. ``check`` runs on the staged output before it is renamed into place."""
+    dest = Path(os.path.abspath(dest))
+    exists = check_destination(dest, merge)
+    cancel = cancel or threading.Event()
+    jobs = jobs or default_jobs()
+    if merge and exists and any(True for _ in os.scandir(dest)):
+        return _merge(plan, dest, copy, jobs, progress, cancel, message)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+    try:
+        for d in plan.directories():
+            (staging / d).mkdir(parents=True, exist_ok=True)
+        ops = plan.operations()
+        meter = Meter(progress, plan.total_bytes, plan.total_files, message)
+        copied, linked = _run_ops(staging, ops, copy, jobs, meter, cancel)
+        if cancel.is_set():
+            raise Cancelled()
+        if check is not None:
+            check(staging)
+        if exists:
+            os.rmdir(dest)  # the empty folder the user named; the staged tree takes its place
+        os.rename(staging, dest)
+        meter.finish()
+    except BaseException as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, RegpackError):
+            raise _wrap_os_error(e, dest) from e
+        raise
+    return ExecStats(plan.total_files, plan.total_bytes, copied, linked)
+
+
+def _merge(
+    plan: Plan,
+    dest: Path,
+    copy: bool,
+    jobs: int,
+    progress: ProgressCallback | None,
+    cancel: threading.Event,
+    message: str,
+) -> ExecStats:
+    """Add a plan into an existing tree: nothing there is rewritten; data lands before the links naming it."""
+    real_dest = Path(os.path.realpath(dest))
+    todo: list[PlaceBlob | WriteFile] = []
+    skipped = 0
+    for op in plan.operations():
+        target = _safe_target(real_dest, op.dst)
+        if os.path.lexists(target):
+            if isinstance(op, WriteFile):
+                current = _read_small(target)
+                if current != op.data:
+                    raise DestinationError(
+                        f"already holds {current[:80]!r}, the bundle says {op.data[:80]!r}; "
+                        "refusing to overwrite (remove it first to retag)",
+                        target,
+                    )
+            skipped += 1
+            continue
+        todo.append(op)
+    staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+    try:
+        sub = Plan(
+            plan.images,
+            {op.dst: op for op in todo if isinstance(op, PlaceBlob)},
+            {op.dst: op for op in todo if isinstance(op, WriteFile)},
+        )
+        for d in sub.directories():
+            (staging / d).mkdir(parents=True, exist_ok=True)
+        meter = Meter(progress, sub.total_bytes, sub.total_files, message)
+        copied, linked = _run_ops(staging, todo, copy, jobs, meter, cancel)
+        if cancel.is_set():
+            raise Cancelled()
+        # Blobs first, then per-repository links, then revisions, then tags: a crash part-way leaves only
+        # unreferenced data, never a tag naming something absent.
+        for op in sorted(todo, key=lambda op: (_merge_phase(op.dst), str(op.dst))):
+            target = _safe_target(real_dest, op.dst)
+            _safe_makedirs(real_dest, target.parent)
+            os.rename(staging / op.dst, target)
+        meter.finish()
+    except BaseException as e:
+        if isinstance(e, OSError) and not isinstance(e, RegpackError):
+            raise _wrap_os_error(e, dest) from e
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExecStats(len(todo), sub.total_bytes, copied, linked, skipped)
+
+
+def _merge_phase(dst: PurePosixPath) -> int:
+    parts = dst.parts
+    if "blobs" in parts:
+        return 0
+    if "_layers" in parts:
+        return 1
+    if "revisions" in parts:
+        return 2
+    if "tags" in parts:
+        return 4 if "current" in parts else 3
+    return 5
+
+
+def _safe_target(real_dest: Path, rel: PurePosixPath) -> Path:
+    target = real_dest / rel
+    # Every existing folder on the way must be a real folder inside dest: a symlink planted in an
+    # existing tree must not redirect our writes elsewhere.
+    here = real_dest
+    for part in rel.parts[:-1]:
+        here = here / part
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            break
+        if not stat.S_ISDIR(st.st_mode):
+            raise DestinationError("is a symbolic link or a file where a folder is needed; refusing", here)
+    return target
+
+
+def _safe_makedirs(real_dest: Path, folder: Path) -> None:
+    rel = folder.relative_to(real_dest)
+    here = real_dest
+    for part in rel.parts:
+        here = here / part
+        try:
+            os.mkdir(here)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(here).st_mode):
+                raise DestinationError(
+                    "is a symbolic link or a file where a folder is needed; refusing", here
+                ) from None
+
+
+def _read_small(path: Path) -> bytes:
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise DestinationError("is not a regular file; refusing to merge over it", path)
+    with open(path, "rb") as f:
+        return f.read(4096)

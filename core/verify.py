@@ -1,0 +1,185 @@
+"""Verify a bundle: every manifest and blob present, of its declared size, hashing to its digest; links sound.
+
+Reading the bundle already checks structure (manifests parse, references resolve, sizes, registry links);
+this adds the content check: blobs are re-hashed in parallel, streaming, each distinct file once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import layouts
+from core.bundle import Bundle, Layout, Problem, Role, Severity
+from core.digest import Digest, hash_file
+from core.engine import default_jobs
+from core.errors import BundleError, Cancelled, printable
+from core.progress import Meter, ProgressCallback
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    severity: str  # "error" | "warning"
+    image: str | None
+    path: str | None
+    code: str
+    message: str
+
+    @staticmethod
+    def of(problem: Problem) -> Finding:
+        path = printable(problem.path) if problem.path is not None else None
+        return Finding(problem.severity.value, problem.image, path, problem.code, problem.reason)
+
+    def __str__(self) -> str:
+        where = ": ".join(x for x in (self.image and f"image {self.image}", self.path) if x)
+        return f"{self.severity}: {where}: {self.message}" if where else f"{self.severity}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    root: Path
+    layout: str
+    findings: tuple[Finding, ...]
+    images: tuple[str, ...]
+    bytes_hashed: int
+    files_hashed: int
+    fast: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == Severity.ERROR.value for f in self.findings)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == Severity.ERROR.value]
+
+    def by_image(self) -> dict[str | None, list[Finding]]:
+        grouped: dict[str | None, list[Finding]] = {name: [] for name in self.images}
+        for f in self.findings:
+            grouped.setdefault(f.image, []).append(f)
+        return grouped
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": printable(self.root),
+            "layout": self.layout,
+            "ok": self.ok,
+            "mode": "fast" if self.fast else "full",
+            "images": [
+                {
+                    "name": name,
+                    "ok": not any(f.severity == "error" for f in found),
+                    "findings": [_finding_json(f) for f in found],
+                }
+                for name, found in self.by_image().items()
+                if name is not None
+            ],
+            "bundle_findings": [_finding_json(f) for f in self.by_image().get(None, [])],
+            "errors": len(self.errors),
+            "warnings": len(self.findings) - len(self.errors),
+            "bytes_hashed": self.bytes_hashed,
+            "files_hashed": self.files_hashed,
+        }
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {"severity": f.severity, "code": f.code, "path": f.path, "message": f.message}
+
+
+def verify(
+    path: Path,
+    *,
+    fast: bool = False,
+    jobs: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Report:
+    """Check everything about the bundle at ``path``; never raises for a bad bundle, reports it."""
+    path = Path(path)
+    try:
+        bundle = layouts.read(path)
+    except BundleError as e:
+        finding = Finding("error", e.image, printable(e.path) if e.path else None, "unreadable", e.reason)
+        return Report(path, "unknown", (finding,), (), 0, 0, fast)
+    return verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel)
+
+
+def verify_bundle(
+    bundle: Bundle,
+    *,
+    fast: bool = False,
+    jobs: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Report:
+    findings = [Finding.of(p) for p in bundle.problems]
+    names = tuple(img.name for img in bundle.images)
+    hashed_bytes = hashed_files = 0
+    if not fast:
+        hashed_bytes, hashed_files, more = _hash_blobs(bundle, jobs or default_jobs(), progress, cancel)
+        findings.extend(more)
+    return Report(bundle.root, bundle.layout.value, tuple(findings), names, hashed_bytes, hashed_files, fast)
+
+
+def _hash_blobs(
+    bundle: Bundle,
+    jobs: int,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> tuple[int, int, list[Finding]]:
+    """Hash each distinct file (by inode) once; a bad file is reported for every image that uses it."""
+    # Manifests were hashed while reading (their digest is computed from their bytes); hash config and layers.
+    users: dict[tuple[int, int], list[str]] = defaultdict(list)
+    files: dict[tuple[int, int], tuple[Path, Digest, int]] = {}
+    for image in bundle.images:
+        manifest_digests = {m.digest for m in image.manifests}
+        for digest, location in image.locations.items():
+            if digest in manifest_digests:
+                continue
+            blob = bundle.blobs.get(digest)
+            if blob is None or blob.role is Role.MANIFEST:
+                continue
+            try:
+                st = os.stat(location)
+            except OSError:
+                continue  # reported while reading
+            key = (st.st_dev, st.st_ino)
+            files.setdefault(key, (location, digest, st.st_size))
+            users[key].append(image.name)
+    todo = sorted(files.items(), key=lambda kv: -kv[1][2])
+    meter = Meter(progress, sum(v[2] for _, v in todo), len(todo), "verifying")
+    stop = cancel or threading.Event()
+
+    def check(item: tuple[tuple[int, int], tuple[Path, Digest, int]]) -> list[Finding]:
+        key, (location, digest, size) = item
+        if stop.is_set():
+            raise Cancelled()
+        try:
+            hex_, _ = hash_file(location, digest.algorithm, stop)
+        except OSError as e:
+            msg = f"cannot read blob: {e.strerror or e}"
+            return [Finding("error", name, printable(location), "unreadable", msg) for name in users[key]]
+        finally:
+            meter.add(size)
+        if hex_ != digest.hex:
+            msg = f"blob content hashes to {digest.algorithm}:{hex_}, expected {digest}"
+            if bundle.layout is Layout.REGISTRY:
+                msg += " (the registry would serve it as-is)"
+            return [Finding("error", name, printable(location), "digest-mismatch", msg) for name in users[key]]
+        return []
+
+    out: list[Finding] = []
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="regpack-verify") as pool:
+        for found in pool.map(check, todo):
+            out.extend(found)
+    meter.finish()
+    return meter.done_bytes, len(todo), out
+
+
+VerifyFn = Callable[[Path], Report]
