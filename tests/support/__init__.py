@@ -1,0 +1,1 @@
+"""Test-building helpers: tiny but real container images and the on-disk layouts that hold them."""
