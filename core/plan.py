@@ -1,13 +1,14 @@
 """A conversion as a plan of file operations: place a blob (link or copy) or write a small file.
 
-Layouts produce plans from a Bundle; the engine runs them. Destinations are relative POSIX paths built only
-from validated names and hex digests, so no plan can point outside its destination.
+Layouts produce plans from a Bundle; the engine runs them. Destinations are relative POSIX paths (plain
+strings: a plan of a big bundle has tens of thousands) built only from validated names and hex digests, and
+checked again here, so no plan can point outside its destination.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from core.errors import BundleError
 
@@ -15,39 +16,42 @@ from core.errors import BundleError
 @dataclass(frozen=True, slots=True)
 class PlaceBlob:
     src: Path
-    dst: PurePosixPath
+    dst: str
     size: int
 
 
 @dataclass(frozen=True, slots=True)
 class WriteFile:
-    dst: PurePosixPath
+    dst: str
     data: bytes
 
 
 @dataclass(slots=True)
 class Plan:
     images: int = 0
-    blobs: dict[PurePosixPath, PlaceBlob] = field(default_factory=dict)
-    files: dict[PurePosixPath, WriteFile] = field(default_factory=dict)
+    blobs: dict[str, PlaceBlob] = field(default_factory=dict)
+    files: dict[str, WriteFile] = field(default_factory=dict)
 
-    def place(self, src: Path, dst: PurePosixPath, size: int) -> None:
-        _check_relative(dst)
-        if dst in self.files:
-            raise BundleError(f"two images write {dst} differently", src)
-        self.blobs.setdefault(dst, PlaceBlob(src, dst, size))
+    def place(self, src: Path, dst: str, size: int, image: str | None = None) -> None:
+        if dst not in self.blobs:
+            _check_relative(dst)
+            if dst in self.files:
+                raise BundleError(f"{dst} is planned both as a blob and as a small file", src, image)
+            self.blobs[dst] = PlaceBlob(src, dst, size)
 
-    def write(self, dst: PurePosixPath, data: bytes, image: str | None = None) -> None:
-        _check_relative(dst)
+    def write(self, dst: str, data: bytes, image: str | None = None) -> None:
         known = self.files.get(dst)
-        if known is not None and known.data != data:
-            raise BundleError(
-                f"conflicting content for {dst}: two images claim it ({known.data[:80]!r} vs {data[:80]!r})",
-                None,
-                image,
-            )
+        if known is not None:
+            if known.data != data:
+                raise BundleError(
+                    f"conflicting content for {dst}: two images claim it ({known.data[:80]!r} vs {data[:80]!r})",
+                    None,
+                    image,
+                )
+            return
+        _check_relative(dst)
         if dst in self.blobs:
-            raise BundleError(f"two images write {dst} differently", None, image)
+            raise BundleError(f"{dst} is planned both as a blob and as a small file", None, image)
         self.files[dst] = WriteFile(dst, data)
 
     def operations(self) -> list[PlaceBlob | WriteFile]:
@@ -61,12 +65,17 @@ class Plan:
     def total_files(self) -> int:
         return len(self.blobs) + len(self.files)
 
-    def directories(self) -> list[PurePosixPath]:
-        dirs = {p.parent for p in self.blobs} | {p.parent for p in self.files}
-        dirs.discard(PurePosixPath("."))
-        return sorted(dirs, key=lambda p: (len(p.parts), p))
+    def directories(self) -> list[str]:
+        """Every folder the plan needs, ancestors included, parents before children."""
+        dirs: set[str] = set()
+        for dst in (*self.blobs, *self.files):
+            parent = dst.rpartition("/")[0]
+            while parent and parent not in dirs:
+                dirs.add(parent)
+                parent = parent.rpartition("/")[0]
+        return sorted(dirs, key=lambda d: (d.count("/"), d))
 
 
-def _check_relative(dst: PurePosixPath) -> None:
-    if dst.is_absolute() or any(part in ("", ".", "..") for part in dst.parts):
-        raise BundleError(f"refusing to write outside the destination: {dst}")
+def _check_relative(dst: str) -> None:
+    if not dst or dst.startswith("/") or any(part in ("", ".", "..") for part in dst.split("/")):
+        raise BundleError(f"refusing to write outside the destination: {dst!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from core.bundle import Bundle, Image, Layout, Severity
 from core.digest import Digest
@@ -238,27 +238,29 @@ SIGNATURES = "regpack-signatures"
 def plan_pack(bundle: Bundle) -> Plan:
     """Registry storage for every image of ``bundle``: each blob once, every link the registry needs."""
     plan = Plan(images=len(bundle.images))
-    v2 = PurePosixPath(*V2.parts)
+    v2 = V2.as_posix()
     for image in bundle.images:
-        repo = v2 / "repositories" / image.repository
+        name = image.name
+        repo = f"{v2}/repositories/{image.repository}"
         for manifest in image.manifests:
-            hex_ = manifest.digest.hex
-            plan.place(image.locations[manifest.digest], _blob_rel(v2, manifest.digest), manifest.size)
-            plan.write(repo / "_manifests" / "revisions" / "sha256" / hex_ / "link", link_text(manifest.digest))
+            digest = manifest.digest
+            plan.place(image.locations[digest], _blob_rel(v2, digest), manifest.size, name)
+            plan.write(f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
         for digest in image.blob_digests():
             blob = bundle.blobs.get(digest)
             if blob is None or blob.path is None:
                 continue  # an absent foreign layer: clients fetch it from its URLs
-            plan.place(image.locations.get(digest, blob.path), _blob_rel(v2, digest), blob.size)
-            plan.write(repo / "_layers" / "sha256" / digest.hex / "link", link_text(digest), image.name)
+            plan.place(image.locations.get(digest, blob.path), _blob_rel(v2, digest), blob.size, name)
+            plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
         if image.tag is not None:
-            tag = repo / "_manifests" / "tags" / image.tag
-            plan.write(tag / "current" / "link", link_text(image.digest), image.name)
-            plan.write(tag / "index" / "sha256" / image.digest.hex / "link", link_text(image.digest), image.name)
+            tag = f"{repo}/_manifests/tags/{image.tag}"
+            top = image.digest
+            plan.write(f"{tag}/current/link", link_text(top), name)
+            plan.write(f"{tag}/index/{top.algorithm}/{top.hex}/link", link_text(top), name)
         for file_name, src in image.signatures.items():
-            plan.place(src, PurePosixPath(SIGNATURES, str(image.reference), file_name), src.stat().st_size)
+            plan.place(src, f"{SIGNATURES}/{image.reference}/{file_name}", src.stat().st_size, name)
     return plan
 
 
-def _blob_rel(v2: PurePosixPath, digest: Digest) -> PurePosixPath:
-    return v2 / "blobs" / digest.algorithm / digest.hex[:2] / digest.hex / "data"
+def _blob_rel(v2: str, digest: Digest) -> str:
+    return f"{v2}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}/data"

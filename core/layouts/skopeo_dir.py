@@ -138,18 +138,20 @@ def plan_unpack(bundle: Bundle) -> Plan:
     """A skopeo dir tree: ``<repository>:<tag>/`` (or ``<repository>@<digest>/``) per image, as skopeo writes."""
     plan = Plan(images=len(bundle.images))
     for image in bundle.images:
-        folder = PurePosixPath(str(image.reference))
+        name = image.name
+        folder = str(image.reference)
         digests = image.all_digests()
         version = VERSION_1_1 if all(d.algorithm == "sha256" for d in digests) else VERSION_1_2
-        plan.write(folder / "version", version, image.name)
-        plan.place(image.locations[image.digest], folder / "manifest.json", image.manifest.size)
+        plan.write(f"{folder}/version", version, name)
+        plan.place(image.locations[image.digest], f"{folder}/manifest.json", image.manifest.size, name)
         for child in image.children:
-            plan.place(image.locations[child.digest], folder / manifest_file_name(child.digest), child.size)
+            plan.place(image.locations[child.digest], f"{folder}/{manifest_file_name(child.digest)}", child.size, name)
         for digest in image.blob_digests():
             blob = bundle.blobs.get(digest)
             if blob is None or blob.path is None:
                 continue
-            plan.place(image.locations.get(digest, blob.path), folder / blob_file_name(digest, "1.1"), blob.size)
+            src = image.locations.get(digest, blob.path)
+            plan.place(src, f"{folder}/{blob_file_name(digest, '1.1')}", blob.size, name)
         for file_name, src in image.signatures.items():
-            plan.place(src, folder / file_name, src.stat().st_size)
+            plan.place(src, f"{folder}/{file_name}", src.stat().st_size, name)
     return plan
