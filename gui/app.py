@@ -1,0 +1,78 @@
+"""``regpack-gui [PATH]``: the desktop window. Without PATH it opens the small sample bundle shipped with it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from gui.assets import app_icon, sample_bundle, style_sheet
+from gui.window import Loaded, MainWindow
+
+ORGANIZATION = "regpack"
+APPLICATION = "regpack-gui"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="regpack-gui",
+        description="Browse what container images in a bundle share; pack, unpack and verify bundles.",
+    )
+    parser.add_argument(
+        "path", nargs="?", type=Path, help="a skopeo dir tree, registry storage or OCI layout (default: the sample)"
+    )
+    # Used by bench/gui_load.py: print load figures as JSON once the window is populated, then quit.
+    parser.add_argument("--exit-after-load", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_known_args(argv)[0]
+
+
+def create_application(argv: list[str]) -> QApplication:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(argv)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("regpack")
+    app.setDesktopFileName("regpack")
+    app.setWindowIcon(app_icon())
+    app.setStyleSheet(style_sheet())
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    app = create_application(argv)
+    args = parse_args(app.arguments()[1:])  # Qt has taken its own options (-platform, -qwindowgeometry, ...)
+    window = MainWindow()
+    window.show()
+    if args.exit_after_load:
+        started = time.monotonic()
+
+        def report(loaded: Loaded) -> None:
+            def done() -> None:
+                figures = {
+                    "images": window.image_model.rowCount(),
+                    "layers_rows": window.blob_model.rowCount(),
+                    "load_seconds": round(time.monotonic() - started, 3),
+                    "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                }
+                print(json.dumps(figures), flush=True)
+                window.close()
+                app.quit()
+
+            QTimer.singleShot(0, done)  # after the views have painted the new content once
+
+        window.bundle_loaded.connect(report)
+        window.load_failed.connect(lambda message: (print(message, file=sys.stderr), app.exit(1)))
+    window.open_bundle(args.path if args.path is not None else sample_bundle())
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Details of the selected image: config highlights, its layers and the manifest as pretty JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.analysis import Analysis, BlobUsage
+from core.bundle import Bundle, Image
+from core.manifest import Manifest
+from gui.models import LayersModel, kind_text
+from gui.sizes import human_size
+
+MAX_JSON_BYTES = 4 * 1024 * 1024  # manifests and configs larger than this are not shown
+
+
+def read_json_file(path: Path | None) -> tuple[Any, bytes, str]:
+    """(parsed document or None, raw bytes, problem text) of a small JSON file; never raises."""
+    if path is None:
+        return None, b"", "file is not in the bundle"
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+    except OSError as e:
+        return None, b"", f"{path}: {e.strerror or e}"
+    if len(data) > MAX_JSON_BYTES:
+        return None, b"", f"{path}: larger than {MAX_JSON_BYTES} bytes, not shown"
+    try:
+        return json.loads(data), data, ""
+    except ValueError as e:
+        return None, data, f"{path}: not valid JSON ({e})"
+
+
+def pretty_json(data: bytes, doc: Any) -> str:
+    if doc is None:
+        return data.decode("utf-8", "replace")
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def config_highlights(doc: Any) -> dict[str, str]:
+    """The config fields a release engineer looks at first, as display text."""
+    if not isinstance(doc, dict):
+        return {}
+    cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    platform = "/".join(str(p) for p in (doc.get("os"), doc.get("architecture"), doc.get("variant")) if p)
+
+    def command(value: Any) -> str:
+        if isinstance(value, list):
+            return " ".join(json.dumps(v) if " " in str(v) else str(v) for v in value)
+        return str(value) if value else ""
+
+    env = cfg.get("Env") if isinstance(cfg.get("Env"), list) else []
+    labels = cfg.get("Labels") if isinstance(cfg.get("Labels"), dict) else {}
+    return {
+        "Created": str(doc.get("created", "")),
+        "Platform": platform,
+        "Entrypoint": command(cfg.get("Entrypoint")),
+        "Cmd": command(cfg.get("Cmd")),
+        "Working dir": str(cfg.get("WorkingDir") or ""),
+        "User": str(cfg.get("User") or ""),
+        "Env": "\n".join(str(e) for e in env),
+        "Labels": "\n".join(f"{k}={v}" for k, v in labels.items()),
+    }
+
+
+class DetailsView(QWidget):
+    FIELDS = ("Created", "Platform", "Entrypoint", "Cmd", "Working dir", "User", "Env", "Labels")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bundle: Bundle | None = None
+        self.image: Image | None = None
+        self._usage: dict[Any, BlobUsage] = {}
+
+        self.header = QLabel("Select an image to see its details.")
+        self.header.setObjectName("detailsHeader")
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.header.setWordWrap(True)
+        self.platform_box = QComboBox()
+        self.platform_box.currentIndexChanged.connect(self._show_platform)
+        self.platform_label = QLabel("Platform manifest:")
+        top = QHBoxLayout()
+        top.addWidget(self.platform_label)
+        top.addWidget(self.platform_box, 1)
+
+        form_widget = QWidget()
+        self.form = QFormLayout(form_widget)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.values: dict[str, QLabel] = {}
+        for name in self.FIELDS:
+            label = QLabel()
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.values[name] = label
+            self.form.addRow(name + ":", label)
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        for name in ("Entrypoint", "Cmd", "Env"):
+            self.values[name].setFont(mono)
+
+        self.layers = LayersModel(self)
+        self.layers_view = QTableView()
+        self.layers_view.setModel(self.layers)
+        self.layers_view.verticalHeader().hide()
+        self.layers_view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.layers_view.horizontalHeader().setStretchLastSection(True)
+        self.layers_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+
+        self.manifest_text = QPlainTextEdit()
+        self.manifest_text.setObjectName("manifestText")
+        self.manifest_text.setReadOnly(True)
+        self.manifest_text.setFont(mono)
+        self.manifest_text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(form_widget, "Config")
+        self.tabs.addTab(self.layers_view, "Layers")
+        self.tabs.addTab(self.manifest_text, "Manifest")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.header)
+        layout.addLayout(top)
+        layout.addWidget(self.tabs, 1)
+        self.set_image(None, None, None)
+
+    def set_image(self, bundle: Bundle | None, analysis: Analysis | None, image: Image | None) -> None:
+        self.bundle = bundle
+        self.image = image
+        self._usage = {u.blob.digest: u for u in analysis.blobs} if analysis is not None else {}
+        self.platform_box.blockSignals(True)
+        self.platform_box.clear()
+        if image is not None and image.is_list:
+            for child in image.children:
+                self.platform_box.addItem(self._platform_of(image, child), child)
+        self.platform_box.blockSignals(False)
+        self.platform_box.setVisible(bool(image is not None and image.children))
+        self.platform_label.setVisible(self.platform_box.isVisible())
+        if image is None:
+            self.header.setText("Select an image to see its details.")
+            self.manifest_text.clear()
+            self.layers.set_manifest(None)
+            for label in self.values.values():
+                label.clear()
+            return
+        stats = analysis.stats_for(image) if analysis is not None else None
+        size = f" · {human_size(stats.total_bytes)}" if stats is not None else ""
+        self.header.setText(f"{image.name}\n{kind_text(image)}{size}\n{image.digest}")
+        self.header.setToolTip(str(image.folder) if image.folder is not None else "")
+        if image.is_list and image.children:
+            self._show_platform(0)
+        else:
+            self._show_manifest(image.manifest, image.manifest)
+
+    @staticmethod
+    def _platform_of(image: Image, child: Manifest) -> str:
+        for desc in image.manifest.children:
+            if desc.digest == child.digest and desc.platform is not None:
+                return f"{desc.platform}  ({child.digest.short})"
+        return child.digest.short
+
+    def _show_platform(self, row: int) -> None:
+        if self.image is None or not 0 <= row < len(self.image.children):
+            return
+        self._show_manifest(self.image.manifest, self.image.children[row])
+
+    def _locate(self, digest: Any) -> Path | None:
+        if self.image is not None and digest in self.image.locations:
+            return self.image.locations[digest]
+        blob = self.bundle.blobs.get(digest) if self.bundle is not None else None
+        return blob.path if blob is not None else None
+
+    def _show_manifest(self, top: Manifest, shown: Manifest) -> None:
+        """Show ``top`` as JSON (the list for a multi-arch image), and the config/layers of ``shown``."""
+        doc, data, problem = read_json_file(self._locate(top.digest))
+        text = pretty_json(data, doc) if not problem or data else problem
+        if top is not shown:
+            child_doc, child_data, child_problem = read_json_file(self._locate(shown.digest))
+            child_text = child_problem or pretty_json(child_data, child_doc)
+            text += f"\n\n// platform manifest {shown.digest}\n{child_text}"
+        self.manifest_text.setPlainText(text)
+        self.layers.set_manifest(shown, self._usage)
+        highlights: dict[str, str] = {}
+        if shown.config is not None:
+            config, _, problem = read_json_file(self._locate(shown.config.digest))
+            highlights = config_highlights(config) if not problem else {"Created": problem}
+        for name, label in self.values.items():
+            label.setText(highlights.get(name, ""))

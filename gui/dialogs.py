@@ -1,0 +1,242 @@
+"""Dialogs: where to pack/unpack and how, the result summary, the progress panel, and the one error dialog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.sizes import human_duration, human_size
+from gui.workers import ProgressText
+
+PACK, UNPACK = "pack", "unpack"
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    kind: str  # PACK or UNPACK
+    source: Path
+    dest: Path
+    copy: bool  # False: hard links where possible
+    verify: bool
+
+
+class JobDialog(QDialog):
+    """Destination and mode for Pack or Unpack. Non-blocking: use ``open()`` and read ``options()``."""
+
+    def __init__(self, kind: str, source: Path, suggested: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.kind = kind
+        self.source = source
+        verb = "Pack" if kind == PACK else "Unpack"
+        self.setWindowTitle(f"{verb} bundle")
+        what = (
+            "Write every blob once into registry v2 storage (docker/registry/v2/...)."
+            if kind == PACK
+            else "Write one skopeo dir folder per image (<repository>:<tag>/)."
+        )
+        intro = QLabel(what)
+        intro.setWordWrap(True)
+        source_label = QLabel(str(source))
+        source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.dest_edit = QLineEdit(str(suggested))
+        self.dest_edit.setClearButtonEnabled(True)
+        self.dest_edit.setPlaceholderText("a folder that does not exist yet")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        dest_row = QHBoxLayout()
+        dest_row.addWidget(self.dest_edit, 1)
+        dest_row.addWidget(browse)
+
+        self.hardlink_radio = QRadioButton("Hard links (no data copied when on the same file system)")
+        self.copy_radio = QRadioButton("Copy every blob")
+        self.hardlink_radio.setChecked(True)
+        self.mode_group = QButtonGroup(self)
+        self.mode_group.addButton(self.hardlink_radio)
+        self.mode_group.addButton(self.copy_radio)
+        self.verify_check = QCheckBox("Verify the result afterwards (re-hash every blob)")
+
+        self.warning = QLabel()
+        self.warning.setStyleSheet("color: #b3261e;")
+        self.warning.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Source:", source_label)
+        form.addRow("Destination:", dest_row)
+        mode = QVBoxLayout()
+        mode.addWidget(self.hardlink_radio)
+        mode.addWidget(self.copy_radio)
+        form.addRow("Mode:", mode)
+        form.addRow("", self.verify_check)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = self.buttons.addButton(verb, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.warning)
+        layout.addWidget(self.buttons)
+        self.dest_edit.textChanged.connect(self._validate)
+        self._validate()
+        self.resize(560, self.sizeHint().height())
+
+    def _browse(self) -> None:
+        start = str(Path(self.dest_edit.text()).parent) if self.dest_edit.text() else str(self.source.parent)
+        chosen = QFileDialog.getExistingDirectory(self, "Choose the folder to write into", start)
+        if chosen:
+            # The chosen folder usually exists already: write a new folder inside it.
+            name = Path(self.dest_edit.text()).name or f"{self.source.name}-{self.kind}ed"
+            self.dest_edit.setText(str(Path(chosen) / name))
+
+    def _validate(self) -> None:
+        text = self.dest_edit.text().strip()
+        problem = ""
+        if not text:
+            problem = "Choose a destination folder."
+        else:
+            dest = Path(text).expanduser()
+            if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+                problem = f"{dest} already exists and is not empty; choose a new folder."
+            elif dest.resolve() == self.source.resolve() or self.source.resolve() in dest.resolve().parents:
+                problem = "The destination must not be inside the source bundle."
+        self.warning.setText(problem)
+        self.warning.setVisible(bool(problem))
+        self.ok_button.setEnabled(not problem)
+
+    def options(self) -> JobOptions:
+        return JobOptions(
+            self.kind,
+            self.source,
+            Path(self.dest_edit.text().strip()).expanduser(),
+            self.copy_radio.isChecked(),
+            self.verify_check.isChecked(),
+        )
+
+
+def open_folder(path: Path) -> bool:
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+class ResultDialog(QDialog):
+    """What a finished job did, with buttons to open the result in the file manager or in this window."""
+
+    open_bundle = Signal(Path)
+
+    def __init__(self, title: str, summary: str, dest: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.dest = dest
+        self.setWindowTitle(title)
+        self.summary = QLabel(summary)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.open_folder_button = buttons.addButton("Open folder", QDialogButtonBox.ButtonRole.ActionRole)
+        self.open_bundle_button = buttons.addButton("Open in regpack", QDialogButtonBox.ButtonRole.ActionRole)
+        self.open_folder_button.clicked.connect(lambda: open_folder(self.dest))
+        self.open_bundle_button.clicked.connect(self._open_bundle)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(buttons)
+
+    def _open_bundle(self) -> None:
+        self.open_bundle.emit(self.dest)
+        self.accept()
+
+
+def job_summary(kind: str, result: Any) -> str:
+    """Text for a core.jobs.JobResult."""
+    verb = "Packed" if kind == PACK else "Unpacked"
+    lines = [
+        f"{verb} {result.images} image{'s' if result.images != 1 else ''} into {result.dest}",
+        f"{result.files} files, {human_size(result.bytes_total)} in total",
+        f"hard-linked: {human_size(result.bytes_linked)}, copied: {human_size(result.bytes_copied)}",
+        f"took {human_duration(result.seconds)}",
+    ]
+    return "\n".join(lines)
+
+
+class ProgressPanel(QWidget):
+    """Progress of the running job in the status bar: what, a bar, bytes/rate/time left, and Cancel."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)  # permille: byte counts overflow a 32-bit progress range
+        self.bar.setTextVisible(True)
+        self.bar.setMinimumWidth(160)
+        self.detail = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._cancel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.detail)
+        layout.addWidget(self.cancel_button)
+        self.hide()
+
+    def start(self, title: str) -> None:
+        self.title.setText(title)
+        self.bar.setRange(0, 0)  # busy until the first progress arrives
+        self.detail.setText("starting…")
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setText("Cancel")
+        self.show()
+
+    def update_progress(self, text: ProgressText) -> None:
+        if text.fraction >= 0:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(text.fraction * 1000))
+            self.bar.setFormat(f"{text.fraction * 100:.0f}%")
+        self.detail.setText(text.text)
+
+    def _cancel(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+        self.cancel_requested.emit()
+
+    def finish(self) -> None:
+        self.hide()
+
+
+class ErrorDialog(QMessageBox):
+    """The one place errors reach the user: the title says what failed, the text names the file and reason."""
+
+    def __init__(self, title: str, message: str, details: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setIcon(QMessageBox.Icon.Critical)
+        self.setWindowTitle(title)
+        self.setText(title)
+        self.setInformativeText(message)
+        if details:
+            self.setDetailedText(details)
+        self.setStandardButtons(QMessageBox.StandardButton.Ok)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

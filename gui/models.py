@@ -1,0 +1,629 @@
+"""Item models over core's dataclasses: the images table, the shared-layers tree, one image's layers and the
+verify report. Each has column constants, SORT_ROLE (a raw sortable value) and OBJECT_ROLE (the core object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
+
+from core.analysis import Analysis, BlobUsage, ImageStats
+from core.bundle import Image, Role
+from core.manifest import Manifest
+from gui.sizes import human_size
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
+
+Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+ERROR_BACKGROUND = QColor("#f8d0cc")
+ERROR_FOREGROUND = QColor("#8c1d13")
+WARNING_BACKGROUND = QColor("#fcefc7")
+HIGHLIGHT_BACKGROUND = QColor("#d7e7f8")
+
+
+def _mono() -> QFont:
+    return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+
+
+def kind_text(image: Image) -> str:
+    """``image`` or ``list (linux/amd64, linux/arm64)``: what the Kind column shows."""
+    if image.is_list:
+        platforms = ", ".join(image.platforms) or f"{len(image.children)} platforms"
+        return f"list ({platforms})"
+    return "image"
+
+
+# --------------------------------------------------------------------------------------------- images table
+
+
+class ImageTableModel(QAbstractTableModel):
+    REPOSITORY, TAG, KIND, LAYERS, SIZE, UNIQUE, SHARED, DIGEST = range(8)
+    HEADERS = ("Repository", "Tag", "Kind", "Layers", "Size", "Unique", "Shared", "Digest")
+    NUMERIC = frozenset({LAYERS, SIZE, UNIQUE, SHARED})
+    HEADER_TIPS: ClassVar[dict[int, str]] = {
+        SIZE: "Bytes this image's own skopeo dir folder holds (manifests, config, layers)",
+        UNIQUE: "Bytes of blobs no other image in the bundle uses",
+        SHARED: "Bytes of blobs at least one other image uses too (stored once when packed)",
+        DIGEST: "Manifest digest (full digest in the tooltip; Ctrl+C copies it)",
+    }
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[ImageStats] = []
+        self._status: dict[str, str] = {}  # image name -> "error" | "warning"
+        self._mono = _mono()
+
+    def set_analysis(self, analysis: Analysis | None) -> None:
+        self.beginResetModel()
+        self._rows = list(analysis.images) if analysis is not None else []
+        self._status = {}
+        self.endResetModel()
+
+    def set_status(self, status: dict[str, str]) -> None:
+        """Colour rows by verify/read outcome: image name -> "error" or "warning"."""
+        self._status = dict(status)
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.HEADERS) - 1))
+
+    def status_of(self, name: str) -> str | None:
+        return self._status.get(name)
+
+    def stats(self, row: int) -> ImageStats:
+        return self._rows[row]
+
+    def row_of(self, image: Image) -> int:
+        for row, stats in enumerate(self._rows):
+            if stats.image is image:
+                return row
+        return -1
+
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.HEADERS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.HEADER_TIPS.get(section)
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        stats = self._rows[index.row()]
+        image = stats.image
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(stats, col)
+        if role == SORT_ROLE:
+            return self._sort_key(stats, col)
+        if role == OBJECT_ROLE:
+            return stats
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == self.DIGEST:
+                return str(image.digest)
+            if col == self.KIND:
+                return f"{image.manifest.media_type}\n{kind_text(image)}"
+            if col in (self.SIZE, self.UNIQUE, self.SHARED):
+                return f"{self._raw_size(stats, col):,} bytes"
+            if col in (self.REPOSITORY, self.TAG):
+                return image.name
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _RIGHT if col in self.NUMERIC else None
+        if role == Qt.ItemDataRole.FontRole:
+            return self._mono if col == self.DIGEST else None
+        status = self._status.get(image.name)
+        if role == Qt.ItemDataRole.BackgroundRole and status is not None:
+            return QBrush(ERROR_BACKGROUND if status == "error" else WARNING_BACKGROUND)
+        if role == Qt.ItemDataRole.ForegroundRole and status == "error":
+            return QBrush(ERROR_FOREGROUND)
+        return None
+
+    def _raw_size(self, stats: ImageStats, col: int) -> int:
+        return {self.SIZE: stats.total_bytes, self.UNIQUE: stats.unique_bytes, self.SHARED: stats.shared_bytes}[col]
+
+    def _display(self, stats: ImageStats, col: int) -> str:
+        image = stats.image
+        if col == self.REPOSITORY:
+            return image.repository
+        if col == self.TAG:
+            return image.tag if image.tag is not None else "—"
+        if col == self.KIND:
+            return kind_text(image)
+        if col == self.LAYERS:
+            return str(stats.layers)
+        if col in (self.SIZE, self.UNIQUE, self.SHARED):
+            return human_size(self._raw_size(stats, col))
+        return image.digest.short
+
+    def _sort_key(self, stats: ImageStats, col: int) -> Any:
+        image = stats.image
+        if col == self.REPOSITORY:
+            return image.repository
+        if col == self.TAG:
+            return image.tag or ""
+        if col == self.KIND:
+            return kind_text(image)
+        if col == self.LAYERS:
+            return stats.layers
+        if col in (self.SIZE, self.UNIQUE, self.SHARED):
+            return self._raw_size(stats, col)
+        return str(image.digest)
+
+
+class ImageFilterProxy(QSortFilterProxyModel):
+    """Search over name, digest, kind and platforms; every word typed must match somewhere."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._terms: list[str] = []
+        self.setSortRole(SORT_ROLE)
+        self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def set_search(self, text: str) -> None:
+        terms = text.lower().split()
+        if terms == self._terms:
+            return
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            self._terms = terms
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:  # Qt before 6.10
+            self._terms = terms
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if not self._terms:
+            return True
+        model = self.sourceModel()
+        stats = model.data(model.index(source_row, 0, source_parent), OBJECT_ROLE)
+        if stats is None:
+            return False
+        image = stats.image
+        haystack = " ".join((image.name, str(image.digest), kind_text(image), image.manifest.media_type)).lower()
+        return all(term in haystack for term in self._terms)
+
+
+# --------------------------------------------------------------------------------------- shared layers tree
+
+
+class BlobTreeModel(QAbstractItemModel):
+    """Layers, most shared first, each expandable to the images using it; or grouped by image instead.
+
+    Two levels only, so an index's internal id says where it is: 0 for a top-level row, parent row + 1 for a
+    child. No Python object has to be kept alive for Qt's sake.
+    """
+
+    NAME, SIZE, MEDIA_TYPE, USED_BY = range(4)
+    HEADERS = ("Layer / image", "Size", "Media type", "Used by")
+    BY_BLOB, BY_IMAGE = "blob", "image"
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._mode = self.BY_BLOB
+        self._usages: list[BlobUsage] = []
+        self._images: list[ImageStats] = []
+        self._usage_by_digest: dict[Any, BlobUsage] = {}
+        self._image_layers: dict[int, list[BlobUsage]] = {}
+        self._highlight_image: Image | None = None
+        self._highlight_digests: frozenset[Any] = frozenset()
+        self._mono = _mono()
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    # -- content
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def set_analysis(self, analysis: Analysis | None) -> None:
+        self.beginResetModel()
+        usages = analysis.blobs if analysis is not None else ()
+        self._usages = [u for u in usages if u.blob.role is Role.LAYER]
+        self._usage_by_digest = {u.blob.digest: u for u in usages}
+        self._images = list(analysis.images) if analysis is not None else []
+        self._image_layers = {}
+        self._highlight_image = None
+        self._highlight_digests = frozenset()
+        self.endResetModel()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in (self.BY_BLOB, self.BY_IMAGE) or mode == self._mode:
+            return
+        self.beginResetModel()
+        self._mode = mode
+        self.endResetModel()
+
+    def set_highlight(self, image: Image | None) -> None:
+        """Mark the layers of ``image`` (and the image itself where it appears)."""
+        self._highlight_image = image
+        self._highlight_digests = frozenset(image.blob_digests()) if image is not None else frozenset()
+        rows = self.rowCount()
+        if rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(rows - 1, len(self.HEADERS) - 1))
+            for row in range(rows):
+                parent = self.index(row, 0)
+                children = self.rowCount(parent)
+                if children:
+                    self.dataChanged.emit(
+                        self.index(0, 0, parent), self.index(children - 1, len(self.HEADERS) - 1, parent)
+                    )
+
+    def highlighted_rows(self) -> list[int]:
+        """Top-level rows that belong to the highlighted image."""
+        if self._highlight_image is None:
+            return []
+        if self._mode == self.BY_BLOB:
+            return [r for r, u in enumerate(self._usages) if u.blob.digest in self._highlight_digests]
+        return [r for r, s in enumerate(self._images) if s.image is self._highlight_image]
+
+    def layers_of(self, image_row: int) -> list[BlobUsage]:
+        layers = self._image_layers.get(image_row)
+        if layers is None:
+            image = self._images[image_row].image
+            layers = [
+                u
+                for d in image.blob_digests()
+                if (u := self._usage_by_digest.get(d)) is not None and u.blob.role is Role.LAYER
+            ]
+            self._image_layers[image_row] = layers
+        return layers
+
+    # -- structure
+
+    def _top_count(self) -> int:
+        return len(self._usages) if self._mode == self.BY_BLOB else len(self._images)
+
+    def _child_count(self, row: int) -> int:
+        if not 0 <= row < self._top_count():
+            return 0
+        if self._mode == self.BY_BLOB:
+            return self._usages[row].count
+        return len(self.layers_of(row))
+
+    def index(self, row: int, column: int, parent: Index = _ROOT) -> QModelIndex:
+        if not self.hasIndex(row, column, parent):
+            return QModelIndex()
+        if not parent.isValid():
+            return self.createIndex(row, column, 0)
+        if parent.internalId() == 0:
+            return self.createIndex(row, column, parent.row() + 1)
+        return QModelIndex()
+
+    def parent(self, index: Index = _ROOT) -> QModelIndex:  # type: ignore[override]
+        if not index.isValid() or index.internalId() == 0:
+            return QModelIndex()
+        return self.createIndex(index.internalId() - 1, 0, 0)
+
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        if not parent.isValid():
+            return self._top_count()
+        if parent.column() != 0 or parent.internalId() != 0:
+            return 0
+        return self._child_count(parent.row())
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return len(self.HEADERS)
+
+    def hasChildren(self, parent: Index = _ROOT) -> bool:
+        return self.rowCount(parent) > 0
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.HEADERS):
+            if section == self.NAME and self._mode == self.BY_IMAGE:
+                return "Image / layer"
+            return self.HEADERS[section]
+        return None
+
+    # -- data
+
+    def object_at(self, index: Index) -> BlobUsage | ImageStats | Image | None:
+        if not index.isValid():
+            return None
+        if index.internalId() == 0:
+            row = index.row()
+            if self._mode == self.BY_BLOB:
+                return self._usages[row] if row < len(self._usages) else None
+            return self._images[row] if row < len(self._images) else None
+        parent_row = index.internalId() - 1
+        if self._mode == self.BY_BLOB:
+            images = self._usages[parent_row].images
+            return images[index.row()] if index.row() < len(images) else None
+        layers = self.layers_of(parent_row)
+        return layers[index.row()] if index.row() < len(layers) else None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        obj = self.object_at(index)
+        if obj is None:
+            return None
+        col = index.column()
+        if role == OBJECT_ROLE:
+            return obj
+        if isinstance(obj, BlobUsage):
+            return self._blob_data(obj, col, role)
+        image = obj.image if isinstance(obj, ImageStats) else obj
+        return self._image_data(image, col, role)
+
+    def _blob_data(self, usage: BlobUsage, col: int, role: int) -> Any:
+        blob = usage.blob
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == self.NAME:
+                return blob.digest.short + ("  (foreign, absent)" if blob.path is None else "")
+            if col == self.SIZE:
+                return human_size(blob.size)
+            if col == self.MEDIA_TYPE:
+                return blob.media_type
+            return f"{usage.count} image" + ("s" if usage.count != 1 else "")
+        if role == SORT_ROLE:
+            return (str(blob.digest), blob.size, blob.media_type, usage.count)[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == self.NAME:
+                return str(blob.digest)
+            if col == self.SIZE:
+                return f"{blob.size:,} bytes"
+            if col == self.USED_BY:
+                return "\n".join(image.name for image in usage.images[:30]) + (
+                    f"\n… and {usage.count - 30} more" if usage.count > 30 else ""
+                )
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _RIGHT if col in (self.SIZE, self.USED_BY) else None
+        if role == Qt.ItemDataRole.FontRole:
+            if blob.digest in self._highlight_digests:
+                return self._bold
+            return self._mono if col == self.NAME else None
+        if role == Qt.ItemDataRole.BackgroundRole and blob.digest in self._highlight_digests:
+            return QBrush(HIGHLIGHT_BACKGROUND)
+        return None
+
+    def _image_data(self, image: Image, col: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == self.NAME:
+                return image.name
+            if col == self.MEDIA_TYPE:
+                return kind_text(image)
+            if col == self.USED_BY and self._mode == self.BY_IMAGE:
+                n = len(image.blob_digests())
+                return f"{n} blob" + ("s" if n != 1 else "")
+            return None
+        if role == SORT_ROLE:
+            return image.name if col == self.NAME else None
+        if role == Qt.ItemDataRole.ToolTipRole and col == self.NAME:
+            return f"{image.name}\n{image.digest}"
+        if image is self._highlight_image:
+            if role == Qt.ItemDataRole.FontRole:
+                return self._bold
+            if role == Qt.ItemDataRole.BackgroundRole:
+                return QBrush(HIGHLIGHT_BACKGROUND)
+        return None
+
+
+# ------------------------------------------------------------------------------------- one image's layers
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRow:
+    number: int  # 1-based position in the manifest
+    digest: str
+    short: str
+    media_type: str
+    size: int
+    used_by: int  # images in the bundle using this layer (0 when unknown)
+
+
+class LayersModel(QAbstractTableModel):
+    """The layers of one manifest, in order, with how many images share each."""
+
+    NUMBER, DIGEST, SIZE, USED_BY, MEDIA_TYPE = range(5)
+    HEADERS = ("#", "Digest", "Size", "Used by", "Media type")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[LayerRow] = []
+        self._mono = _mono()
+
+    def set_manifest(self, manifest: Manifest | None, usage: dict[Any, BlobUsage] | None = None) -> None:
+        self.beginResetModel()
+        self._rows = []
+        if manifest is not None:
+            for i, desc in enumerate(manifest.layers, 1):
+                used = usage.get(desc.digest) if usage else None
+                self._rows.append(
+                    LayerRow(
+                        i,
+                        str(desc.digest),
+                        desc.digest.short,
+                        desc.media_type,
+                        desc.size,
+                        used.count if used is not None else 0,
+                    )
+                )
+        self.endResetModel()
+
+    def rows(self) -> list[LayerRow]:
+        return list(self._rows)
+
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section] if 0 <= section < len(self.HEADERS) else None
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == self.NUMBER:
+                return str(row.number)
+            if col == self.DIGEST:
+                return row.short
+            if col == self.SIZE:
+                return human_size(row.size) if row.size >= 0 else "?"
+            if col == self.USED_BY:
+                return str(row.used_by) if row.used_by else ""
+            return row.media_type
+        if role == SORT_ROLE:
+            return (row.number, row.digest, row.size, row.used_by, row.media_type)[col]
+        if role == OBJECT_ROLE:
+            return row
+        if role == Qt.ItemDataRole.ToolTipRole and col == self.DIGEST:
+            return row.digest
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.NUMBER, self.SIZE, self.USED_BY):
+            return _RIGHT
+        if role == Qt.ItemDataRole.FontRole and col == self.DIGEST:
+            return self._mono
+        return None
+
+
+# ------------------------------------------------------------------------------------------ verify report
+
+STATUS_WORDS = {
+    "missing-blob": "missing blob",
+    "digest-mismatch": "digest mismatch",
+    "bad-link": "broken link",
+    "missing-link": "broken link",
+    "missing-revision": "broken link",
+    "missing-child": "missing platform manifest",
+    "size": "size mismatch",
+    "bad-manifest": "bad manifest",
+    "bad-name": "bad name",
+    "bad-version": "bad version file",
+    "unsafe": "unsafe path",
+    "loop": "manifest loop",
+    "empty": "empty bundle",
+    "unreadable": "unreadable",
+}
+
+
+def status_word(code: str) -> str:
+    return STATUS_WORDS.get(code, code.replace("-", " "))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One row of the verify view: an image (or the bundle as a whole) and what was found about it."""
+
+    image: str | None
+    findings: tuple[Any, ...] = field(default=())  # core.verify.Finding
+
+    @property
+    def severity(self) -> str:
+        """The worst finding: "error", "warning" or "ok"."""
+        severities = {f.severity for f in self.findings}
+        return "error" if "error" in severities else "warning" if "warning" in severities else "ok"
+
+    @property
+    def status(self) -> str:
+        if not self.findings:
+            return "ok"
+        words: list[str] = []
+        for finding in self.findings:
+            word = status_word(finding.code)
+            if word not in words:
+                words.append(word)
+        return ", ".join(words)
+
+
+def verdicts(images: Iterable[str], by_image: dict[str | None, list[Any]]) -> list[Verdict]:
+    """Every image of the report in order (ok ones too), then images only the findings name, then the bundle."""
+    rows = [Verdict(name, tuple(by_image.get(name, ()))) for name in images]
+    named = {row.image for row in rows}
+    rows += [Verdict(name, tuple(found)) for name, found in by_image.items() if name is not None and name not in named]
+    if by_image.get(None):
+        rows.append(Verdict(None, tuple(by_image[None])))
+    return rows
+
+
+class VerifyModel(QAbstractTableModel):
+    IMAGE, STATUS, DETAILS = range(3)
+    HEADERS = ("Image", "Status", "Details")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Verdict] = []
+
+    def set_verdicts(self, rows: Sequence[Verdict]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def verdict(self, row: int) -> Verdict:
+        return self._rows[row]
+
+    def row_of(self, image: str | None) -> int:
+        for row, verdict in enumerate(self._rows):
+            if verdict.image == image:
+                return row
+        return -1
+
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section] if 0 <= section < len(self.HEADERS) else None
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        verdict = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == self.IMAGE:
+                return verdict.image if verdict.image is not None else "(bundle)"
+            if col == self.STATUS:
+                return verdict.status
+            if not verdict.findings:
+                return ""
+            first = verdict.findings[0]
+            text = f"{first.path}: {first.message}" if first.path else first.message
+            more = len(verdict.findings) - 1
+            return text + (f"  (+{more} more)" if more else "")
+        if role == SORT_ROLE:
+            return (verdict.image or "", verdict.severity, len(verdict.findings))[col]
+        if role == OBJECT_ROLE:
+            return verdict
+        if role == Qt.ItemDataRole.ToolTipRole and verdict.findings:
+            return "\n".join(
+                f"{f.severity}: {f.path + ': ' if f.path else ''}{f.message}" for f in verdict.findings[:40]
+            )
+        severity = verdict.severity
+        if role == Qt.ItemDataRole.BackgroundRole and severity != "ok":
+            return QBrush(ERROR_BACKGROUND if severity == "error" else WARNING_BACKGROUND)
+        if role == Qt.ItemDataRole.ForegroundRole and severity == "error":
+            return QBrush(ERROR_FOREGROUND)
+        return None

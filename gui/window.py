@@ -1,0 +1,671 @@
+"""The main window: images table, shared-layers tree, savings chart, details, Verify view, and the jobs."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QItemSelection, QModelIndex, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QSizePolicy,
+    QSplitter,
+    QStyle,
+    QTableView,
+    QTabWidget,
+    QToolButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.analysis import Analysis, analyse
+from core.bundle import Bundle, Image, Layout, Severity
+from core.errors import RegpackError
+from core.layouts import read
+from gui.assets import sample_bundle
+from gui.chart import SavingsView
+from gui.details import DetailsView
+from gui.dialogs import PACK, UNPACK, ErrorDialog, JobDialog, JobOptions, ProgressPanel, ResultDialog, job_summary
+from gui.models import OBJECT_ROLE, BlobTreeModel, ImageFilterProxy, ImageTableModel
+from gui.sizes import human_size
+from gui.verify_view import VerifyView
+from gui.workers import ProgressTracker, Task, TaskKeeper
+
+MAX_RECENT = 8
+VERIFY = "verify"
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    path: Path
+    bundle: Bundle
+    analysis: Analysis
+
+
+def load_bundle(path: Path, *, progress: Any = None, cancel: Any = None) -> Loaded:
+    """Read and analyse a bundle (runs on a worker thread: no Qt here)."""
+    bundle = read(path)
+    return Loaded(path, bundle, analyse(bundle))
+
+
+def error_text(exc: BaseException) -> tuple[str, str]:
+    """(message, details): core's own message for its errors; for anything else the traceback as details."""
+    if isinstance(exc, RegpackError):
+        return str(exc), ""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}", ""
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return f"{type(exc).__name__}: {exc}", details
+
+
+def _panel(title: str, body: QWidget, *extra: QWidget) -> QWidget:
+    widget = QWidget()
+    header = QHBoxLayout()
+    label = QLabel(title)
+    label.setObjectName("panelTitle")
+    header.addWidget(label)
+    header.addStretch(1)
+    for w in extra:
+        header.addWidget(w)
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(4, 2, 4, 2)
+    layout.setSpacing(2)
+    layout.addLayout(header)
+    layout.addWidget(body, 1)
+    widget.title_label = label  # type: ignore[attr-defined]
+    return widget
+
+
+class MainWindow(QMainWindow):
+    bundle_loaded = Signal(object)  # Loaded, after every view shows it
+    load_failed = Signal(str)
+    job_ended = Signal(str)  # the job kind, after finished/failed/cancelled was handled
+
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else QSettings()
+        self.tasks = TaskKeeper()
+        self.bundle: Bundle | None = None
+        self.analysis: Analysis | None = None
+        self.loading_path: Path | None = None
+        self.job: Task | None = None
+        self.job_kind: str | None = None
+        self.job_options: JobOptions | None = None
+        self.tracker: ProgressTracker | None = None
+        self.job_dialog: JobDialog | None = None
+        self.result_dialog: ResultDialog | None = None
+        self.error_dialog: ErrorDialog | None = None
+        self.setWindowTitle("regpack")
+        self.setAcceptDrops(True)
+        self._build_actions()
+        self._build_ui()
+        self._restore_state()
+        self._rebuild_recent()
+        self._update_actions()
+
+    # ---------------------------------------------------------------------------------------------- building
+
+    def _icon(self, pixmap: QStyle.StandardPixmap) -> Any:
+        return self.style().standardIcon(pixmap)
+
+    def _build_actions(self) -> None:
+        sp = QStyle.StandardPixmap
+        self.open_action = QAction(self._icon(sp.SP_DirOpenIcon), "&Open bundle…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_action.setToolTip("Open a skopeo dir tree, registry storage or OCI layout folder")
+        self.open_action.triggered.connect(self.choose_bundle)
+        self.sample_action = QAction("Open &sample bundle", self)
+        self.sample_action.triggered.connect(lambda: self.open_bundle(sample_bundle()))
+        self.reload_action = QAction(self._icon(sp.SP_BrowserReload), "&Reload", self)
+        self.reload_action.setShortcut(QKeySequence.StandardKey.Refresh)
+        self.reload_action.triggered.connect(self.reload)
+        self.pack_action = QAction(self._icon(sp.SP_DialogSaveButton), "&Pack…", self)
+        self.pack_action.setShortcut("Ctrl+P")
+        self.pack_action.setToolTip("Pack into registry v2 storage: every blob once")
+        self.pack_action.triggered.connect(lambda: self.ask_job(PACK))
+        self.unpack_action = QAction(self._icon(sp.SP_ArrowDown), "&Unpack…", self)
+        self.unpack_action.setShortcut("Ctrl+U")
+        self.unpack_action.setToolTip("Unpack into one skopeo dir folder per image")
+        self.unpack_action.triggered.connect(lambda: self.ask_job(UNPACK))
+        self.verify_action = QAction(self._icon(sp.SP_DialogApplyButton), "&Verify", self)
+        self.verify_action.setShortcut("Ctrl+Shift+V")
+        self.verify_action.setToolTip("Re-hash every blob and check every reference and link")
+        self.verify_action.triggered.connect(self.start_verify)
+        self.copy_digest_action = QAction("&Copy digest", self)
+        self.copy_digest_action.setShortcut(QKeySequence.StandardKey.Copy)
+        self.copy_digest_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.copy_digest_action.triggered.connect(self.copy_digests)
+        self.copy_name_action = QAction("Copy &name", self)
+        self.copy_name_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.copy_name_action.triggered.connect(self.copy_names)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.close)
+        self.find_action = QAction("&Filter images", self)
+        self.find_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(lambda: self.search.setFocus())
+
+    def _build_ui(self) -> None:
+        self.recent_menu = QMenu("Open &recent", self)
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.open_action)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addAction(self.sample_action)
+        file_menu.addAction(self.reload_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        bundle_menu = self.menuBar().addMenu("&Bundle")
+        for action in (self.pack_action, self.unpack_action, self.verify_action):
+            bundle_menu.addAction(action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.copy_digest_action)
+        edit_menu.addAction(self.copy_name_action)
+        edit_menu.addAction(self.find_action)
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.addAction(self.open_action)
+        open_button = toolbar.widgetForAction(self.open_action)
+        if isinstance(open_button, QToolButton):
+            open_button.setMenu(self.recent_menu)
+            open_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        toolbar.addSeparator()
+        toolbar.addAction(self.pack_action)
+        toolbar.addAction(self.unpack_action)
+        toolbar.addAction(self.verify_action)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        toolbar.addWidget(spacer)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter images (name, tag, digest, platform)…")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self._search_changed)
+        toolbar.addWidget(self.search)
+
+        # images table
+        self.image_model = ImageTableModel(self)
+        self.proxy = ImageFilterProxy(self)
+        self.proxy.setSourceModel(self.image_model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(ImageTableModel.REPOSITORY, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for col, width in enumerate((125, 50, 205, 55, 72, 72, 72, 100)):
+            header.resizeSection(col, width)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.table.addAction(self.copy_digest_action)
+        self.table.addAction(self.copy_name_action)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.images_panel = _panel("Images", self.table)
+
+        # shared layers tree
+        self.blob_model = BlobTreeModel(self)
+        self.tree = QTreeView()
+        self.tree.setModel(self.blob_model)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        tree_header = self.tree.header()
+        tree_header.setStretchLastSection(True)
+        for col, width in enumerate((250, 80, 330, 80)):
+            tree_header.resizeSection(col, width)
+        self.tree.activated.connect(self._tree_activated)
+        self.group_check = QCheckBox("Group by image")
+        self.group_check.toggled.connect(self._group_toggled)
+        self.layers_panel = _panel("Shared layers", self.tree, self.group_check)
+
+        self.left_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.left_splitter.setObjectName("leftSplitter")
+        self.left_splitter.addWidget(self.images_panel)
+        self.left_splitter.addWidget(self.layers_panel)
+
+        self.savings = SavingsView()
+        self.details = DetailsView()
+        self.verify_view = VerifyView()
+        self.verify_view.verify_requested.connect(self.start_verify)
+        self.verify_view.export_failed.connect(self.show_error)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.savings, "Savings")
+        self.tabs.addTab(self.details, "Details")
+        self.tabs.addTab(self.verify_view, "Verify")
+
+        self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.main_splitter.setObjectName("mainSplitter")
+        self.main_splitter.addWidget(self.left_splitter)
+        self.main_splitter.addWidget(self.tabs)
+        self.main_splitter.setStretchFactor(0, 3)
+        self.main_splitter.setStretchFactor(1, 2)
+        self.setCentralWidget(self.main_splitter)
+
+        self.summary_label = QLabel("No bundle open")
+        self.problems_label = QLabel()
+        self.problems_label.setStyleSheet("color: #b3261e;")
+        self.progress = ProgressPanel()
+        self.progress.cancel_requested.connect(self.cancel_job)
+        self.statusBar().addWidget(self.summary_label, 1)
+        self.statusBar().addWidget(self.problems_label)
+        self.statusBar().addPermanentWidget(self.progress)
+
+    # ---------------------------------------------------------------------------------------------- state
+
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1380, 860)
+        main = self.settings.value("window/main_splitter")
+        self._default_split = main is None or not self.main_splitter.restoreState(main)
+        left = self.settings.value("window/left_splitter")
+        if left is None or not self.left_splitter.restoreState(left):
+            self.left_splitter.setSizes([470, 330])
+        self.group_check.setChecked(self.settings.value("window/group_by_image", False, type=bool))
+        self.tabs.setCurrentIndex(self.settings.value("window/tab", 0, type=int))
+
+    def save_state(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/main_splitter", self.main_splitter.saveState())
+        self.settings.setValue("window/left_splitter", self.left_splitter.saveState())
+        self.settings.setValue("window/group_by_image", self.group_check.isChecked())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.sync()
+
+    def recent_bundles(self) -> list[str]:
+        value = self.settings.value("recent", [], type=list)
+        return [str(v) for v in value if v]
+
+    def _add_recent(self, path: Path) -> None:
+        text = str(path)
+        recent = [text, *(p for p in self.recent_bundles() if p != text)][:MAX_RECENT]
+        self.settings.setValue("recent", recent)
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_bundles()
+        for text in recent:
+            action = self.recent_menu.addAction(text)
+            action.triggered.connect(partial(self.open_bundle, Path(text)))
+        if not recent:
+            self.recent_menu.addAction("(no recent bundles)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.setValue("recent", [])
+        self._rebuild_recent()
+
+    def busy(self) -> bool:
+        return self.job is not None or self.loading_path is not None
+
+    def _update_actions(self) -> None:
+        busy = self.busy()
+        has = self.bundle is not None
+        layout = self.bundle.layout if self.bundle is not None else None
+        for action in (self.open_action, self.sample_action):
+            action.setEnabled(not busy)
+        self.recent_menu.setEnabled(not busy)
+        self.reload_action.setEnabled(has and not busy)
+        self.pack_action.setEnabled(has and not busy and layout is not Layout.REGISTRY)
+        self.unpack_action.setEnabled(has and not busy and layout is not Layout.SKOPEO_DIR)
+        self.verify_action.setEnabled(has and not busy)
+        self.verify_view.verify_button.setEnabled(has and not busy)
+
+    # ---------------------------------------------------------------------------------------------- opening
+
+    def choose_bundle(self) -> None:
+        start = str(self.bundle.root.parent) if self.bundle is not None else str(Path.home())
+        chosen = QFileDialog.getExistingDirectory(self, "Open bundle folder", start)
+        if chosen:
+            self.open_bundle(Path(chosen))
+
+    def reload(self) -> None:
+        if self.bundle is not None:
+            self.open_bundle(self.bundle.root)
+
+    def open_bundle(self, path: Path | str) -> bool:
+        """Start reading ``path`` on the thread pool; the views fill in when it is done."""
+        if self.busy():
+            self.statusBar().showMessage("Busy: wait for the running job to end first", 5000)
+            return False
+        path = Path(path).expanduser().absolute()
+        self.loading_path = path
+        self.summary_label.setText(f"Loading {path}…")
+        self.progress.start(f"Reading {path.name}")
+        self.progress.cancel_button.hide()
+        task = Task(partial(load_bundle, path))
+        task.signals.finished.connect(self._loaded)
+        task.signals.failed.connect(self._load_failed)
+        task.signals.done.connect(self._load_done)
+        self._update_actions()
+        self.tasks.start(task)
+        return True
+
+    def _loaded(self, loaded: Loaded) -> None:
+        if loaded.path != self.loading_path:
+            return
+        self.show_bundle(loaded.bundle, loaded.analysis)
+        self._add_recent(loaded.path)
+        self.loading_path = None
+        self._update_actions()
+        self.bundle_loaded.emit(loaded)
+
+    def _load_failed(self, exc: BaseException) -> None:
+        path = self.loading_path
+        self.loading_path = None
+        message, details = error_text(exc)
+        self.summary_label.setText("No bundle open" if self.bundle is None else self._summary_text())
+        self.show_error(f"Cannot open {path}", message, details)
+        self._update_actions()
+        self.load_failed.emit(message)
+
+    def _load_done(self) -> None:
+        if self.job is None:
+            self.progress.finish()
+        self.progress.cancel_button.show()
+
+    def show_bundle(self, bundle: Bundle, analysis: Analysis) -> None:
+        self.bundle, self.analysis = bundle, analysis
+        self.image_model.set_analysis(analysis)
+        self.blob_model.set_analysis(analysis)
+        self.savings.set_analysis(analysis)
+        self.verify_view.clear()
+        self.details.set_image(bundle, analysis, None)
+        status: dict[str, str] = {}
+        for problem in bundle.problems:
+            if problem.image is not None:
+                level = "error" if problem.severity is Severity.ERROR else "warning"
+                if status.get(problem.image) != "error":
+                    status[problem.image] = level
+        self.image_model.set_status(status)
+        self.setWindowTitle(f"regpack — {bundle.root.name}")
+        self.setWindowFilePath(str(bundle.root))
+        self.summary_label.setText(self._summary_text())
+        self._show_problems(bundle)
+        self.images_panel.title_label.setText(f"Images ({len(bundle.images)})")  # type: ignore[attr-defined]
+        if self.proxy.rowCount():
+            self.table.selectRow(0)
+
+    def _summary_text(self) -> str:
+        if self.bundle is None or self.analysis is None:
+            return "No bundle open"
+        b, a = self.bundle, self.analysis
+        return (
+            f"{b.root}  ·  {b.layout.value}  ·  {len(b.images)} images  ·  {len(b.blobs)} blobs  ·  "
+            f"{human_size(a.dir_bytes)} as dirs, {human_size(a.packed_bytes)} packed"
+        )
+
+    def _show_problems(self, bundle: Bundle) -> None:
+        problems = bundle.problems
+        if not problems:
+            self.problems_label.clear()
+            self.problems_label.setToolTip("")
+            return
+        errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+        self.problems_label.setText(
+            f"⚠ {len(problems)} problem{'s' if len(problems) != 1 else ''} while reading"
+            + (f" ({errors} errors)" if errors else "")
+        )
+        shown = "\n".join(str(p) for p in problems[:25])
+        more = f"\n… and {len(problems) - 25} more: run Verify" if len(problems) > 25 else ""
+        self.problems_label.setToolTip(shown + more)
+
+    # ---------------------------------------------------------------------------------------------- views
+
+    def _search_changed(self, text: str) -> None:
+        self.proxy.set_search(text)
+        if self.bundle is not None:
+            shown = self.proxy.rowCount()
+            total = self.image_model.rowCount()
+            label = f"Images ({shown} of {total})" if shown != total else f"Images ({total})"
+            self.images_panel.title_label.setText(label)  # type: ignore[attr-defined]
+
+    def selected_images(self) -> list[Image]:
+        rows = self.table.selectionModel().selectedRows()
+        return [self.proxy.data(index, OBJECT_ROLE).image for index in sorted(rows, key=lambda i: i.row())]
+
+    def current_image(self) -> Image | None:
+        index = self.table.currentIndex()
+        if not index.isValid():
+            selected = self.selected_images()
+            return selected[0] if selected else None
+        stats = self.proxy.data(self.proxy.index(index.row(), 0), OBJECT_ROLE)
+        return stats.image if stats is not None else None
+
+    def _selection_changed(self, selected: QItemSelection, deselected: QItemSelection) -> None:
+        images = self.selected_images()
+        image = images[0] if len(images) == 1 else self.current_image() if images else None
+        self.details.set_image(self.bundle, self.analysis, image)
+        self.blob_model.set_highlight(image)
+        self._reveal_highlight()
+
+    def _reveal_highlight(self) -> None:
+        rows = self.blob_model.highlighted_rows()
+        if not rows:
+            return
+        index = self.blob_model.index(rows[0], 0)
+        if self.blob_model.mode == BlobTreeModel.BY_IMAGE:
+            self.tree.expand(index)
+        self.tree.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtTop)
+
+    def _group_toggled(self, by_image: bool) -> None:
+        self.blob_model.set_mode(BlobTreeModel.BY_IMAGE if by_image else BlobTreeModel.BY_BLOB)
+        self._reveal_highlight()
+
+    def _tree_activated(self, index: QModelIndex) -> None:
+        obj = self.blob_model.data(index, OBJECT_ROLE)
+        image = getattr(obj, "image", obj)
+        if isinstance(image, Image):
+            self.select_image(image)
+
+    def select_image(self, image: Image) -> bool:
+        row = self.image_model.row_of(image)
+        if row < 0:
+            return False
+        proxy_index = self.proxy.mapFromSource(self.image_model.index(row, 0))
+        if not proxy_index.isValid():
+            self.search.clear()
+            proxy_index = self.proxy.mapFromSource(self.image_model.index(row, 0))
+        self.table.selectRow(proxy_index.row())
+        self.table.scrollTo(proxy_index)
+        return True
+
+    def copy_digests(self) -> str:
+        text = "\n".join(str(image.digest) for image in self.selected_images())
+        if text:
+            QGuiApplication.clipboard().setText(text)
+            self.statusBar().showMessage("Copied " + (text if "\n" not in text else "digests"), 4000)
+        return text
+
+    def copy_names(self) -> str:
+        text = "\n".join(image.name for image in self.selected_images())
+        if text:
+            QGuiApplication.clipboard().setText(text)
+        return text
+
+    # ---------------------------------------------------------------------------------------------- jobs
+
+    def _suggest_destination(self, kind: str) -> Path:
+        assert self.bundle is not None
+        root = self.bundle.root
+        base = root.parent / f"{root.name}-{'packed' if kind == PACK else 'unpacked'}"
+        candidate, n = base, 2
+        while candidate.exists():
+            candidate = base.with_name(f"{base.name}-{n}")
+            n += 1
+        return candidate
+
+    def ask_job(self, kind: str) -> JobDialog | None:
+        """Open the Pack/Unpack dialog (non-blocking); accepting it starts the job."""
+        if self.bundle is None or self.busy():
+            return None
+        dialog = JobDialog(kind, self.bundle.root, self._suggest_destination(kind), self)
+        dialog.accepted.connect(self._job_dialog_accepted)
+        self.job_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _job_dialog_accepted(self) -> None:
+        if self.job_dialog is not None:
+            self.run_job(self.job_dialog.options())
+
+    def run_job(self, options: JobOptions) -> bool:
+        try:
+            from core import jobs
+        except ImportError as e:
+            self.show_error("Pack and unpack are not available", f"core.jobs cannot be imported: {e}")
+            return False
+
+        def job(progress: Any, cancel: Any) -> Any:
+            run = jobs.pack if options.kind == PACK else jobs.unpack
+            return run(
+                options.source, options.dest, copy=options.copy, verify=options.verify, progress=progress, cancel=cancel
+            )
+
+        verb = "Packing" if options.kind == PACK else "Unpacking"
+        self.job_options = options
+        return self._start_job(options.kind, f"{verb} into {options.dest.name}", job)
+
+    def start_verify(self) -> bool:
+        if self.bundle is None or self.busy():
+            return False
+        try:
+            from core.verify import verify
+        except ImportError as e:
+            self.show_error("Verify is not available", f"core.verify cannot be imported: {e}")
+            return False
+        root = self.bundle.root
+        self.verify_view.clear()
+        self.tabs.setCurrentWidget(self.verify_view)
+        return self._start_job(VERIFY, f"Verifying {root.name}", partial(verify, root))
+
+    def _start_job(self, kind: str, title: str, job: Any) -> bool:
+        if self.busy():
+            return False
+        task = Task(job)
+        task.signals.progress.connect(self._job_progress)
+        task.signals.finished.connect(self._job_finished)
+        task.signals.failed.connect(self._job_failed)
+        task.signals.cancelled.connect(self._job_cancelled)
+        task.signals.done.connect(self._job_done)
+        self.job, self.job_kind = task, kind
+        self.tracker = ProgressTracker()
+        self.progress.start(title)
+        self.statusBar().showMessage(title + "…")
+        self._update_actions()
+        self.tasks.start(task)
+        return True
+
+    def cancel_job(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.statusBar().showMessage("Cancelling…")
+
+    def _job_progress(self, progress: Any) -> None:
+        if self.tracker is not None and self.job is not None:
+            self.progress.update_progress(self.tracker.update(progress))
+
+    def _job_finished(self, result: Any) -> None:
+        kind = self.job_kind
+        if kind == VERIFY:
+            self.verify_view.set_report(result)
+            self.image_model.set_status(self.verify_view.image_statuses())
+            self.tabs.setCurrentWidget(self.verify_view)
+            self.statusBar().showMessage(self.verify_view.summary.text(), 10000)
+            return
+        title = "Pack finished" if kind == PACK else "Unpack finished"
+        dialog = ResultDialog(title, job_summary(kind or PACK, result), Path(result.dest), self)
+        dialog.open_bundle.connect(self.open_bundle)
+        self.result_dialog = dialog
+        self.statusBar().showMessage(f"{title}: {result.dest}", 10000)
+        dialog.open()
+
+    def _job_failed(self, exc: BaseException) -> None:
+        what = {PACK: "Pack", UNPACK: "Unpack", VERIFY: "Verify"}.get(self.job_kind or "", "The job")
+        message, details = error_text(exc)
+        self.show_error(f"{what} failed", message, details)
+
+    def _job_cancelled(self) -> None:
+        what = {PACK: "Pack", UNPACK: "Unpack", VERIFY: "Verify"}.get(self.job_kind or "", "The job")
+        left = " Nothing was written." if self.job_kind in (PACK, UNPACK) else ""
+        self.statusBar().showMessage(f"{what} cancelled.{left}", 10000)
+
+    def _job_done(self) -> None:
+        kind = self.job_kind or ""
+        self.job, self.job_kind, self.tracker = None, None, None
+        self.progress.finish()
+        self._update_actions()
+        self.job_ended.emit(kind)
+
+    # ---------------------------------------------------------------------------------------------- errors
+
+    def show_error(self, title: str, message: str, details: str = "") -> ErrorDialog:
+        """Every error reaches the user here: one dialog naming the file and the reason."""
+        self.statusBar().showMessage(f"{title}: {message}", 15000)
+        dialog = ErrorDialog(title, message, details, self)
+        self.error_dialog = dialog
+        dialog.open()
+        return dialog
+
+    # ---------------------------------------------------------------------------------------------- events
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_folder(event) is not None and not self.busy():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        folder = self._dropped_folder(event)
+        if folder is not None and self.open_bundle(folder):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    @staticmethod
+    def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> Path | None:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile():
+                path = Path(url.toLocalFile())
+                if path.is_dir():
+                    return path
+        return None
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._default_split:  # first run: give the images table room for all its columns
+            self._default_split = False
+            width = max(self.main_splitter.width(), 900)
+            self.main_splitter.setSizes([width * 3 // 5, width - width * 3 // 5])
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_state()
+        self.tasks.cancel_all()
+        self.tasks.wait()
+        super().closeEvent(event)

@@ -1,0 +1,116 @@
+"""Every item model passes Qt's model tester, and shows what core computed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, Qt
+
+from core.analysis import analyse
+from core.layouts import read
+from gui.models import (
+    OBJECT_ROLE,
+    SORT_ROLE,
+    BlobTreeModel,
+    ImageFilterProxy,
+    ImageTableModel,
+    LayersModel,
+    VerifyModel,
+    verdicts,
+)
+from gui.sizes import human_size
+
+
+def _analysis(path: Path):
+    bundle = read(path)
+    assert not bundle.errors, bundle.problems
+    return analyse(bundle)
+
+
+def test_image_table_model_passes_modeltester(qtmodeltester, synthetic_bundle: Path) -> None:
+    model = ImageTableModel()
+    qtmodeltester.check(model)
+    model.set_analysis(_analysis(synthetic_bundle))
+    qtmodeltester.check(model)
+    assert model.rowCount() == 40
+
+
+def test_filter_proxy_passes_modeltester_and_filters(qtmodeltester, synthetic_bundle: Path) -> None:
+    model = ImageTableModel()
+    model.set_analysis(_analysis(synthetic_bundle))
+    proxy = ImageFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(ImageTableModel.SIZE, Qt.SortOrder.DescendingOrder)
+    qtmodeltester.check(proxy)
+    sizes = [proxy.index(r, ImageTableModel.SIZE).data(SORT_ROLE) for r in range(proxy.rowCount())]
+    assert sizes == sorted(sizes, reverse=True)
+    proxy.set_search("team-a 1.1")
+    names = [proxy.index(r, 0).data(OBJECT_ROLE).image.name for r in range(proxy.rowCount())]
+    assert names and all(n.startswith("team-a/") and n.endswith(":1.1") for n in names)
+    proxy.set_search("list arm64")
+    assert proxy.rowCount() == 2  # every 20th image is a two-platform list
+    qtmodeltester.check(proxy)
+
+
+def test_blob_tree_passes_modeltester_in_both_groupings(qtmodeltester, synthetic_bundle: Path) -> None:
+    analysis = _analysis(synthetic_bundle)
+    model = BlobTreeModel()
+    qtmodeltester.check(model)
+    model.set_analysis(analysis)
+    qtmodeltester.check(model)
+    counts = [model.index(r, 0).data(OBJECT_ROLE).count for r in range(model.rowCount())]
+    assert counts == sorted(counts, reverse=True) and counts[0] > 1  # most shared first
+    first = model.index(0, 0)
+    assert model.rowCount(first) == counts[0]
+    assert model.index(0, BlobTreeModel.USED_BY).data() == f"{counts[0]} images"
+    image = analysis.images[3].image
+    model.set_highlight(image)
+    rows = model.highlighted_rows()
+    assert {model.index(r, 0).data(OBJECT_ROLE).blob.digest for r in rows} == {
+        d for d in image.blob_digests() if analysis_role(analysis, d) == "layer"
+    }
+    model.set_mode(BlobTreeModel.BY_IMAGE)
+    qtmodeltester.check(model)
+    assert model.rowCount() == 40
+    assert model.highlighted_rows() == [3]
+
+
+def analysis_role(analysis, digest) -> str:
+    return next(u.blob.role.value for u in analysis.blobs if u.blob.digest == digest)
+
+
+def test_layers_model_passes_modeltester(qtmodeltester, sample_bundle: Path) -> None:
+    analysis = _analysis(sample_bundle)
+    web = next(s.image for s in analysis.images if s.image.name == "demo/web:1.0")
+    model = LayersModel()
+    model.set_manifest(web.manifest, {u.blob.digest: u for u in analysis.blobs})
+    qtmodeltester.check(model)
+    assert model.rowCount() == 2
+    assert model.index(0, LayersModel.USED_BY).data() == "4"  # the base layer: every sample image
+    assert model.index(1, LayersModel.SIZE).data() == human_size(web.manifest.layers[1].size)
+
+
+class _Finding:
+    def __init__(self, severity: str, image: str | None, code: str, message: str, path: str | None = None):
+        self.severity, self.image, self.code, self.message, self.path = severity, image, code, message, path
+
+
+def test_verify_model_passes_modeltester() -> None:
+    found = {
+        "b:1": [_Finding("error", "b:1", "digest-mismatch", "hashes to sha256:00", "b:1/abc")],
+        None: [_Finding("warning", None, "empty", "stray folder")],
+    }
+    model = VerifyModel()
+    model.set_verdicts(verdicts(["a:1", "b:1"], found))
+    assert [model.index(r, 0).data() for r in range(model.rowCount())] == ["a:1", "b:1", "(bundle)"]
+    assert model.index(0, VerifyModel.STATUS).data() == "ok"
+    assert model.index(1, VerifyModel.STATUS).data() == "digest mismatch"
+    assert model.index(1, 0).data(Qt.ItemDataRole.BackgroundRole) is not None
+    assert model.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) is None
+    assert model.data(QModelIndex()) is None
+
+
+def test_verify_model_modeltester(qtmodeltester) -> None:
+    model = VerifyModel()
+    model.set_verdicts(verdicts(["a:1"], {"a:1": [_Finding("error", "a:1", "missing-blob", "gone")]}))
+    qtmodeltester.check(model)
