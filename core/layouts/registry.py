@@ -174,22 +174,29 @@ def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_d
 
     # A revision no tag reaches (directly or as a platform of a list) is kept as a digest reference, so a
     # bundle of digest-pinned images survives a round trip.
+    # A revision no tag reaches (directly or as a platform of a list) is kept as a digest reference, so a
+    # bundle of digest-pinned images survives a round trip. A live registry also keeps old revisions whose
+    # data may be gone: those are reported as warnings and skipped, they must not block the tagged images.
+    untagged: list[Image] = []
     for digest in sorted(revisions - reached):
-        data = locate(digest)
-        image = build_image(bundle, safe, Reference(name, None, digest), data, locate, locate, expected_digest=digest)
-        if image is None:
+        mark = len(bundle.problems)
+        image = build_image(
+            bundle, safe, Reference(name, None, digest), locate(digest), locate, locate, expected_digest=digest
+        )
+        if image is not None:
+            _check_repo_links(bundle, image, name, revisions, layers, repo_dir)
+        new = bundle.problems[mark:]
+        if any(p.severity is Severity.ERROR for p in new):
+            del bundle.problems[mark:]
+            first = new[0]
+            bundle.problem(
+                f"untagged revision skipped: {first.reason}", first.path, first.image, first.code, Severity.WARNING
+            )
             continue
-        if any(m.digest in reached for m in image.children):
-            continue
-        _check_repo_links(bundle, image, name, revisions, layers, repo_dir)
-        bundle.images.append(image)
-        reached.update(m.digest for m in image.manifests)
-    # Children of digest images found later are dropped from the digest list above only if seen first;
-    # remove any digest image that turned out to be a platform of another.
-    children = {m.digest for img in bundle.images if img.repository == name for m in img.children}
-    bundle.images[:] = [
-        img for img in bundle.images if not (img.repository == name and img.tag is None and img.digest in children)
-    ]
+        if image is not None:
+            untagged.append(image)
+    platforms = {m.digest for img in untagged for m in img.children} | reached
+    bundle.images.extend(img for img in untagged if img.digest not in platforms)
 
 
 def _signatures(bundle: Bundle, safe: SafeRoot, reference: Reference) -> dict[str, Path]:

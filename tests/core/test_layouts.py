@@ -121,3 +121,18 @@ def test_oci_layout_ref_names(tmp_path: Path) -> None:
     assert sorted(i.name for i in bundle.images) == ["calico/node:v1", "layout:v2"]
     unpack(root, tmp_path / "u")
     assert (tmp_path / "u" / "calico" / "node:v1" / "manifest.json").read_bytes() == src.manifest
+
+
+def test_stale_untagged_revision_warns_but_does_not_block(tmp_path: Path) -> None:
+    write_dir_image(tmp_path / "b" / "app:1", "app", [b"l"])
+    pack(tmp_path / "b", tmp_path / "p")
+    # what a live registry leaves after a retag and a garbage collection: a revision link, data gone
+    stale = "f" * 64
+    link = tmp_path / "p/docker/registry/v2/repositories/app/_manifests/revisions/sha256" / stale / "link"
+    link.parent.mkdir(parents=True)
+    link.write_bytes(f"sha256:{stale}".encode())
+    bundle = registry.read(tmp_path / "p").check()
+    assert [i.name for i in bundle.images] == ["app:1"]
+    assert [(p.severity.value, p.code) for p in bundle.problems] == [("warning", "missing-manifest")]
+    unpack(tmp_path / "p", tmp_path / "u")
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["app:1"]
