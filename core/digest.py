@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,12 @@ def is_hex_digest(name: str, algorithm: str = "sha256") -> bool:
     return len(name) == ALGORITHMS[algorithm] and _HEX.fullmatch(name) is not None
 
 
-def hash_file(path: Path, algorithm: str = "sha256", cancel: threading.Event | None = None) -> tuple[str, int]:
+def hash_file(
+    path: Path | str,
+    algorithm: str = "sha256",
+    cancel: threading.Event | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[str, int]:
     """Stream ``path`` through the hash; return (hex, size). Never holds more than one chunk in memory.
 
     hashlib releases the GIL on large updates, so calls on several threads use several cores.
@@ -75,4 +81,6 @@ def hash_file(path: Path, algorithm: str = "sha256", cancel: threading.Event | N
                 break
             h.update(view[:n])
             size += n
+            if on_chunk is not None:
+                on_chunk(n)
     return h.hexdigest(), size

@@ -24,6 +24,7 @@ from core.progress import Meter, ProgressCallback
 # Errors of os.link that mean "cannot link here", not "something is wrong": fall back to a copy.
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES}
 _BATCH_FILES = 256
+_COPY_CHUNK = 64 << 20
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _BATCH_BYTES = 64 << 20
 
@@ -85,10 +86,11 @@ class _Runner:
                 continue
             if self.link_works and self._link(op.src, target):
                 linked += op.size
+                self.meter.add(op.size)
             else:
-                _copy_file(op.src, target, self.cancel)
+                _copy_file(op.src, target, self.cancel, self.meter)
                 copied += op.size
-            self.meter.add(op.size)
+                self.meter.add(0)
         with self.lock:
             self.copied += copied
             self.linked += linked
@@ -107,29 +109,44 @@ class _Runner:
             raise
 
 
-def _copy_file(src: Path, target: str, cancel: threading.Event) -> None:
+def _copy_file(src: Path, target: str, cancel: threading.Event, meter: Meter) -> None:
     """Copy with copy_file_range (reflinks on filesystems that have them), streaming, never whole in memory."""
     try:
-        fsrc = open(src, "rb")  # noqa: SIM115 - closed below together with fdst
+        fd_src = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise BundleError("source file vanished while copying", src) from None
-    with fsrc, open(target, "xb") as fdst:
-        remaining = os.fstat(fsrc.fileno()).st_size
+    try:
+        fd_dst = os.open(target, _CREATE, 0o644)
         try:
+            remaining = os.fstat(fd_src).st_size
+            use_range = True
             while remaining > 0:
                 if cancel.is_set():
                     raise Cancelled()
-                n = os.copy_file_range(fsrc.fileno(), fdst.fileno(), min(remaining, 1 << 30))
+                n = 0
+                if use_range:
+                    try:
+                        n = os.copy_file_range(fd_src, fd_dst, min(remaining, _COPY_CHUNK))
+                    except OSError as e:
+                        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+                            raise
+                        use_range = False  # both offsets stay where the last successful call left them
+                        continue
+                else:
+                    chunk = os.read(fd_src, 1 << 20)
+                    view = memoryview(chunk)
+                    while view:
+                        written = os.write(fd_dst, view)
+                        view = view[written:]
+                    n = len(chunk)
                 if n == 0:
-                    break
+                    raise BundleError("source file shrank while it was copied", src)
                 remaining -= n
-        except OSError as e:
-            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
-                raise
-            fsrc.seek(0)
-            fdst.seek(0)
-            fdst.truncate()
-            shutil.copyfileobj(fsrc, fdst, 1 << 20)
+                meter.add(n, 0)
+        finally:
+            os.close(fd_dst)
+    finally:
+        os.close(fd_src)
 
 
 def _batches(ops: list[PlaceBlob | WriteFile]) -> Iterator[list[PlaceBlob | WriteFile]]:

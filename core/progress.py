@@ -48,13 +48,11 @@ class Meter:
         self._lock = threading.Lock()
 
     def add(self, nbytes: int, nfiles: int = 1) -> None:
-        if self.callback is None:
-            self.done_bytes += nbytes  # unsynchronised is fine: only reported, never used for decisions
-            self.done_files += nfiles
-            return
         with self._lock:
             self.done_bytes += nbytes
             self.done_files += nfiles
+            if self.callback is None:
+                return
             now = time.monotonic()
             if now - self._last < self._interval:
                 return

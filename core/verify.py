@@ -161,12 +161,15 @@ def _hash_blobs(
         if stop.is_set():
             raise Cancelled()
         try:
-            hex_, _ = hash_file(location, digest.algorithm, stop)
+            hex_, read = hash_file(location, digest.algorithm, stop, lambda n: meter.add(n, 0))
         except OSError as e:
             msg = f"cannot read blob: {e.strerror or e}"
             return [Finding("error", name, printable(location), "unreadable", msg) for name in users[key]]
         finally:
-            meter.add(size)
+            meter.add(0, 1)
+        if read != size:
+            msg = f"blob changed while it was verified ({size} bytes before, {read} read)"
+            return [Finding("error", name, printable(location), "size", msg) for name in users[key]]
         if hex_ != digest.hex:
             msg = f"blob content hashes to {digest.algorithm}:{hex_}, expected {digest}"
             if bundle.layout is Layout.REGISTRY:
