@@ -1,4 +1,7 @@
-"""The one way sizes, rates and durations are written in the window: binary units, like ``du -h``."""
+"""Sizes, rates and durations as the window writes them: binary units, like ``du -h``.
+
+Sizes and rates come from core.units, so the window and the CLI print the same text for the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,11 @@ import datetime as _dt
 
 import humanize
 
+from core.units import human_rate, human_size
+
+__all__ = ["human_duration", "human_rate", "human_size", "size_scale"]
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_size(n: int | float) -> str:
-    """``57.0 KiB``, ``1.2 GiB``, ``12 Bytes``: every size the window shows goes through here."""
-    return str(humanize.naturalsize(n, binary=True, format="%.1f"))
-
-
-def human_rate(bytes_per_second: float) -> str:
-    return f"{human_size(bytes_per_second)}/s"
 
 
 def human_duration(seconds: float) -> str:

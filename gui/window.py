@@ -276,11 +276,8 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1380, 860)
-        main = self.settings.value("window/main_splitter")
-        self._default_split = main is None or not self.main_splitter.restoreState(main)
-        left = self.settings.value("window/left_splitter")
-        if left is None or not self.left_splitter.restoreState(left):
-            self.left_splitter.setSizes([470, 330])
+        # Splitter sizes only mean something once the window has its size: applied on the first show.
+        self._pending_splitters = True
         self.group_check.setChecked(self.settings.value("window/group_by_image", False, type=bool))
         self.tabs.setCurrentIndex(self.settings.value("window/tab", 0, type=int))
 
@@ -659,10 +656,19 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._default_split:  # first run: give the images table room for all its columns
-            self._default_split = False
-            width = max(self.main_splitter.width(), 900)
+        if self._pending_splitters:
+            self._pending_splitters = False
+            self._restore_splitters()
+
+    def _restore_splitters(self) -> None:
+        main = self.settings.value("window/main_splitter")
+        if main is None or not self.main_splitter.restoreState(main):
+            width = max(self.main_splitter.width(), 900)  # first run: room for all the table's columns
             self.main_splitter.setSizes([width * 3 // 5, width - width * 3 // 5])
+        left = self.settings.value("window/left_splitter")
+        if left is None or not self.left_splitter.restoreState(left):
+            height = max(self.left_splitter.height(), 600)
+            self.left_splitter.setSizes([height * 4 // 7, height - height * 4 // 7])
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()

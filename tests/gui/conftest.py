@@ -47,3 +47,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.qt_log_ignore(_OFFSCREEN_NOISE))
+
+
+@pytest.fixture
+def window(qtbot):  # type: ignore[no-untyped-def]
+    from gui.window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def open_and_wait(qtbot, window, path: Path):  # type: ignore[no-untyped-def]
+    """Open ``path`` in ``window`` and wait until every view shows it; returns the Loaded result."""
+    with qtbot.waitSignal(window.bundle_loaded, timeout=30_000) as blocker:
+        assert window.open_bundle(path)
+    return blocker.args[0]

@@ -1,0 +1,194 @@
+"""Pack, Unpack and Verify driven through the window: real core jobs on real bundles."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from conftest import open_and_wait
+from PySide6.QtCore import Qt
+
+import core.jobs
+from core.verify import verify
+from gui.dialogs import PACK, UNPACK, JobOptions
+from gui.models import ERROR_BACKGROUND, OBJECT_ROLE, VerifyModel
+from gui.window import MainWindow
+
+
+def run_dialog(qtbot, window: MainWindow, action, dest: Path, *, copy: bool = False) -> None:
+    """Click the toolbar action, fill the dialog in and press its OK button, as a user would."""
+    action.trigger()
+    dialog = window.job_dialog
+    assert dialog is not None and dialog.isVisible()
+    dialog.dest_edit.setText(str(dest))
+    (dialog.copy_radio if copy else dialog.hardlink_radio).setChecked(True)
+    assert dialog.ok_button.isEnabled()
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+
+
+def test_pack_through_the_button_gives_output_that_verifies(qtbot, window, sample_bundle: Path, tmp_path: Path):
+    open_and_wait(qtbot, window, sample_bundle)
+    dest = tmp_path / "packed"
+    progress_seen = []
+    window.progress.bar.valueChanged.connect(progress_seen.append)
+    with qtbot.waitSignal(window.job_ended, timeout=60_000) as ended:
+        run_dialog(qtbot, window, window.pack_action, dest)
+        # while the job runs nothing else may start
+        assert not window.pack_action.isEnabled() and not window.verify_action.isEnabled()
+        assert not window.open_action.isEnabled()
+        assert window.progress.isVisible()
+    assert ended.args == [PACK]
+    assert window.error_dialog is None
+    report = verify(dest)
+    assert report.ok, [str(f) for f in report.findings]
+    assert sorted(report.images) == ["api:2.1", "demo/base:3.19", "demo/tools:1.0", "demo/web:1.0"]
+    assert (dest / "docker/registry/v2/blobs/sha256").is_dir()
+    result = window.result_dialog
+    assert result is not None and result.isVisible()
+    assert str(dest) in result.summary.text() and "Packed 4 images" in result.summary.text()
+    assert result.open_folder_button.isEnabled()
+    assert window.pack_action.isEnabled() and not window.progress.isVisible()
+    assert progress_seen and progress_seen[-1] == 1000  # the bar reached 100%
+
+    # "Open in regpack" loads the packed storage: same images, now a registry layout that can be unpacked
+    with qtbot.waitSignal(window.bundle_loaded, timeout=30_000):
+        qtbot.mouseClick(result.open_bundle_button, Qt.MouseButton.LeftButton)
+    assert window.bundle.layout.value == "registry" and len(window.bundle.images) == 4
+    assert window.unpack_action.isEnabled() and not window.pack_action.isEnabled()
+
+
+def test_unpack_through_the_button_gives_skopeo_dirs(qtbot, window, sample_bundle: Path, tmp_path: Path):
+    packed = tmp_path / "packed"
+    core.jobs.pack(sample_bundle, packed)
+    open_and_wait(qtbot, window, packed)
+    dest = tmp_path / "unpacked"
+    with qtbot.waitSignal(window.job_ended, timeout=60_000) as ended:
+        run_dialog(qtbot, window, window.unpack_action, dest, copy=True)
+    assert ended.args == [UNPACK]
+    assert window.error_dialog is None
+    assert (dest / "demo/web:1.0/manifest.json").read_bytes() == (
+        sample_bundle / "demo/web:1.0/manifest.json"
+    ).read_bytes()
+    assert verify(dest).ok
+    assert "Unpacked 4 images" in window.result_dialog.summary.text()
+
+
+def test_cancel_mid_job_leaves_no_destination(qtbot, window, synthetic_bundle: Path, tmp_path: Path, monkeypatch):
+    """The job stops inside core's first progress report until Cancel is clicked, so the cancel lands mid-job."""
+    real_pack = core.jobs.pack
+    reported = threading.Event()
+    seen = []
+
+    def pack_waiting_for_cancel(src, dest, *, progress, cancel, **options):
+        def hook(p):
+            progress(p)
+            if not reported.is_set():
+                seen.append(p)
+                reported.set()
+                cancel.wait(30)
+
+        return real_pack(src, dest, progress=hook, cancel=cancel, **options)
+
+    monkeypatch.setattr(core.jobs, "pack", pack_waiting_for_cancel)
+    open_and_wait(qtbot, window, synthetic_bundle)
+    dest = tmp_path / "packed"
+    with qtbot.waitSignal(window.job_ended, timeout=60_000):
+        run_dialog(qtbot, window, window.pack_action, dest, copy=True)
+        qtbot.waitUntil(reported.is_set, timeout=30_000)
+        assert window.progress.cancel_button.isEnabled()
+        qtbot.mouseClick(window.progress.cancel_button, Qt.MouseButton.LeftButton)
+    assert seen[0].done_files < seen[0].total_files  # it really was mid-job
+    assert not dest.exists()
+    assert not list(tmp_path.glob("packed.partial-*"))
+    assert "cancelled" in window.statusBar().currentMessage().lower()
+    assert window.error_dialog is None and window.result_dialog is None
+    assert window.pack_action.isEnabled()
+
+
+def test_a_failing_job_names_the_file_and_reason_in_one_dialog(qtbot, window, sample_bundle: Path, tmp_path: Path):
+    open_and_wait(qtbot, window, sample_bundle)
+    in_the_way = tmp_path / "taken"
+    in_the_way.write_text("not a folder")
+    with qtbot.waitSignal(window.job_ended, timeout=60_000):
+        window.run_job(JobOptions(PACK, sample_bundle, in_the_way, copy=False, verify=False))
+    dialog = window.error_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.text() == "Pack failed"
+    assert str(in_the_way) in dialog.informativeText()
+    assert in_the_way.read_text() == "not a folder"
+
+
+def test_job_dialog_refuses_a_destination_that_is_in_use(qtbot, window, sample_bundle: Path, tmp_path: Path):
+    open_and_wait(qtbot, window, sample_bundle)
+    window.pack_action.trigger()
+    dialog = window.job_dialog
+    assert not Path(dialog.dest_edit.text()).exists()  # the suggestion is a new folder
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "file").write_text("x")
+    dialog.dest_edit.setText(str(busy))
+    assert not dialog.ok_button.isEnabled() and "not empty" in dialog.warning.text()
+    dialog.dest_edit.setText(str(sample_bundle / "inside"))
+    assert not dialog.ok_button.isEnabled()
+    dialog.dest_edit.setText(str(tmp_path / "fresh"))
+    assert dialog.ok_button.isEnabled()
+    dialog.reject()
+
+
+def verify_rows(window: MainWindow) -> dict[str, tuple[str, object]]:
+    model = window.verify_view.model
+    return {
+        model.index(r, VerifyModel.IMAGE).data(): (
+            model.index(r, VerifyModel.STATUS).data(),
+            model.index(r, VerifyModel.IMAGE).data(Qt.ItemDataRole.BackgroundRole),
+        )
+        for r in range(model.rowCount())
+    }
+
+
+def test_corrupt_blob_turns_its_image_red_in_verify(qtbot, window, sample_bundle: Path, tmp_path: Path):
+    web = sample_bundle / "demo/web:1.0"
+    layer = web / json.loads((web / "manifest.json").read_bytes())["layers"][1]["digest"][7:]
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes: only re-hashing notices
+    layer.write_bytes(bytes(data))
+    open_and_wait(qtbot, window, sample_bundle)
+    assert window.bundle.problems == []  # reading alone cannot tell
+
+    with qtbot.waitSignal(window.job_ended, timeout=60_000):
+        window.verify_action.trigger()
+    rows = verify_rows(window)
+    status, background = rows["demo/web:1.0"]
+    assert "digest mismatch" in status
+    assert background.color() == ERROR_BACKGROUND
+    for name in ("api:2.1", "demo/base:3.19", "demo/tools:1.0"):
+        assert rows[name] == ("ok", None)
+    assert window.tabs.currentWidget() is window.verify_view
+    assert window.verify_view.summary.property("state") == "error"
+
+    # the images table shows it too
+    proxy = window.proxy
+    coloured = {
+        proxy.index(r, 0).data(OBJECT_ROLE).image.name: proxy.index(r, 0).data(Qt.ItemDataRole.BackgroundRole)
+        for r in range(proxy.rowCount())
+    }
+    assert coloured["demo/web:1.0"].color() == ERROR_BACKGROUND and coloured["api:2.1"] is None
+
+    exported = tmp_path / "report.json"
+    window.verify_view.export_json(exported)
+    doc = json.loads(exported.read_text())
+    assert doc["ok"] is False
+    bad = [i for i in doc["images"] if not i["ok"]]
+    assert [i["name"] for i in bad] == ["demo/web:1.0"]
+    assert bad[0]["findings"][0]["code"] == "digest-mismatch"
+
+
+def test_verify_of_a_good_bundle_is_all_ok(qtbot, window, synthetic_bundle: Path):
+    open_and_wait(qtbot, window, synthetic_bundle)
+    with qtbot.waitSignal(window.job_ended, timeout=60_000):
+        qtbot.mouseClick(window.verify_view.verify_button, Qt.MouseButton.LeftButton)
+    rows = verify_rows(window)
+    assert len(rows) == 40 and all(status == "ok" for status, _ in rows.values())
+    assert window.verify_view.summary.text().startswith("OK: 40 images verified")
+    assert window.verify_view.export_button.isEnabled()
