@@ -17,26 +17,48 @@ Locate = Callable[[Digest], Path]
 
 
 class SafeRoot:
-    """Resolves files of an untrusted bundle: a symlink is followed only when it stays inside the root."""
+    """Resolves files of an untrusted bundle: a symlink (file or folder) is followed only inside the root."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.real = Path(os.path.realpath(root))
+        self._root_text = os.path.abspath(root)
+        self._real_text = str(self.real)
+        self._dirs: dict[str, str] = {self._root_text: self._real_text}
+
+    def _inside(self, real: str) -> bool:
+        return real == self._real_text or real.startswith(self._real_text.rstrip("/") + "/")
+
+    def _real_dir(self, folder: str) -> str:
+        """Real path of a folder under the root, one lstat per folder thanks to the cache."""
+        known = self._dirs.get(folder)
+        if known is not None:
+            return known
+        parent, name = os.path.split(folder)
+        if not folder.startswith(self._root_text) or parent == folder:
+            return os.path.realpath(folder)
+        real_parent = self._real_dir(parent)
+        st = os.lstat(folder)
+        real = os.path.realpath(folder) if stat.S_ISLNK(st.st_mode) else f"{real_parent}/{name}"
+        self._dirs[folder] = real
+        return real
 
     def file(self, path: Path, what: str) -> tuple[Path, os.stat_result] | None:
         """(real path, stat) of a regular file, None when absent; BundleError when unsafe or not a file."""
+        text = os.path.abspath(path)
         try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:
+            real_parent = self._real_dir(os.path.dirname(text))
+            st = os.lstat(text)
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
             raise BundleError(f"cannot read {what}: {e.strerror or e}", path) from None
-        real = path
+        if not self._inside(real_parent):
+            raise BundleError(f"{what} is in a folder that links outside the bundle (to {real_parent})", path)
+        real = Path(real_parent, os.path.basename(text))
         if stat.S_ISLNK(st.st_mode):
-            real = Path(os.path.realpath(path))
-            if not real.is_relative_to(self.real):
+            real = Path(os.path.realpath(text))
+            if not self._inside(str(real)):
                 raise BundleError(f"{what} is a symbolic link pointing outside the bundle (to {real})", path)
             try:
                 st = os.stat(real)
@@ -86,18 +108,22 @@ def build_image(
     bundle.add_blob(Blob(top.digest, top.size, Role.MANIFEST, top.media_type, real))
 
     children: list[Manifest] = []
-    pending: list[Manifest] = [top]
+    # (list, digests of the lists above it): a child may appear twice (two platforms, one manifest), but a
+    # list that contains itself, directly or further down, is a loop.
+    pending: list[tuple[Manifest, frozenset[Digest]]] = [(top, frozenset({top.digest}))]
     visited = {top.digest}
     while pending:
-        parent = pending.pop(0)
+        parent, ancestors = pending.pop(0)
         for desc in parent.children:
-            if desc.digest in visited:
+            if desc.digest in ancestors:
                 bundle.problem(
-                    f"manifest list refers to {desc.digest} more than once or in a loop",
-                    None,
+                    f"manifest list {parent.digest} contains {desc.digest}, which contains it: a loop",
+                    locations.get(parent.digest),
                     name,
                     code="loop",
                 )
+                continue
+            if desc.digest in visited:
                 continue
             visited.add(desc.digest)
             path = locate_manifest(desc.digest)
@@ -135,7 +161,7 @@ def build_image(
             bundle.add_blob(Blob(child.digest, child.size, Role.MANIFEST, child.media_type, real))
             children.append(child)
             if child.kind.is_list:
-                pending.append(child)
+                pending.append((child, ancestors | {child.digest}))
 
     for manifest in (top, *children):
         wanted: list[tuple[Role, Descriptor | None]] = [(Role.CONFIG, manifest.config)]
