@@ -190,6 +190,37 @@ def write_registry(root: Path) -> Path:
     return root
 
 
+def write_sized_skopeo(root: Path, images: int, layer_size: int, prefix: str = "big/img") -> Path:
+    """``images`` skopeo dir images of two layers each: one base layer they all share, one of their own.
+
+    Every layer is ``layer_size`` random bytes, so the tree holds ``images * 2`` layers and the packed
+    storage ``images + 1``: big enough for a job that takes a while, small enough to write in a second.
+    """
+    base = random_bytes(f"{prefix}/base/{layer_size}", layer_size)
+    root.mkdir(parents=True)
+    for i in range(images):
+        own = random_bytes(f"{prefix}/{i}/{layer_size}", layer_size)
+        config = json_bytes({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+        manifest = json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": DOCKER_V2,
+                "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": "sha256:" + hex_of(config)},
+                "layers": [
+                    {"mediaType": DOCKER_LAYER, "size": len(layer), "digest": "sha256:" + hex_of(layer)}
+                    for layer in (base, own)
+                ],
+            }
+        )
+        folder = root / f"{prefix}-{i}:1"
+        folder.mkdir(parents=True)
+        (folder / "version").write_bytes(DIR_VERSION)
+        (folder / "manifest.json").write_bytes(manifest)
+        for data in (config, base, own):
+            (folder / hex_of(data)).write_bytes(data)
+    return root
+
+
 def registry_repo(root: Path, repository: str) -> Path:
     return root / V2 / "repositories" / repository
 
