@@ -211,7 +211,7 @@ def test_sigterm_stops_the_job_cleanly(tmp_path: Path) -> None:
     if proc.poll() is not None:
         pytest.skip("the job finished before it could be signalled")
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     if os.path.lexists(dest):
         assert proc.returncode == 0, err.decode()  # the signal came as the output was put in place
         _assert_verifies(dest, 4)
@@ -308,7 +308,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(
 def test_disk_full_during_merge_leaves_storage_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str, copy: bool, budget: int
 ) -> None:
-    first, _, dest, before = _merge_setup(tmp_path)
+    _, _, dest, before = _merge_setup(tmp_path)
     more = corpus.write_sized_skopeo(tmp_path / "more", images=3, layer_size=3 * MB)
     full = _OsWithFullDisk(fail, budget)
     monkeypatch.setattr(core.engine, "os", full)
