@@ -1,0 +1,752 @@
+#!/usr/bin/env python3
+"""regpack benchmark suite: one command generates its data, times regpack against its peers, writes RESULTS.md.
+
+    python bench/run.py            # full run (about 10 minutes on 2 cores, ~10 GB of temporary disk)
+    python bench/run.py --quick    # smaller inputs, fewer runs: a smoke test of the suite itself
+
+Data goes to a fresh folder under $TMPDIR (or /tmp) and is removed at the end (--keep keeps it). Every figure
+is the median of several runs; competitors are interleaved run by run, so a ratio compares runs made under the
+same machine load. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from core import layouts  # noqa: E402
+from core.analysis import analyse  # noqa: E402
+from core.bundle import Role  # noqa: E402
+from core.synth import Summary, generate, parse_size  # noqa: E402
+from core.verify import verify  # noqa: E402
+
+PACK_SCRIPT = REPO / "bench" / "baseline" / "pack.sh"
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    return e
+
+
+def regpack(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "core.cli", *map(str, args)]
+
+
+def run(cmd: Sequence[str | Path], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env(), capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc
+
+
+def rm(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def settle() -> None:
+    """Flush dirty pages before a timed run, so a run does not pay for the previous one's writeback."""
+    os.sync()
+    time.sleep(0.2)
+
+
+def warm(paths: Sequence[Path]) -> None:
+    """Read files once so every competitor starts with them in the page cache."""
+    buf = bytearray(MiB)
+    for p in paths:
+        with open(p, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+
+
+def image_folders(root: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "manifest.json" in filenames:
+            found.append(Path(dirpath))
+            dirnames.clear()
+        dirnames.sort()
+    return sorted(found)
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def fmt_s(x: float) -> str:
+    return f"{x:.3f} s" if x < 10 else f"{x:.1f} s"
+
+
+def fmt_runs(xs: Sequence[float]) -> str:
+    return ", ".join(f"{x:.3f}" if x < 10 else f"{x:.1f}" for x in xs)
+
+
+def mib(n: float) -> str:
+    return f"{n / MiB:,.1f} MiB"
+
+
+def rate(nbytes: float, seconds: float) -> str:
+    return f"{nbytes / MiB / seconds:,.0f} MiB/s" if seconds > 0 else "n/a"
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+@dataclass
+class Timed:
+    """Wall-clock seconds of each run of one competitor."""
+
+    name: str
+    runs: list[float] = field(default_factory=list)
+    synced: list[float] = field(default_factory=list)  # the same runs including a final sync
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return median(self.runs)
+
+    @property
+    def median_synced(self) -> float:
+        return median(self.synced) if self.synced else float("nan")
+
+
+def interleave(
+    competitors: Sequence[tuple[Timed, Callable[[], None], Callable[[], None]]],
+    runs: int,
+    sync: bool = False,
+) -> None:
+    """Run every competitor once per round (action then cleanup), ``runs`` rounds; time only the action."""
+    for r in range(runs):
+        for timed, action, cleanup in competitors:
+            settle()
+            t0 = time.perf_counter()
+            action()
+            t1 = time.perf_counter()
+            timed.runs.append(t1 - t0)
+            if sync:
+                os.sync()
+                timed.synced.append(time.perf_counter() - t0)
+            log(f"  round {r + 1}/{runs} {timed.name}: {t1 - t0:.3f} s")
+            cleanup()
+
+
+def peak_rss_kib(cmd: Sequence[str | Path], cwd: Path | None = None) -> tuple[int, float]:
+    """(max resident set size in KiB, wall seconds) of one command, as GNU time reports it."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
+        t0 = time.perf_counter()
+        run(["/usr/bin/time", "-f", "%M", "-o", out.name, *map(str, cmd)], cwd=cwd)
+        wall = time.perf_counter() - t0
+        text = Path(out.name).read_text().strip().splitlines()
+    return int(text[-1]), wall
+
+
+def machine(work: Path) -> list[tuple[str, str]]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / (1 << 20):.1f} GiB"
+    except OSError:
+        pass
+
+    def out(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "unavailable"
+
+    fs = out(["findmnt", "-n", "-o", "FSTYPE,SOURCE,OPTIONS", "-T", str(work)])
+    du = shutil.disk_usage(work)
+    commit = out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "core"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return [
+        ("CPU", cpu),
+        ("cores (os.cpu_count)", str(os.cpu_count())),
+        ("RAM", ram),
+        ("kernel", platform.release()),
+        ("python", sys.version.split()[0]),
+        ("skopeo", out(["skopeo", "--version"])),
+        ("coreutils", out(["cp", "--version"])),
+        ("work folder filesystem", f"{fs} (free {du.free / GiB:.0f} GiB)"),
+        ("regpack commit", commit + (" + uncommitted changes in core/" if dirty else "")),
+        ("load average at start", loadavg()),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------- cases
+
+
+@dataclass
+class Config:
+    quick: bool
+    runs: int
+    pack_images: int
+    pack_layers: int
+    pack_blob: int
+    skopeo_images: int
+    io_bytes: int
+    io_images: int
+    inspect_images: int
+    verify_bytes: int
+    rss_sizes: tuple[int, int]
+
+
+class Suite:
+    def __init__(self, work: Path, cfg: Config) -> None:
+        self.work = work
+        self.cfg = cfg
+        self.sections: list[str] = []
+        self.headline: list[tuple[str, str, str, str]] = []  # (figure, value, goal, met)
+
+    def gen(self, name: str, **kw: Any) -> tuple[Path, Summary]:
+        out = self.work / name / "images"
+        t0 = time.perf_counter()
+        s = generate(out, **kw)
+        log(
+            f"generated {name}: {s.images} images, {s.distinct_blobs} blobs, dir {mib(s.dir_bytes)}, "
+            f"distinct {mib(s.distinct_bytes)} in {time.perf_counter() - t0:.1f} s"
+        )
+        return out, s
+
+    def goal(self, figure: str, value: str, goal: str, met: bool) -> None:
+        self.headline.append((figure, value, goal, "yes" if met else "**no**"))
+
+    # -- 1. pack, hard-link mode, many images --------------------------------------------------------------
+
+    def case_pack_link(self) -> None:
+        cfg = self.cfg
+        log("case 1: pack, hard-link mode")
+        images, s = self.gen(
+            "pack-link", images=cfg.pack_images, layers=cfg.pack_layers, blob_size=cfg.pack_blob, seed=1, link=True
+        )
+        base = images.parent
+        out = base / "regpack-out"
+        ref = base / "regpack-ref"
+        run(regpack("pack", images, "-o", ref, "--quiet"))  # the registry tree, for the same-structure floor
+        reg_dirs = sum(len(d) for _, d, _ in os.walk(ref))
+        reg_files = sum(len(f) for _, _, f in os.walk(ref))
+        src_dirs = sum(len(d) for _, d, _ in os.walk(images))
+        src_files = sum(len(f) for _, _, f in os.walk(images))
+
+        regpack_t = Timed("regpack pack")
+        blog_t = Timed("blog pack.sh")
+        cpal_t = Timed("cp -al (source tree)")
+        cpal_reg_t = Timed("cp -al (registry tree)")
+        interleave(
+            [
+                (regpack_t, lambda: run(regpack("pack", images, "-o", out, "--quiet")), lambda: rm(out)),
+                (blog_t, lambda: run(["bash", PACK_SCRIPT], cwd=base), lambda: rm(base / "docker")),
+                (cpal_t, lambda: run(["cp", "-al", images, base / "cpal"]), lambda: rm(base / "cpal")),
+                (cpal_reg_t, lambda: run(["cp", "-al", ref, base / "cpal-reg"]), lambda: rm(base / "cpal-reg")),
+            ],
+            cfg.runs,
+        )
+        # Both outputs must be right, or their speed means nothing.
+        run(regpack("pack", images, "-o", out, "--quiet"))
+        ours_ok = verify(out).ok
+        rm(out)
+        run(["bash", PACK_SCRIPT], cwd=base)
+        blog_ok = verify(base).ok  # the script writes ./docker/registry/v2: base is its registry root
+        rm(base / "docker")
+
+        # skopeo: every image into one OCI layout, sequentially (index.json is rewritten by each copy).
+        folders = image_folders(images)
+        subset = folders[: cfg.skopeo_images]
+        skopeo_t = Timed(f"skopeo copy dir: -> oci: ({len(subset)} images)")
+        layout = base / "oci"
+
+        def skopeo_all() -> None:
+            for folder in subset:
+                ref_name = folder.relative_to(images).as_posix()
+                run(["skopeo", "copy", "--insecure-policy", "-q", f"dir:{folder}", f"oci:{layout}:{ref_name}"])
+
+        interleave([(skopeo_t, skopeo_all, lambda: rm(layout))], cfg.runs)
+        skopeo_full = skopeo_t.median * len(folders) / len(subset)
+        extrapolated = len(subset) < len(folders)
+
+        # The blog script on a bundle with two multi-arch lists: does it survive?
+        lists_dir, _ = self.gen("pack-link-lists", images=20, layers=3, blob_size=1024, seed=2, lists=2, link=True)
+        proc = run(["bash", PACK_SCRIPT], cwd=lists_dir.parent, check=False)
+        blog_lists = f"exit {proc.returncode}: `{(proc.stderr.strip().splitlines() or ['(no message)'])[-1]}`"
+        ours_lists = run(regpack("pack", lists_dir, "-o", lists_dir.parent / "ours", "--quiet"), check=False)
+        ours_lists_ok = ours_lists.returncode == 0 and verify(lists_dir.parent / "ours").ok
+        rm(lists_dir.parent)
+        rm(base)
+
+        r = regpack_t.median
+        vs_skopeo = skopeo_full / r
+        vs_cpal = r / cpal_t.median
+        vs_cpal_reg = r / cpal_reg_t.median
+        lines = [
+            "## 1. pack, hard-link mode (many small images)",
+            "",
+            f"Input: `python -m core.synth OUT --images {cfg.pack_images} --layers {cfg.pack_layers} "
+            f"--blob-size {cfg.pack_blob} --seed 1 --link`: {s.images} images, {s.distinct_blobs} distinct blobs, "
+            f"{mib(s.dir_bytes)} as dirs, {mib(s.distinct_bytes)} distinct; source tree {src_dirs} folders / "
+            f"{src_files} files; the registry tree regpack writes has {reg_dirs} folders / {reg_files} files.",
+            "",
+            "| competitor | median | runs (s) | regpack speed-up |",
+            "|---|---|---|---|",
+            f"| `regpack pack SRC -o DEST` (CLI, Python start included) | {fmt_s(r)} | {fmt_runs(regpack_t.runs)} "
+            "| 1.0x |",
+            f"| blog `pack.sh` (bench/baseline) | {fmt_s(blog_t.median)} | {fmt_runs(blog_t.runs)} "
+            f"| {blog_t.median / r:.1f}x |",
+            f"| {skopeo_t.name} | {fmt_s(skopeo_t.median)} | {fmt_runs(skopeo_t.runs)} | |",
+            f"| skopeo, all {len(folders)} images{' (extrapolated linearly)' if extrapolated else ''} "
+            f"| {fmt_s(skopeo_full)} | | {vs_skopeo:.1f}x |",
+            f"| `cp -al SRC DEST` (links the source tree) | {fmt_s(cpal_t.median)} | {fmt_runs(cpal_t.runs)} "
+            f"| {1 / vs_cpal:.2f}x (regpack takes {vs_cpal:.1f}x as long) |",
+            f"| `cp -al` of regpack's own output tree (same folders and files) | {fmt_s(cpal_reg_t.median)} "
+            f"| {fmt_runs(cpal_reg_t.runs)} | {1 / vs_cpal_reg:.2f}x (regpack takes {vs_cpal_reg:.1f}x as long) |",
+            "",
+            f"Outputs verified with `core.verify`: regpack {'ok' if ours_ok else 'FAILED'}, blog script "
+            f"{'ok' if blog_ok else 'FAILED'} (on this list-free bundle).",
+            f"On a 20-image bundle with 2 multi-arch lists the blog script fails ({blog_lists}); regpack "
+            f"{'packs and verifies it' if ours_lists_ok else 'FAILS too'}.",
+            "",
+        ]
+        if extrapolated:
+            lines.append(
+                f"skopeo was timed on the first {len(subset)} of {len(folders)} images and scaled linearly; "
+                "each copy rewrites index.json, so the true time for all images is at least that."
+            )
+            lines.append("")
+        self.sections.append("\n".join(lines))
+        self.goal(
+            "pack (links) vs skopeo copy to one OCI layout", f"{vs_skopeo:.1f}x faster", ">= 20x", vs_skopeo >= 20
+        )
+        self.goal(
+            "pack (links) vs cp -al of the source tree",
+            f"{vs_cpal:.1f}x the time of cp -al",
+            "within 3x",
+            vs_cpal <= 3,
+        )
+
+    # -- 2. pack and unpack, copy mode, I/O bound --------------------------------------------------------
+
+    def case_copy(self) -> None:
+        cfg = self.cfg
+        log("case 2: pack and unpack, copy mode")
+        layers = 8
+        blob = max(4096, cfg.io_bytes // (cfg.io_images * layers))
+        # Space: source (linked: distinct bytes) + kept registry (distinct) + one output (dir bytes), twice over.
+        free = shutil.disk_usage(self.work).free
+        note = ""
+        while blob > 4096 and cfg.io_images * layers * blob * 1.6 * 2 > free:
+            blob //= 2
+            note = f" (scaled down to fit {free / GiB:.0f} GiB free)"
+        images, s = self.gen("copy", images=cfg.io_images, layers=layers, blob_size=blob, seed=3, link=True)
+        base = images.parent
+        bundle = layouts.read(images).check()
+        blob_files = sorted({b.path for b in bundle.blobs.values() if b.role is not Role.MANIFEST and b.path})
+        cp_bytes = sum(p.stat().st_size for p in blob_files)
+        warm(blob_files)
+
+        packed = base / "packed"
+        flat = base / "cp-flat"
+
+        def cp_distinct() -> None:
+            flat.mkdir()
+            run(["cp", "--reflink=never", "-t", flat, *blob_files])
+
+        pack_t = Timed("regpack pack --copy")
+        cp_t = Timed("cp of the distinct blobs")
+        interleave(
+            [
+                (pack_t, lambda: run(regpack("pack", images, "-o", packed, "--copy", "--quiet")), lambda: rm(packed)),
+                (cp_t, cp_distinct, lambda: rm(flat)),
+            ],
+            cfg.runs,
+            sync=True,
+        )
+        run(regpack("pack", images, "-o", packed, "--copy", "--quiet"))  # the source for unpack
+        pack_bytes = s.distinct_bytes
+        warm([p for p in packed.rglob("data")])
+        unpacked = base / "unpacked"
+        cpr = base / "cp-r"
+        unpack_t = Timed("regpack unpack --copy")
+        cpr_t = Timed("cp -r of the dir tree")
+        interleave(
+            [
+                (
+                    unpack_t,
+                    lambda: run(regpack("unpack", packed, "-o", unpacked, "--copy", "--quiet")),
+                    lambda: rm(unpacked),
+                ),
+                (cpr_t, lambda: run(["cp", "-r", "--reflink=never", images, cpr]), lambda: rm(cpr)),
+            ],
+            cfg.runs,
+            sync=True,
+        )
+        rm(base)
+
+        def row(t: Timed, nbytes: int) -> str:
+            return (
+                f"| {t.name} | {mib(nbytes)} | {fmt_s(t.median)} ({rate(nbytes, t.median)}) "
+                f"| {fmt_s(t.median_synced)} ({rate(nbytes, t.median_synced)}) | {fmt_runs(t.synced)} |"
+            )
+
+        pack_ratio = (pack_bytes / pack_t.median_synced) / (cp_bytes / cp_t.median_synced)
+        pack_ratio_cache = (pack_bytes / pack_t.median) / (cp_bytes / cp_t.median)
+        unpack_ratio = cpr_t.median_synced / unpack_t.median_synced
+        unpack_ratio_cache = cpr_t.median / unpack_t.median
+        lines = [
+            "## 2. pack and unpack, copy mode (I/O bound)",
+            "",
+            f"Input: `python -m core.synth OUT --images {cfg.io_images} --layers {layers} --blob-size {blob} "
+            f"--seed 3 --link`{note}: {s.images} images, {s.distinct_blobs} distinct blobs, {mib(s.dir_bytes)} "
+            f"as dirs, {mib(s.distinct_bytes)} distinct. Sources were read once before timing (warm page cache "
+            "for every competitor; the machine has enough RAM to cache them all). Each run starts after a "
+            "`sync`; 'returned' is when the command exited (data may still be in the page cache), '+ sync' adds "
+            "a `sync` so the bytes are on disk. `sync` flushes the whole machine.",
+            "",
+            "| competitor | bytes written | returned (rate) | + sync (rate) | runs + sync (s) |",
+            "|---|---|---|---|---|",
+            row(pack_t, pack_bytes),
+            row(cp_t, cp_bytes),
+            row(unpack_t, s.dir_bytes),
+            row(cpr_t, s.dir_bytes),
+            "",
+            f"pack --copy reaches {pack_ratio * 100:.0f}% of cp's rate to disk ({pack_ratio_cache * 100:.0f}% "
+            f"until return); unpack --copy {unpack_ratio * 100:.0f}% of `cp -r` to disk "
+            f"({unpack_ratio_cache * 100:.0f}% until return). cp copies the distinct blobs into one flat folder "
+            "(pack's data, without its folders and link files); `cp -r` copies the skopeo tree (the same bytes "
+            "unpack writes).",
+            "",
+        ]
+        self.sections.append("\n".join(lines))
+        self.goal("pack --copy rate vs cp (to disk)", f"{pack_ratio * 100:.0f}%", ">= 85%", pack_ratio >= 0.85)
+        self.goal("unpack --copy rate vs cp -r (to disk)", f"{unpack_ratio * 100:.0f}%", ">= 85%", unpack_ratio >= 0.85)
+
+    # -- 3. inspect a big bundle ---------------------------------------------------------------------------
+
+    def case_inspect(self) -> None:
+        cfg = self.cfg
+        log("case 3: inspect")
+        n = cfg.inspect_images
+        images, s = self.gen("inspect", images=n, layers=5, blob_size=4096, seed=4, lists=n // 100, link=True)
+        packed = images.parent / "packed"
+        run(regpack("pack", images, "-o", packed, "--quiet"))
+        runs = max(cfg.runs, 5)
+        results: list[tuple[str, Timed]] = []
+        for label, path in (("skopeo dir tree", images), ("registry storage", packed)):
+            cli = Timed(f"`regpack inspect --json` ({label}, subprocess)")
+            inproc = Timed(f"`layouts.read` + `analyse` ({label}, in-process)")
+            run(regpack("inspect", path, "--json"))  # warm the dentry and page caches once
+
+            def read_analyse(p: Path = path) -> None:
+                b = layouts.read(p).check()
+                analyse(b)
+
+            interleave(
+                [
+                    (cli, lambda p=path: run(regpack("inspect", p, "--json")), lambda: None),
+                    (inproc, read_analyse, lambda: None),
+                ],
+                runs,
+            )
+            results += [(label, cli), (label, inproc)]
+        startup = Timed("python start + import core.cli")
+        interleave([(startup, lambda: run([sys.executable, "-c", "import core.cli"]), lambda: None)], runs)
+        rm(images.parent)
+        lines = [
+            "## 3. inspect a big bundle",
+            "",
+            f"Input: `python -m core.synth OUT --images {n} --layers 5 --blob-size 4096 --seed 4 "
+            f"--lists {n // 100} --link`: {s.images} images ({s.lists} multi-arch lists), {s.distinct_blobs} "
+            "distinct blobs; also the same bundle packed to registry storage. Warm caches.",
+            "",
+            "| what | median | runs (s) |",
+            "|---|---|---|",
+            *[f"| {t.name} | {fmt_s(t.median)} | {fmt_runs(t.runs)} |" for _, t in results],
+            f"| {startup.name} (part of every CLI figure) | {fmt_s(startup.median)} | {fmt_runs(startup.runs)} |",
+            "",
+        ]
+        self.sections.append("\n".join(lines))
+        worst = max(t.median for _, t in results)
+        self.goal(f"inspect {n} images (worst of CLI / in-process, both layouts)", fmt_s(worst), "< 1 s", worst < 1)
+
+    # -- 4. verify throughput --------------------------------------------------------------------------------
+
+    def case_verify(self) -> None:
+        cfg = self.cfg
+        log("case 4: verify")
+        blob = 32 * MiB if not cfg.quick else 8 * MiB
+        # layers=3 gives 1 base + 1 mid + 1 app layer: about one distinct blob per image plus a few shared.
+        n = max(4, round(cfg.verify_bytes / blob))
+        images, _ = self.gen("verify", images=n, layers=3, blob_size=blob, seed=5, link=True)
+        bundle = layouts.read(images).check()
+        files = sorted({b.path for b in bundle.blobs.values() if b.role is not Role.MANIFEST and b.path})
+        nbytes = sum(p.stat().st_size for p in files)
+        warm(files)
+        cores = os.cpu_count() or 1
+
+        def hashlib_one_thread() -> None:
+            buf = bytearray(MiB)
+            view = memoryview(buf)
+            for p in files:
+                h = hashlib.sha256()
+                with open(p, "rb", buffering=0) as f:
+                    while k := f.readinto(buf):
+                        h.update(view[:k])
+
+        hashed: list[int] = []
+
+        def cli_verify() -> None:
+            out = run(regpack("verify", images, "--json")).stdout
+            hashed.append(json.loads(out)["bytes_hashed"])
+
+        def inproc_verify() -> None:
+            report = verify(images)
+            assert report.ok
+            hashed.append(report.bytes_hashed)
+
+        one = Timed("Python hashlib, 1 thread")
+        sums = Timed("`sha256sum` (one process)")
+        sums_p = Timed(f"`xargs -P {cores} sha256sum` ({cores} processes)")
+        cli = Timed("`regpack verify --json` (subprocess)")
+        inproc = Timed("`core.verify.verify` (in-process)")
+        per = max(1, len(files) // (cores * 4))
+        interleave(
+            [
+                (one, hashlib_one_thread, lambda: None),
+                (sums, lambda: run(["sha256sum", *files]), lambda: None),
+                (
+                    sums_p,
+                    lambda: subprocess.run(
+                        ["xargs", "-0", "-P", str(cores), "-n", str(per), "sha256sum"],
+                        input=b"\0".join(str(p).encode() for p in files),
+                        capture_output=True,
+                        check=True,
+                    ),
+                    lambda: None,
+                ),
+                (cli, cli_verify, lambda: None),
+                (inproc, inproc_verify, lambda: None),
+            ],
+            cfg.runs,
+        )
+        rm(images.parent)
+        assert all(h == nbytes for h in hashed), (hashed, nbytes)
+        single = nbytes / one.median
+        target = 0.85 * cores * single
+        lines = [
+            "## 4. verify throughput",
+            "",
+            f"Input: `python -m core.synth OUT --images {n} --layers 3 --blob-size {blob} --seed 5 --link`: "
+            f"{len(files)} distinct config and layer blobs, {mib(nbytes)} hashed by every competitor (a linked "
+            "tree: verify hashes each file once by inode). Warm page cache; sha256 throughout.",
+            "",
+            "| competitor | median | rate | runs (s) |",
+            "|---|---|---|---|",
+            *[
+                f"| {t.name} | {fmt_s(t.median)} | {nbytes / GiB / t.median:.2f} GiB/s | {fmt_runs(t.runs)} |"
+                for t in (one, sums, sums_p, cli, inproc)
+            ],
+            "",
+            f"Goal: 85% of {cores} cores x single-thread hashlib = {target / GiB:.2f} GiB/s. CLI figures include "
+            "Python start and reading the bundle.",
+            "",
+        ]
+        self.sections.append("\n".join(lines))
+        got_cli = nbytes / cli.median
+        got_in = nbytes / inproc.median
+        self.goal(
+            "verify rate vs 85% of cores x 1-thread hashlib",
+            f"CLI {got_cli / GiB:.2f}, in-process {got_in / GiB:.2f} GiB/s (target {target / GiB:.2f})",
+            ">= 100% of target",
+            got_cli >= target,
+        )
+
+    # -- 5. peak memory ------------------------------------------------------------------------------------
+
+    def case_rss(self) -> None:
+        cfg = self.cfg
+        log("case 5: peak RSS")
+        rows: dict[str, list[int]] = {}
+        inputs = []
+        runs = cfg.runs
+        for size in cfg.rss_sizes:
+            images, s = self.gen(f"rss-{size}", images=16, layers=3, blob_size=size, seed=6, lists=2, link=True)
+            base = images.parent
+            inputs.append(f"{size // MiB} MiB blobs: {mib(s.dir_bytes)} as dirs, {mib(s.distinct_bytes)} distinct")
+            packed = base / "packed"
+            run(regpack("pack", images, "-o", packed, "--quiet"))
+            commands: list[tuple[str, list[str], Path | None]] = [
+                ("inspect --json", regpack("inspect", images, "--json"), None),
+                ("pack (links)", regpack("pack", images, "-o", base / "o", "--quiet"), base / "o"),
+                ("pack --copy", regpack("pack", images, "-o", base / "o", "--copy", "--quiet"), base / "o"),
+                ("unpack (links)", regpack("unpack", packed, "-o", base / "o", "--quiet"), base / "o"),
+                ("unpack --copy", regpack("unpack", packed, "-o", base / "o", "--copy", "--quiet"), base / "o"),
+                ("verify", regpack("verify", images), None),
+            ]
+            for label, cmd, out in commands:
+                peaks = []
+                for _ in range(runs):
+                    settle()
+                    peak, _ = peak_rss_kib(cmd)
+                    peaks.append(peak)
+                    if out is not None:
+                        rm(out)
+                rows.setdefault(label, []).append(int(median(peaks)))
+                log(f"  {label} @ {size // MiB} MiB: {peaks} KiB")
+            rm(base)
+        small, big = cfg.rss_sizes
+        lines = [
+            "## 5. peak memory (RSS) against blob size",
+            "",
+            "Input: `python -m core.synth OUT --images 16 --layers 3 --lists 2 --seed 6 --link` at "
+            f"`--blob-size {small}` and `--blob-size {big}` ({'; '.join(inputs)}). Peak RSS from "
+            "`/usr/bin/time -f %M`, median of the runs.",
+            "",
+            f"| command | {small // MiB} MiB blobs | {big // MiB} MiB blobs | growth |",
+            "|---|---|---|---|",
+            *[
+                f"| regpack {label} | {a / 1024:.1f} MiB | {b / 1024:.1f} MiB | {b / a:.2f}x |"
+                for label, (a, b) in rows.items()
+            ],
+            "",
+        ]
+        self.sections.append("\n".join(lines))
+        worst = max(b / a for a, b in rows.values())
+        self.goal(
+            f"peak RSS growth, {small // MiB} -> {big // MiB} MiB blobs ({big // small}x)",
+            f"at most {worst:.2f}x",
+            "flat (< 1.5x)",
+            worst < 1.5,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller inputs and fewer runs (smoke test)")
+    p.add_argument("--runs", type=int, help="runs per figure (default 3, quick 2)")
+    p.add_argument("--io-size", type=parse_size, help="dir bytes of the copy-mode bundle (default 3G, quick 256M)")
+    p.add_argument("--verify-size", type=parse_size, help="bytes hashed by the verify case (default 2G)")
+    p.add_argument("--skopeo-images", type=int, help="time skopeo on this many images and extrapolate")
+    p.add_argument("--only", help="comma-separated cases: pack-link,copy,inspect,verify,rss (default all)", default="")
+    p.add_argument("--out", type=Path, help="results file (default bench/RESULTS.md; quick: RESULTS-quick.md)")
+    p.add_argument("--keep", action="store_true", help="keep the generated data")
+    args = p.parse_args(argv)
+    quick = args.quick
+    cfg = Config(
+        quick=quick,
+        runs=args.runs or (2 if quick else 3),
+        pack_images=100 if quick else 500,
+        pack_layers=6,
+        pack_blob=32 * 1024,
+        skopeo_images=args.skopeo_images or (30 if quick else 500),
+        io_bytes=args.io_size or (256 * MiB if quick else 3 * GiB),
+        io_images=100,
+        inspect_images=500 if quick else 2000,
+        verify_bytes=args.verify_size or (256 * MiB if quick else 2 * GiB),
+        rss_sizes=(MiB, 8 * MiB) if quick else (MiB, 32 * MiB),
+    )
+    for tool in ("skopeo", "cp", "sha256sum", "xargs", "bash", "/usr/bin/time"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is needed", file=sys.stderr)
+            return 2
+    work = Path(tempfile.mkdtemp(prefix="regpack-bench-"))
+    log(f"work folder {work}")
+    suite = Suite(work, cfg)
+    cases = {
+        "pack-link": suite.case_pack_link,
+        "copy": suite.case_copy,
+        "inspect": suite.case_inspect,
+        "verify": suite.case_verify,
+        "rss": suite.case_rss,
+    }
+    chosen = [c.strip() for c in args.only.split(",") if c.strip()] or list(cases)
+    unknown = [c for c in chosen if c not in cases]
+    if unknown:
+        print(f"bench: unknown case(s) {unknown}; choose from {list(cases)}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        info = machine(work)
+        for name in chosen:
+            cases[name]()
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    info.append(("load average at end", loadavg()))
+    command = "python bench/run.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    text = "\n".join(
+        [
+            "# regpack benchmark results",
+            "",
+            f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} in "
+            f"{(time.perf_counter() - started) / 60:.1f} min"
+            + (" (**--quick**: small inputs, not the reference figures)" if quick else "")
+            + f". Every figure is the median of {cfg.runs}+ runs.",
+            "",
+            "## Machine",
+            "",
+            "| | |",
+            "|---|---|",
+            *[f"| {k} | {v} |" for k, v in info],
+            "",
+            "## Goals",
+            "",
+            "| figure | measured | goal | met |",
+            "|---|---|---|---|",
+            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in suite.headline],
+            "",
+            *suite.sections,
+        ]
+    )
+    out = args.out or REPO / "bench" / ("RESULTS-quick.md" if quick else "RESULTS.md")
+    out.write_text(re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n")
+    print(text)
+    log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
