@@ -87,6 +87,7 @@ class DetailsView(QWidget):
         self.bundle: Bundle | None = None
         self.image: Image | None = None
         self._usage: dict[Any, BlobUsage] = {}
+        self._analysis: Analysis | None = None
 
         self.header = QLabel("Select an image to see its details.")
         self.header.setObjectName("detailsHeader")
@@ -143,7 +144,9 @@ class DetailsView(QWidget):
     def set_image(self, bundle: Bundle | None, analysis: Analysis | None, image: Image | None) -> None:
         self.bundle = bundle
         self.image = image
-        self._usage = {u.blob.digest: u for u in analysis.blobs} if analysis is not None else {}
+        if analysis is not self._analysis:
+            self._analysis = analysis
+            self._usage = {u.blob.digest: u for u in analysis.blobs} if analysis is not None else {}
         self.platform_box.blockSignals(True)
         self.platform_box.clear()
         if image is not None and image.is_list:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.signals import emit
 from gui.sizes import human_duration, human_size
 from gui.workers import ProgressText
 
@@ -164,7 +165,7 @@ class ResultDialog(QDialog):
         layout.addWidget(buttons)
 
     def _open_bundle(self) -> None:
-        self.open_bundle.emit(self.dest)
+        emit(self.open_bundle, self.dest)
         self.accept()
 
 
@@ -221,7 +222,7 @@ class ProgressPanel(QWidget):
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText("Cancelling…")
-        self.cancel_requested.emit()
+        emit(self.cancel_requested)
 
     def finish(self) -> None:
         self.hide()

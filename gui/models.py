@@ -21,6 +21,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
 from core.analysis import Analysis, BlobUsage, ImageStats
 from core.bundle import Image, Role
 from core.manifest import Manifest
+from gui.signals import emit
 from gui.sizes import human_size
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -65,20 +66,25 @@ class ImageTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[ImageStats] = []
+        self._sort_keys: list[tuple[Any, ...]] = []  # per row, per column: sorting calls data() n·log n times
         self._status: dict[str, str] = {}  # image name -> "error" | "warning"
         self._mono = _mono()
 
     def set_analysis(self, analysis: Analysis | None) -> None:
         self.beginResetModel()
         self._rows = list(analysis.images) if analysis is not None else []
+        self._sort_keys = [tuple(self._sort_key(s, c) for c in range(len(self.HEADERS))) for s in self._rows]
         self._status = {}
         self.endResetModel()
 
     def set_status(self, status: dict[str, str]) -> None:
         """Colour rows by verify/read outcome: image name -> "error" or "warning"."""
+        if not status and not self._status:
+            return
         self._status = dict(status)
         if self._rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.HEADERS) - 1))
+            roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole]  # no re-sort needed
+            emit(self.dataChanged, self.index(0, 0), self.index(len(self._rows) - 1, len(self.HEADERS) - 1), roles)
 
     def status_of(self, name: str) -> str | None:
         return self._status.get(name)
@@ -108,15 +114,16 @@ class ImageTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        row = index.row()
+        if role == SORT_ROLE:
+            return self._sort_keys[row][index.column()] if index.isValid() and 0 <= row < len(self._rows) else None
+        if not index.isValid() or not 0 <= row < len(self._rows):
             return None
-        stats = self._rows[index.row()]
+        stats = self._rows[row]
         image = stats.image
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(stats, col)
-        if role == SORT_ROLE:
-            return self._sort_key(stats, col)
         if role == OBJECT_ROLE:
             return stats
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -257,19 +264,22 @@ class BlobTreeModel(QAbstractItemModel):
         self.endResetModel()
 
     def set_highlight(self, image: Image | None) -> None:
-        """Mark the layers of ``image`` (and the image itself where it appears)."""
+        """Mark ``image`` and its layers: the layer rows it uses (by blob), or its own row and children."""
+        before = self.highlighted_rows()
         self._highlight_image = image
         self._highlight_digests = frozenset(image.blob_digests()) if image is not None else frozenset()
         rows = self.rowCount()
-        if rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(rows - 1, len(self.HEADERS) - 1))
-            for row in range(rows):
-                parent = self.index(row, 0)
-                children = self.rowCount(parent)
-                if children:
-                    self.dataChanged.emit(
-                        self.index(0, 0, parent), self.index(children - 1, len(self.HEADERS) - 1, parent)
-                    )
+        if not rows:
+            return
+        last = len(self.HEADERS) - 1
+        roles = [Qt.ItemDataRole.FontRole, Qt.ItemDataRole.BackgroundRole]
+        emit(self.dataChanged, self.index(0, 0), self.index(rows - 1, last), roles)
+        # Only rows holding the old or new image have marked children; telling the view about those is enough.
+        for row in sorted(set(before) | set(self.highlighted_rows())):
+            parent = self.index(row, 0)
+            children = self.rowCount(parent)
+            if children:
+                emit(self.dataChanged, self.index(0, 0, parent), self.index(children - 1, last, parent), roles)
 
     def highlighted_rows(self) -> list[int]:
         """Top-level rows that belong to the highlighted image."""
@@ -362,12 +372,19 @@ class BlobTreeModel(QAbstractItemModel):
         col = index.column()
         if role == OBJECT_ROLE:
             return obj
+        top = index.internalId() == 0
         if isinstance(obj, BlobUsage):
-            return self._blob_data(obj, col, role)
+            if top:
+                marked = obj.blob.digest in self._highlight_digests
+            else:
+                marked = self._highlight_image is not None and (
+                    self._images[index.internalId() - 1].image is self._highlight_image
+                )
+            return self._blob_data(obj, col, role, marked)
         image = obj.image if isinstance(obj, ImageStats) else obj
-        return self._image_data(image, col, role)
+        return self._image_data(image, col, role, image is self._highlight_image)
 
-    def _blob_data(self, usage: BlobUsage, col: int, role: int) -> Any:
+    def _blob_data(self, usage: BlobUsage, col: int, role: int, marked: bool) -> Any:
         blob = usage.blob
         if role == Qt.ItemDataRole.DisplayRole:
             if col == self.NAME:
@@ -392,14 +409,14 @@ class BlobTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return _RIGHT if col in (self.SIZE, self.USED_BY) else None
         if role == Qt.ItemDataRole.FontRole:
-            if blob.digest in self._highlight_digests:
+            if marked:
                 return self._bold
             return self._mono if col == self.NAME else None
-        if role == Qt.ItemDataRole.BackgroundRole and blob.digest in self._highlight_digests:
+        if role == Qt.ItemDataRole.BackgroundRole and marked:
             return QBrush(HIGHLIGHT_BACKGROUND)
         return None
 
-    def _image_data(self, image: Image, col: int, role: int) -> Any:
+    def _image_data(self, image: Image, col: int, role: int, marked: bool) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             if col == self.NAME:
                 return image.name
@@ -413,7 +430,7 @@ class BlobTreeModel(QAbstractItemModel):
             return image.name if col == self.NAME else None
         if role == Qt.ItemDataRole.ToolTipRole and col == self.NAME:
             return f"{image.name}\n{image.digest}"
-        if image is self._highlight_image:
+        if marked:
             if role == Qt.ItemDataRole.FontRole:
                 return self._bold
             if role == Qt.ItemDataRole.BackgroundRole:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.models import VerifyModel, verdicts
+from gui.signals import emit
 from gui.sizes import human_size
 
 
@@ -113,4 +114,4 @@ class VerifyView(QWidget):
         try:
             self.export_json(Path(chosen))
         except OSError as e:
-            self.export_failed.emit("Cannot export the verify report", f"{chosen}: {e.strerror or e}")
+            emit(self.export_failed, "Cannot export the verify report", f"{chosen}: {e.strerror or e}")

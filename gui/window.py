@@ -40,6 +40,7 @@ from gui.chart import SavingsView
 from gui.details import DetailsView
 from gui.dialogs import PACK, UNPACK, ErrorDialog, JobDialog, JobOptions, ProgressPanel, ResultDialog, job_summary
 from gui.models import OBJECT_ROLE, BlobTreeModel, ImageFilterProxy, ImageTableModel
+from gui.signals import emit
 from gui.sizes import human_size
 from gui.verify_view import VerifyView
 from gui.workers import ProgressTracker, Task, TaskKeeper
@@ -368,7 +369,7 @@ class MainWindow(QMainWindow):
         self._add_recent(loaded.path)
         self.loading_path = None
         self._update_actions()
-        self.bundle_loaded.emit(loaded)
+        emit(self.bundle_loaded, loaded)
 
     def _load_failed(self, exc: BaseException) -> None:
         path = self.loading_path
@@ -377,7 +378,7 @@ class MainWindow(QMainWindow):
         self.summary_label.setText("No bundle open" if self.bundle is None else self._summary_text())
         self.show_error(f"Cannot open {path}", message, details)
         self._update_actions()
-        self.load_failed.emit(message)
+        emit(self.load_failed, message)
 
     def _load_done(self) -> None:
         if self.job is None:
@@ -615,7 +616,7 @@ class MainWindow(QMainWindow):
         self.job, self.job_kind, self.tracker = None, None, None
         self.progress.finish()
         self._update_actions()
-        self.job_ended.emit(kind)
+        emit(self.job_ended, kind)
 
     # ---------------------------------------------------------------------------------------------- errors
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from core.errors import Cancelled
+from gui.signals import emit
 from gui.sizes import human_duration, human_rate, human_size
 
 UPDATE_INTERVAL = 0.1  # seconds between progress signals: about 10 UI updates a second
@@ -89,22 +90,22 @@ class Task(QRunnable):
 
     def _progress(self, progress: Any) -> None:
         if self._throttle.offer(progress):
-            self.signals.progress.emit(progress)
+            emit(self.signals.progress, progress)
 
     def run(self) -> None:
-        self.signals.started.emit()
+        emit(self.signals.started)
         try:
             result = self.job(progress=self._progress, cancel=self.cancel_event)
         except Cancelled:
-            self.signals.cancelled.emit()
+            emit(self.signals.cancelled)
         except BaseException as exc:  # every failure reaches the window's one error dialog
-            self.signals.failed.emit(exc)
+            emit(self.signals.failed, exc)
         else:
             last = self._throttle.take_pending()
             if last is not None:
-                self.signals.progress.emit(last)
-            self.signals.finished.emit(result)
-        self.signals.done.emit()
+                emit(self.signals.progress, last)
+            emit(self.signals.finished, result)
+        emit(self.signals.done)
 
 
 class TaskKeeper:

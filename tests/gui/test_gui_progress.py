@@ -54,3 +54,46 @@ def test_throttle_lets_about_ten_a_second_through_and_keeps_the_last() -> None:
     assert 9 <= len(passed) <= 11
     assert throttle.take_pending() == 99 or passed[-1] == 99
     assert throttle.take_pending() is None
+
+
+def test_thousands_of_signals_leave_true_intact(qtbot) -> None:
+    """Each PySide6 6.12 emit dropped a reference to True; a long job used to abort the interpreter."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    from gui.signals import emit
+
+    class Source(QObject):
+        value = Signal(object)
+
+    source = Source()
+    received: list[int] = []
+    source.value.connect(received.append)
+    before = sys.getrefcount(True)
+    for i in range(5000):  # far more than True's few hundred references at start-up
+        emit(source.value, i)
+    assert received == list(range(5000))
+    assert sys.getrefcount(True) >= before
+
+
+def test_a_task_reporting_progress_often_runs_to_the_end(qtbot) -> None:
+    from gui.workers import Task, TaskKeeper
+
+    def job(progress, cancel):
+        for i in range(3000):
+            progress(Progress(i, 3000, i, 3000))
+        return "done"
+
+    task = Task(job, interval=0)  # no throttling: every report becomes a signal
+    seen: list[Progress] = []
+    task.signals.progress.connect(seen.append)
+    keeper = TaskKeeper()
+    with (
+        qtbot.waitSignal(task.signals.done, timeout=30_000),
+        qtbot.waitSignal(task.signals.finished, timeout=30_000) as finished,
+    ):
+        keeper.start(task)
+    assert finished.args == ["done"]
+    assert len(seen) == 3000 and seen[-1].done_bytes == 2999
+    assert not keeper.running

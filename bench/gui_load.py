@@ -1,0 +1,110 @@
+"""How long the window takes to show a big bundle, and how much memory it needs.
+
+Generates a synthetic skopeo dir bundle (default 2,000 images: small random blobs, a few base layers shared by
+many images, runtime layers shared by some, one layer of its own per image, every 25th image a two-platform
+list), then launches ``python -m gui.app --exit-after-load`` on it (offscreen) and measures the time from
+process launch to a populated window, and the peak RSS of that process. The shipped 4-image sample is timed
+the same way, to tell Qt's start-up cost from the cost of the bundle.
+
+    python bench/gui_load.py [--images 2000] [--runs 3] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from core.analysis import analyse  # noqa: E402
+from core.layouts import read  # noqa: E402
+from resources.make_sample import SAMPLE_DIR, make_synthetic  # noqa: E402
+
+
+def launch(path: Path) -> dict[str, float]:
+    """One window launch: seconds from exec to populated window, and the window process's peak RSS."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gui.app", "--exit-after-load", str(path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    populated = time.perf_counter() - started
+    proc.wait(timeout=120)
+    if proc.returncode != 0 or not line:
+        raise SystemExit(f"window exited with {proc.returncode} before showing {path}")
+    figures = json.loads(line)
+    return {
+        "populated_s": populated,
+        "load_after_show_s": figures["load_seconds"],
+        "rss_mib": figures["max_rss_kib"] / 1024,
+        "images": figures["images"],
+    }
+
+
+def summarize(label: str, runs: list[dict[str, float]]) -> None:
+    times = [r["populated_s"] for r in runs]
+    loads = [r["load_after_show_s"] for r in runs]
+    rss = max(r["rss_mib"] for r in runs)
+    print(
+        f"{label:<28} {int(runs[0]['images']):>6} images  launch->populated median {statistics.median(times):6.2f} s "
+        f"(min {min(times):.2f}, max {max(times):.2f})  read+analyse+fill after show "
+        f"{statistics.median(loads):5.2f} s  peak RSS {rss:6.1f} MiB"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="write the bundle here and keep it (default: a temp folder)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="regpack-gui-bench-") as tmp:
+        bundle = args.keep or Path(tmp) / "bundle"
+        t = time.perf_counter()
+        if not (bundle.exists() and any(bundle.iterdir())):
+            make_synthetic(bundle, args.images, seed=1, lists_every=25)
+        files = [p for p in bundle.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+        print(
+            f"bundle: {args.images} images, {len(files)} files, {size / 2**20:.1f} MiB "
+            f"(generated in {time.perf_counter() - t:.1f} s) at {bundle}"
+        )
+
+        t = time.perf_counter()
+        parsed = read(bundle)
+        t_read = time.perf_counter() - t
+        t = time.perf_counter()
+        analysis = analyse(parsed)
+        t_analyse = time.perf_counter() - t
+        print(
+            f"core alone (this process): read {t_read:.2f} s, analyse {t_analyse:.2f} s; "
+            f"{len(parsed.blobs)} distinct blobs, saving {analysis.saved_percent:.1f}%"
+        )
+
+        summarize("sample (Qt start-up cost)", [launch(SAMPLE_DIR) for _ in range(args.runs)])
+        summarize(f"synthetic {args.images}", [launch(bundle) for _ in range(args.runs)])
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS of any window process (getrusage RUSAGE_CHILDREN): {children:.1f} MiB")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
