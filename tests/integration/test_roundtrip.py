@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Generated, RealBundle
 from tests.support import ocibuild as ob
-from tests.support.tools import Registry, Skopeo, run_cli
+from tests.support.catalog import Generated, RealBundle
+from tests.support.tools import Registry, Skopeo, run_cli, start_registry
 from tests.support.trees import copy_tree, file_sha256, leftovers, registry_blob_files, tree_bytes
 
 pytestmark = pytest.mark.integration
@@ -253,3 +253,37 @@ def test_storage_written_by_the_test_support_is_what_the_registry_serves(
     """The bad-input tests break storages written by tests/support; check the writer against the registry."""
     registry = serve_readonly(generated.storage_root)
     assert_served(registry, skopeo, {ref: generated.folder(ref) for ref in generated.refs}, tmp_path)
+
+
+def test_a_live_registry_keeps_writing_into_packed_storage(
+    generated: Generated, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    """A registry started on a packed storage accepts new pushes next to the packed images (it reads our links
+    to mount blobs across repositories), and the result unpacks with old and new images."""
+    dest = tmp_path / "packed"
+    cli_ok("pack", generated.dir_root, "-o", dest, "--quiet")
+    registry = start_registry(dest, tmp_path / "run")
+    try:
+        skopeo.copy(registry.ref("alpine:3.19"), registry.ref("team/alpine:copy"))
+        skopeo.copy(f"dir:{generated.folder('multi:1')}", registry.ref("multi:pushed"))
+    finally:
+        registry.stop()
+    out = tmp_path / "unpacked"
+    cli_ok("unpack", dest, "-o", out, "--quiet")
+    folders = image_folders(out)
+    assert sorted(folders) == sorted([*generated.refs, "team/alpine:copy", "multi:pushed"])
+    assert tree_bytes(folders["team/alpine:copy"]) == tree_bytes(generated.folder("alpine:3.19"))
+    assert tree_bytes(folders["multi:pushed"]) == tree_bytes(generated.folder("multi:1"))
+
+
+def test_verify_and_inspect_read_a_live_registry_storage(
+    generated: Generated, registry: Registry, skopeo: Skopeo
+) -> None:
+    for ref in generated.refs:
+        skopeo.copy(f"dir:{generated.folder(ref)}", registry.ref(f"pushed/{ref}"))
+    report = json.loads(cli_ok("verify", registry.root, "--json").stdout)
+    assert report["ok"] is True
+    assert sorted(i["name"] for i in report["images"]) == sorted(f"pushed/{ref}" for ref in generated.refs)
+    inspected = json.loads(cli_ok("inspect", registry.root, "--json").stdout)
+    digests = {i["name"]: i["digest"] for i in inspected["images"]}
+    assert digests == {f"pushed/{ref}": art.digest for ref, art in generated.refs.items()}

@@ -33,6 +33,8 @@ def missing_tools() -> list[str]:
         missing.append("skopeo")
     if find_registry() is None:
         missing.append("docker-registry")
+    if shutil.which("zstd") is None:  # the zstd layer of the integration bundle
+        missing.append("zstd")
     return missing
 
 
@@ -45,7 +47,7 @@ def free_port() -> int:
 def registry_config(root: Path, port: int, *, readonly: bool) -> str:
     return f"""version: 0.1
 log:
-  level: warn
+  level: info
   accesslog:
     disabled: true
 storage:
@@ -89,9 +91,11 @@ class Registry:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
-    def log_text(self) -> str:
+    def log_text(self, limit: int = 1 << 20) -> str:
+        """The first ``limit`` bytes of the registry's log."""
         try:
-            return self.log.read_text(errors="replace")[-4000:]
+            with open(self.log, "rb") as f:
+                return f.read(limit).decode(errors="replace")
         except OSError:
             return ""
 
@@ -129,13 +133,16 @@ def start_registry(root: Path, work: Path, *, readonly: bool = False, attempts: 
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
-            with contextlib.suppress(OSError):
-                status, _ = registry.get("/v2/")
-                if status == 200:
-                    return registry
+            # Another process may have taken the port since free_port(): only trust an answer once OUR
+            # registry says it listens there.
+            if f"listening on 127.0.0.1:{port}" in registry.log_text():
+                with contextlib.suppress(OSError):
+                    status, _ = registry.get("/v2/")
+                    if status == 200 and process.poll() is None:
+                        return registry
             time.sleep(0.05)
         registry.stop()
-        last_error = f"attempt {attempt + 1} on port {port}: {registry.log_text()}"
+        last_error = f"attempt {attempt + 1} on port {port}: {registry.log_text()[-4000:]}"
     raise RuntimeError(f"docker-registry did not start: {last_error}")
 
 
