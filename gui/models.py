@@ -381,8 +381,9 @@ class BlobTreeModel(QAbstractItemModel):
                     self._images[index.internalId() - 1].image is self._highlight_image
                 )
             return self._blob_data(obj, col, role, marked)
+        stats = obj if isinstance(obj, ImageStats) else None
         image = obj.image if isinstance(obj, ImageStats) else obj
-        return self._image_data(image, col, role, image is self._highlight_image)
+        return self._image_data(image, stats, col, role, image is self._highlight_image)
 
     def _blob_data(self, usage: BlobUsage, col: int, role: int, marked: bool) -> Any:
         blob = usage.blob
@@ -416,18 +417,23 @@ class BlobTreeModel(QAbstractItemModel):
             return QBrush(HIGHLIGHT_BACKGROUND)
         return None
 
-    def _image_data(self, image: Image, col: int, role: int, marked: bool) -> Any:
+    def _image_data(self, image: Image, stats: ImageStats | None, col: int, role: int, marked: bool) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             if col == self.NAME:
                 return image.name
             if col == self.MEDIA_TYPE:
                 return kind_text(image)
-            if col == self.USED_BY and self._mode == self.BY_IMAGE:
-                n = len(image.blob_digests())
-                return f"{n} blob" + ("s" if n != 1 else "")
+            if stats is not None and col == self.SIZE:
+                return human_size(stats.total_bytes)
+            if stats is not None and col == self.USED_BY:
+                return f"{stats.layers} layer" + ("s" if stats.layers != 1 else "")
             return None
         if role == SORT_ROLE:
-            return image.name if col == self.NAME else None
+            if col == self.NAME:
+                return image.name
+            return stats.total_bytes if stats is not None and col == self.SIZE else None
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.SIZE, self.USED_BY):
+            return _RIGHT
         if role == Qt.ItemDataRole.ToolTipRole and col == self.NAME:
             return f"{image.name}\n{image.digest}"
         if marked:
@@ -627,7 +633,7 @@ class VerifyModel(QAbstractTableModel):
             if not verdict.findings:
                 return ""
             first = verdict.findings[0]
-            text = f"{first.path}: {first.message}" if first.path else first.message
+            text = first.message + (f" — {first.path}" if first.path else "")  # the path is often long: last
             more = len(verdict.findings) - 1
             return text + (f"  (+{more} more)" if more else "")
         if role == SORT_ROLE:

@@ -404,8 +404,15 @@ class MainWindow(QMainWindow):
         self.summary_label.setText(self._summary_text())
         self._show_problems(bundle)
         self.images_panel.title_label.setText(f"Images ({len(bundle.images)})")  # type: ignore[attr-defined]
+        header = self.table.horizontalHeader()
+        header.setResizeContentsPrecision(200)  # sample the first rows only: big bundles stay quick
+        for column, cap in ((ImageTableModel.REPOSITORY, 260), (ImageTableModel.KIND, 280)):
+            self.table.resizeColumnToContents(column)
+            header.resizeSection(column, min(max(header.sectionSize(column), 70), cap))
         if self.proxy.rowCount():
             self.table.selectRow(0)
+        if self.blob_model.mode == BlobTreeModel.BY_BLOB and self.blob_model.rowCount():
+            self.tree.expand(self.blob_model.index(0, 0))  # the most shared layer, and who shares it
 
     def _summary_text(self) -> str:
         if self.bundle is None or self.analysis is None:

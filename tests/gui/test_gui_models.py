@@ -73,6 +73,12 @@ def test_blob_tree_passes_modeltester_in_both_groupings(qtmodeltester, synthetic
     qtmodeltester.check(model)
     assert model.rowCount() == 40
     assert model.highlighted_rows() == [3]
+    for row, stats in enumerate(analysis.images):  # each image expands to exactly its layers
+        parent = model.index(row, 0)
+        assert model.index(row, BlobTreeModel.USED_BY).data() == f"{stats.layers} layers"
+        assert model.rowCount(parent) == stats.layers
+        children = {model.index(r, 0, parent).data(OBJECT_ROLE).blob.digest for r in range(stats.layers)}
+        assert children == {d.digest for m in stats.image.manifests for d in m.layers}
 
 
 def analysis_role(analysis, digest) -> str:
