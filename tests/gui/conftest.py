@@ -59,8 +59,13 @@ def window(qtbot):  # type: ignore[no-untyped-def]
     return win
 
 
-def open_and_wait(qtbot, window, path: Path):  # type: ignore[no-untyped-def]
-    """Open ``path`` in ``window`` and wait until every view shows it; returns the Loaded result."""
-    with qtbot.waitSignal(window.bundle_loaded, timeout=30_000) as blocker:
-        assert window.open_bundle(path)
-    return blocker.args[0]
+@pytest.fixture
+def open_and_wait(qtbot):  # type: ignore[no-untyped-def]
+    """``open_and_wait(window, path)``: open a bundle and wait until every view shows it; returns Loaded."""
+
+    def run(window, path: Path):  # type: ignore[no-untyped-def]
+        with qtbot.waitSignal(window.bundle_loaded, timeout=30_000) as blocker:
+            assert window.open_bundle(path)
+        return blocker.args[0]
+
+    return run

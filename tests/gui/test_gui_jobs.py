@@ -6,7 +6,6 @@ import json
 import threading
 from pathlib import Path
 
-from conftest import open_and_wait
 from PySide6.QtCore import Qt
 
 import core.jobs
@@ -27,8 +26,10 @@ def run_dialog(qtbot, window: MainWindow, action, dest: Path, *, copy: bool = Fa
     qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
 
 
-def test_pack_through_the_button_gives_output_that_verifies(qtbot, window, sample_bundle: Path, tmp_path: Path):
-    open_and_wait(qtbot, window, sample_bundle)
+def test_pack_through_the_button_gives_output_that_verifies(
+    open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path
+):
+    open_and_wait(window, sample_bundle)
     dest = tmp_path / "packed"
     progress_seen = []
     window.progress.bar.valueChanged.connect(progress_seen.append)
@@ -58,10 +59,10 @@ def test_pack_through_the_button_gives_output_that_verifies(qtbot, window, sampl
     assert window.unpack_action.isEnabled() and not window.pack_action.isEnabled()
 
 
-def test_unpack_through_the_button_gives_skopeo_dirs(qtbot, window, sample_bundle: Path, tmp_path: Path):
+def test_unpack_through_the_button_gives_skopeo_dirs(open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path):
     packed = tmp_path / "packed"
     core.jobs.pack(sample_bundle, packed)
-    open_and_wait(qtbot, window, packed)
+    open_and_wait(window, packed)
     dest = tmp_path / "unpacked"
     with qtbot.waitSignal(window.job_ended, timeout=60_000) as ended:
         run_dialog(qtbot, window, window.unpack_action, dest, copy=True)
@@ -74,7 +75,9 @@ def test_unpack_through_the_button_gives_skopeo_dirs(qtbot, window, sample_bundl
     assert "Unpacked 4 images" in window.result_dialog.summary.text()
 
 
-def test_cancel_mid_job_leaves_no_destination(qtbot, window, synthetic_bundle: Path, tmp_path: Path, monkeypatch):
+def test_cancel_mid_job_leaves_no_destination(
+    open_and_wait, qtbot, window, synthetic_bundle: Path, tmp_path: Path, monkeypatch
+):
     """The job stops inside core's first progress report until Cancel is clicked, so the cancel lands mid-job."""
     real_pack = core.jobs.pack
     reported = threading.Event()
@@ -91,7 +94,7 @@ def test_cancel_mid_job_leaves_no_destination(qtbot, window, synthetic_bundle: P
         return real_pack(src, dest, progress=hook, cancel=cancel, **options)
 
     monkeypatch.setattr(core.jobs, "pack", pack_waiting_for_cancel)
-    open_and_wait(qtbot, window, synthetic_bundle)
+    open_and_wait(window, synthetic_bundle)
     dest = tmp_path / "packed"
     with qtbot.waitSignal(window.job_ended, timeout=60_000):
         run_dialog(qtbot, window, window.pack_action, dest, copy=True)
@@ -106,8 +109,10 @@ def test_cancel_mid_job_leaves_no_destination(qtbot, window, synthetic_bundle: P
     assert window.pack_action.isEnabled()
 
 
-def test_a_failing_job_names_the_file_and_reason_in_one_dialog(qtbot, window, sample_bundle: Path, tmp_path: Path):
-    open_and_wait(qtbot, window, sample_bundle)
+def test_a_failing_job_names_the_file_and_reason_in_one_dialog(
+    open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path
+):
+    open_and_wait(window, sample_bundle)
     in_the_way = tmp_path / "taken"
     in_the_way.write_text("not a folder")
     with qtbot.waitSignal(window.job_ended, timeout=60_000):
@@ -119,8 +124,10 @@ def test_a_failing_job_names_the_file_and_reason_in_one_dialog(qtbot, window, sa
     assert in_the_way.read_text() == "not a folder"
 
 
-def test_job_dialog_refuses_a_destination_that_is_in_use(qtbot, window, sample_bundle: Path, tmp_path: Path):
-    open_and_wait(qtbot, window, sample_bundle)
+def test_job_dialog_refuses_a_destination_that_is_in_use(
+    open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path
+):
+    open_and_wait(window, sample_bundle)
     window.pack_action.trigger()
     dialog = window.job_dialog
     assert not Path(dialog.dest_edit.text()).exists()  # the suggestion is a new folder
@@ -147,13 +154,13 @@ def verify_rows(window: MainWindow) -> dict[str, tuple[str, object]]:
     }
 
 
-def test_corrupt_blob_turns_its_image_red_in_verify(qtbot, window, sample_bundle: Path, tmp_path: Path):
+def test_corrupt_blob_turns_its_image_red_in_verify(open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path):
     web = sample_bundle / "demo/web:1.0"
     layer = web / json.loads((web / "manifest.json").read_bytes())["layers"][1]["digest"][7:]
     data = bytearray(layer.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, different bytes: only re-hashing notices
     layer.write_bytes(bytes(data))
-    open_and_wait(qtbot, window, sample_bundle)
+    open_and_wait(window, sample_bundle)
     assert window.bundle.problems == []  # reading alone cannot tell
 
     with qtbot.waitSignal(window.job_ended, timeout=60_000):
@@ -184,8 +191,8 @@ def test_corrupt_blob_turns_its_image_red_in_verify(qtbot, window, sample_bundle
     assert bad[0]["findings"][0]["code"] == "digest-mismatch"
 
 
-def test_verify_of_a_good_bundle_is_all_ok(qtbot, window, synthetic_bundle: Path):
-    open_and_wait(qtbot, window, synthetic_bundle)
+def test_verify_of_a_good_bundle_is_all_ok(open_and_wait, qtbot, window, synthetic_bundle: Path):
+    open_and_wait(window, synthetic_bundle)
     with qtbot.waitSignal(window.job_ended, timeout=60_000):
         qtbot.mouseClick(window.verify_view.verify_button, Qt.MouseButton.LeftButton)
     rows = verify_rows(window)

@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import open_and_wait
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 
@@ -46,10 +45,12 @@ def table_rows(window: MainWindow) -> dict[str, dict[int, object]]:
 
 
 @pytest.mark.parametrize("bundle_fixture", ["sample_bundle", "synthetic_bundle"])
-def test_window_shows_the_same_numbers_as_inspect_json(qtbot, window, request, bundle_fixture: str) -> None:
+def test_window_shows_the_same_numbers_as_inspect_json(
+    open_and_wait, qtbot, window, request, bundle_fixture: str
+) -> None:
     path = request.getfixturevalue(bundle_fixture)
     expected = inspect_json(path)
-    open_and_wait(qtbot, window, path)
+    open_and_wait(window, path)
 
     rows = table_rows(window)
     assert len(rows) == len(expected["images"]) == window.image_model.rowCount()
@@ -78,10 +79,10 @@ def test_window_shows_the_same_numbers_as_inspect_json(qtbot, window, request, b
     assert f"{len(expected['images'])} images" in window.summary_label.text()
 
 
-def test_sample_bundle_is_the_default_and_real(qtbot, window) -> None:
+def test_sample_bundle_is_the_default_and_real(open_and_wait, qtbot, window) -> None:
     from gui.assets import sample_bundle
 
-    loaded = open_and_wait(qtbot, window, sample_bundle())
+    loaded = open_and_wait(window, sample_bundle())
     bundle = loaded.bundle
     assert bundle.layout.value == "skopeo-dir" and not bundle.problems
     names = sorted(image.name for image in bundle.images)
@@ -125,8 +126,8 @@ def test_a_folder_that_is_no_bundle_gives_one_error_dialog(qtbot, window, tmp_pa
     assert window.open_action.isEnabled()
 
 
-def test_details_show_config_layers_and_manifest(qtbot, window, sample_bundle: Path) -> None:
-    loaded = open_and_wait(qtbot, window, sample_bundle)
+def test_details_show_config_layers_and_manifest(open_and_wait, qtbot, window, sample_bundle: Path) -> None:
+    loaded = open_and_wait(window, sample_bundle)
     web = next(i for i in loaded.bundle.images if i.name == "demo/web:1.0")
     assert window.select_image(web)
     details = window.details
@@ -152,8 +153,8 @@ def test_details_show_config_layers_and_manifest(qtbot, window, sample_bundle: P
     assert window.blob_model.index(row, 0).data() == "demo/web:1.0"
 
 
-def test_multi_arch_details_switch_platform(qtbot, window, sample_bundle: Path) -> None:
-    loaded = open_and_wait(qtbot, window, sample_bundle)
+def test_multi_arch_details_switch_platform(open_and_wait, qtbot, window, sample_bundle: Path) -> None:
+    loaded = open_and_wait(window, sample_bundle)
     tools = next(i for i in loaded.bundle.images if i.name == "demo/tools:1.0")
     window.select_image(tools)
     box = window.details.platform_box
@@ -164,8 +165,8 @@ def test_multi_arch_details_switch_platform(qtbot, window, sample_bundle: Path) 
     assert "platform manifest" in window.details.manifest_text.toPlainText()
 
 
-def test_filter_and_copy_digest(qtbot, window, sample_bundle: Path) -> None:
-    loaded = open_and_wait(qtbot, window, sample_bundle)
+def test_filter_and_copy_digest(open_and_wait, qtbot, window, sample_bundle: Path) -> None:
+    loaded = open_and_wait(window, sample_bundle)
     qtbot.keyClicks(window.search, "demo/")
     assert window.proxy.rowCount() == 3
     qtbot.keyClicks(window.search, "we")
@@ -179,11 +180,11 @@ def test_filter_and_copy_digest(qtbot, window, sample_bundle: Path) -> None:
     assert window.proxy.index(0, ImageTableModel.DIGEST).data(Qt.ItemDataRole.ToolTipRole) == str(web.digest)
 
 
-def test_read_problems_colour_the_image_red(qtbot, window, sample_bundle: Path) -> None:
+def test_read_problems_colour_the_image_red(open_and_wait, qtbot, window, sample_bundle: Path) -> None:
     web = sample_bundle / "demo/web:1.0"
     manifest = json.loads((web / "manifest.json").read_bytes())
     (web / manifest["layers"][1]["digest"][7:]).unlink()  # the web layer did not arrive
-    open_and_wait(qtbot, window, sample_bundle)
+    open_and_wait(window, sample_bundle)
     rows = table_rows(window)
     assert set(rows) >= {"demo/web:1.0"}
     model = window.proxy
@@ -196,11 +197,13 @@ def test_read_problems_colour_the_image_red(qtbot, window, sample_bundle: Path) 
     assert "problem" in window.problems_label.text()
 
 
-def test_recent_bundles_and_window_state_are_remembered(qtbot, sample_bundle: Path, isolated_settings: Path) -> None:
+def test_recent_bundles_and_window_state_are_remembered(
+    open_and_wait, qtbot, sample_bundle: Path, isolated_settings: Path
+) -> None:
     first = MainWindow()
     qtbot.addWidget(first)
     first.show()
-    open_and_wait(qtbot, first, sample_bundle)
+    open_and_wait(first, sample_bundle)
     first.resize(760, 680)  # inside the offscreen screen (800x800), so restoring it needs no clamping
     qtbot.waitUntil(lambda: first.width() == 760)
     first.main_splitter.setSizes([200, 556])
