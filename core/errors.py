@@ -20,10 +20,13 @@ class BundleError(RegpackError):
     ``path`` is the file or folder at fault, ``image`` the image reference it belongs to (when known).
     """
 
-    def __init__(self, reason: str, path: Path | str | None = None, image: str | None = None) -> None:
+    def __init__(
+        self, reason: str, path: Path | str | None = None, image: str | None = None, code: str = "invalid"
+    ) -> None:
         self.reason = reason
         self.path = Path(path) if path is not None else None
         self.image = image
+        self.code = code  # a stable word for reports: unsafe, unreadable, empty, bad-manifest, ...
         super().__init__(self.describe())
 
     def describe(self) -> str:

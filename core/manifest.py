@@ -102,9 +102,9 @@ def read_manifest_bytes(path: Path, image: str | None = None) -> bytes:
     except IsADirectoryError:
         raise BundleError("manifest is a folder, not a file", path, image) from None
     except PermissionError:
-        raise BundleError("manifest is not readable (permission denied)", path, image) from None
+        raise BundleError("manifest is not readable (permission denied)", path, image, "unreadable") from None
     except OSError as e:
-        raise BundleError(f"cannot read manifest: {e.strerror or e}", path, image) from None
+        raise BundleError(f"cannot read manifest: {e.strerror or e}", path, image, "unreadable") from None
     if len(data) > MAX_MANIFEST_BYTES:
         raise BundleError(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes, refusing to parse it", path, image)
     return data

@@ -104,5 +104,11 @@ def parse_folder_reference(relative: PurePosixPath, where: Path | str | None = N
 
 
 def parse_reference(text: str, where: Path | str | None = None) -> Reference:
-    """Parse ``[host/]repo[:tag][@digest]`` as found in OCI ``ref.name`` annotations."""
-    return parse_folder_reference(PurePosixPath(text), where) if text else Reference("")
+    """Parse ``[host/]repo[:tag]`` or ``repo@digest`` as found in OCI ``ref.name`` annotations.
+
+    The raw text is checked before it becomes a path: ``a/./b`` or ``a//b`` must be refused, not normalised.
+    """
+    parts = text.split("/")
+    if not text or any(p in ("", ".", "..") for p in parts):
+        raise BundleError(f"reference {text[:300]!r} has an empty, '.' or '..' path component", where)
+    return parse_folder_reference(PurePosixPath(text), where)

@@ -105,7 +105,7 @@ def verify(
     try:
         bundle = layouts.read(path)
     except BundleError as e:
-        finding = Finding("error", e.image, printable(e.path) if e.path else None, "unreadable", e.reason)
+        finding = Finding("error", e.image, printable(e.path) if e.path else None, e.code, e.reason)
         return Report(path, "unknown", (finding,), (), 0, 0, fast)
     return verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel)
 

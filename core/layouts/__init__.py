@@ -13,7 +13,7 @@ def detect(path: Path) -> Layout:
     """Which layout ``path`` holds; BundleError when it is none of them."""
     path = Path(path)
     if not path.exists():
-        raise BundleError("no such file or folder", path)
+        raise BundleError("no such file or folder", path, code="unreadable")
     if not path.is_dir():
         raise BundleError("not a folder (a bundle is a folder: skopeo dir tree, registry storage or OCI layout)", path)
     if registry.detect(path):
@@ -26,6 +26,7 @@ def detect(path: Path) -> Layout:
         "no images found: not a skopeo dir tree (no manifest.json below), registry storage "
         "(no docker/registry/v2) or OCI layout (no oci-layout + index.json)",
         path,
+        code="empty",
     )
 
 

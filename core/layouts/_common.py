@@ -52,21 +52,29 @@ class SafeRoot:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise BundleError(f"cannot read {what}: {e.strerror or e}", path) from None
+            raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code="unreadable") from None
         if not self._inside(real_parent):
-            raise BundleError(f"{what} is in a folder that links outside the bundle (to {real_parent})", path)
+            raise BundleError(
+                f"{what} is in a folder that links outside the bundle (to {real_parent})", path, code="unsafe"
+            )
         real = Path(real_parent, os.path.basename(text))
         if stat.S_ISLNK(st.st_mode):
             real = Path(os.path.realpath(text))
             if not self._inside(str(real)):
-                raise BundleError(f"{what} is a symbolic link pointing outside the bundle (to {real})", path)
+                raise BundleError(
+                    f"{what} is a symbolic link pointing outside the bundle (to {real})", path, code="unsafe"
+                )
             try:
                 st = os.stat(real)
             except OSError:
-                raise BundleError(f"{what} is a dangling symbolic link", path) from None
+                raise BundleError(f"{what} is a dangling symbolic link", path, code="missing") from None
         if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{what} is not a regular file", path)
         return real, st
+
+
+def _code(error: BundleError, default: str) -> str:
+    return error.code if error.code != "invalid" else default
 
 
 def build_image(
@@ -78,6 +86,7 @@ def build_image(
     locate_blob: Locate,
     *,
     expected_digest: Digest | None = None,
+    expected_size: int | None = None,
     folder: Path | None = None,
     signatures: dict[str, Path] | None = None,
 ) -> Image | None:
@@ -95,7 +104,7 @@ def build_image(
         real, _ = found
         top = parse_manifest(read_manifest_bytes(real, name), top_path, name)
     except BundleError as e:
-        bundle.problem(e.reason, e.path or top_path, name, code="bad-manifest")
+        bundle.problem(e.reason, e.path or top_path, name, code=_code(e, "bad-manifest"))
         return None
     if expected_digest is not None and top.digest != expected_digest:
         bundle.problem(
@@ -103,6 +112,10 @@ def build_image(
             top_path,
             name,
             code="digest-mismatch",
+        )
+    if expected_size is not None and top.size != expected_size:
+        bundle.problem(
+            f"manifest is {top.size} bytes, its descriptor declares {expected_size}", top_path, name, code="size"
         )
     locations: dict[Digest, Path] = {top.digest: real}
     bundle.add_blob(Blob(top.digest, top.size, Role.MANIFEST, top.media_type, real))
@@ -140,7 +153,7 @@ def build_image(
                 real, st = found
                 child = parse_manifest(read_manifest_bytes(real, name), path, name, desc.media_type)
             except BundleError as e:
-                bundle.problem(e.reason, e.path or path, name, code="bad-manifest")
+                bundle.problem(e.reason, e.path or path, name, code=_code(e, "bad-manifest"))
                 continue
             if child.digest != desc.digest:
                 bundle.problem(
@@ -173,7 +186,8 @@ def build_image(
             try:
                 found = safe.file(path, "blob")
             except BundleError as e:
-                bundle.problem(e.reason, e.path, name, code="unsafe")
+                code = "missing-blob" if e.code == "missing" else _code(e, "unsafe")
+                bundle.problem(e.reason, e.path, name, code=code)
                 continue
             if found is None:
                 if blob_ref.foreign:

@@ -79,7 +79,16 @@ def read(root: Path) -> Bundle:
         except BundleError as e:
             bundle.problem(e.reason, index_path, str(ref_name), code="bad-name")
             continue
-        image = build_image(bundle, safe, reference, locate(desc.digest), locate, locate, expected_digest=desc.digest)
+        image = build_image(
+            bundle,
+            safe,
+            reference,
+            locate(desc.digest),
+            locate,
+            locate,
+            expected_digest=desc.digest,
+            expected_size=desc.size,
+        )
         if image is not None:
             bundle.images.append(image)
     if not bundle.images and not bundle.problems:

@@ -59,17 +59,34 @@ def read_link(path: Path, safe: SafeRoot) -> Digest:
     return Digest("sha256", data[7:].decode())
 
 
-def repositories(v2: Path) -> list[tuple[str, Path]]:
-    """(name, folder) of every repository: a folder with ``_manifests``; nested repositories included."""
+def repositories(v2: Path, bundle: Bundle | None = None) -> list[tuple[str, Path]]:
+    """(name, folder) of every repository: a folder with ``_manifests``; nested repositories included.
+
+    Symbolic links to folders are not followed (a received bundle is untrusted): each is reported.
+    """
     top = v2 / "repositories"
     found: list[tuple[str, Path]] = []
     if not top.is_dir():
         return found
-    for dirpath, dirnames, _ in os.walk(top, followlinks=False):
+
+    def unreadable(e: OSError) -> None:
+        if bundle is not None:
+            bundle.problem(f"cannot list folder: {e.strerror or e}", Path(e.filename or top), code="unreadable")
+
+    for dirpath, dirnames, _ in os.walk(top, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
         if "_manifests" in dirnames:
             found.append((here.relative_to(top).as_posix(), here))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("_"))
+        keep = []
+        for d in sorted(dirnames):
+            if os.path.islink(here / d):
+                if bundle is not None:
+                    bundle.problem(
+                        "folder is a symbolic link; not followed in a received bundle", here / d, code="unsafe"
+                    )
+            elif not d.startswith("_"):
+                keep.append(d)
+        dirnames[:] = keep
     return sorted(found)
 
 
@@ -88,7 +105,7 @@ def read(path: Path) -> Bundle:
         bundle.problem("not a registry storage folder (no docker/registry/v2)", path, code="empty")
         return bundle
     safe = SafeRoot(path)
-    for name, repo_dir in repositories(v2):
+    for name, repo_dir in repositories(v2, bundle):
         if not valid_repository(name):
             bundle.problem(f"invalid repository name {name[:300]!r}", repo_dir, code="bad-name")
             continue
@@ -107,7 +124,7 @@ def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_d
         try:
             digest = read_link(link, safe)
         except BundleError as e:
-            bundle.problem(e.reason, e.path, name, code="bad-link")
+            bundle.problem(e.reason, e.path, name, code=e.code if e.code != "invalid" else "bad-link")
             continue
         if digest.hex != entry:
             bundle.problem(f"revision link names {digest}, its folder says {entry}", link, name, code="bad-link")
@@ -120,7 +137,7 @@ def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_d
         try:
             digest = read_link(link, safe)
         except BundleError as e:
-            bundle.problem(e.reason, e.path, name, code="bad-link")
+            bundle.problem(e.reason, e.path, name, code=e.code if e.code != "invalid" else "bad-link")
             continue
         if digest.hex != entry:
             bundle.problem(f"layer link names {digest}, its folder says {entry}", link, name, code="bad-link")
@@ -142,7 +159,7 @@ def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_d
         try:
             digest = read_link(current, safe)
         except BundleError as e:
-            bundle.problem(e.reason, e.path, ref, code="bad-link")
+            bundle.problem(e.reason, e.path, ref, code=e.code if e.code != "invalid" else "bad-link")
             continue
         if digest not in revisions:
             bundle.problem(

@@ -22,20 +22,48 @@ _SIGNATURE = re.compile(r"(?:[0-9a-f]{64}\.)?signature-[1-9][0-9]*")
 
 
 def detect(path: Path) -> bool:
-    return any(True for _ in _image_folders(Path(path)))
+    return bool(_image_folders(Path(path), None))
 
 
-def _image_folders(root: Path) -> list[Path]:
-    """Every folder holding manifest.json, not descending into image folders, hidden or symlinked folders."""
+def _image_folders(root: Path, bundle: Bundle | None) -> list[Path]:
+    """Every folder holding manifest.json, not descending into image folders or hidden folders.
+
+    A symbolic link to a folder is followed only when it stays inside the bundle (an alias such as
+    ``node:latest -> node:v1``); one pointing outside, or a folder that cannot be listed, is reported.
+    """
     if (root / "manifest.json").exists():
         return [root]
+    real_root = os.path.realpath(root)
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(e: OSError) -> None:
+        if bundle is not None:
+            bundle.problem(f"cannot list folder: {e.strerror or e}", Path(e.filename or root), code="unreadable")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         if "manifest.json" in filenames:
             found.append(Path(dirpath))
             dirnames.clear()
             continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            folder = Path(dirpath, d)
+            if not os.path.islink(folder):
+                keep.append(d)
+                continue
+            real = os.path.realpath(folder)
+            if not (real + "/").startswith(real_root.rstrip("/") + "/"):
+                if bundle is not None:
+                    bundle.problem(
+                        f"folder is a symbolic link pointing outside the bundle (to {real}); not followed",
+                        folder,
+                        code="unsafe",
+                    )
+            elif os.path.isfile(folder / "manifest.json"):
+                found.append(folder)
+        dirnames[:] = keep
     return sorted(found)
 
 
@@ -81,7 +109,7 @@ def read(root: Path) -> Bundle:
     root = Path(root)
     bundle = Bundle(root, Layout.SKOPEO_DIR)
     safe = SafeRoot(root)
-    for folder in _image_folders(root):
+    for folder in _image_folders(root, bundle):
         rel = PurePosixPath(folder.relative_to(root).as_posix()) if folder != root else PurePosixPath(root.name)
         try:
             reference = parse_folder_reference(rel, folder)
