@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -221,8 +222,10 @@ def test_recent_bundles_and_window_state_are_remembered(
     assert second.size() == first.size()
     assert second.main_splitter.sizes() == sizes
     assert second.group_check.isChecked()
-    recent_actions = [a.text() for a in second.recent_menu.actions()]
-    assert str(sample_bundle) in recent_actions
+    (entry,) = [a for a in second.recent_menu.actions() if a.text() == str(sample_bundle)]
+    with qtbot.waitSignal(second.bundle_loaded, timeout=30_000):
+        entry.trigger()
+    assert second.bundle is not None and second.bundle.root == sample_bundle
 
 
 def test_dropping_a_folder_opens_it(qtbot, window, sample_bundle: Path) -> None:
@@ -234,3 +237,34 @@ def test_dropping_a_folder_opens_it(qtbot, window, sample_bundle: Path) -> None:
     with qtbot.waitSignal(window.bundle_loaded, timeout=30_000):
         window.dropEvent(event)
     assert window.bundle is not None and window.bundle.root == sample_bundle
+
+
+def test_regpack_gui_without_a_path_opens_the_sample(tmp_path: Path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-m", "gui.app", "--exit-after-load"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["images"] == 4 and figures["layers_rows"] == 6
+    assert (tmp_path / "regpack" / "regpack-gui.conf").exists()  # state and recent list saved under the org name
+
+
+def test_regpack_gui_with_a_bad_path_fails_with_the_reason(tmp_path: Path) -> None:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
+    missing = tmp_path / "nowhere"
+    out = subprocess.run(
+        [sys.executable, "-m", "gui.app", "--exit-after-load", str(missing)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert f"{missing}: no such file or folder" in out.stderr
