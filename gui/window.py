@@ -72,22 +72,23 @@ def error_text(exc: BaseException) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", details
 
 
-def _panel(title: str, body: QWidget, *extra: QWidget) -> QWidget:
-    widget = QWidget()
-    header = QHBoxLayout()
-    label = QLabel(title)
-    label.setObjectName("panelTitle")
-    header.addWidget(label)
-    header.addStretch(1)
-    for w in extra:
-        header.addWidget(w)
-    layout = QVBoxLayout(widget)
-    layout.setContentsMargins(4, 2, 4, 2)
-    layout.setSpacing(2)
-    layout.addLayout(header)
-    layout.addWidget(body, 1)
-    widget.title_label = label  # type: ignore[attr-defined]
-    return widget
+class _Panel(QWidget):
+    """A titled area: bold title, optional controls on the right, then the body."""
+
+    def __init__(self, title: str, body: QWidget, *extra: QWidget) -> None:
+        super().__init__()
+        self.title_label = QLabel(title)
+        self.title_label.setObjectName("panelTitle")
+        header = QHBoxLayout()
+        header.addWidget(self.title_label)
+        header.addStretch(1)
+        for widget in extra:
+            header.addWidget(widget)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setSpacing(2)
+        layout.addLayout(header)
+        layout.addWidget(body, 1)
 
 
 class MainWindow(QMainWindow):
@@ -221,7 +222,7 @@ class MainWindow(QMainWindow):
         self.table.addAction(self.copy_digest_action)
         self.table.addAction(self.copy_name_action)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-        self.images_panel = _panel("Images", self.table)
+        self.images_panel = _Panel("Images", self.table)
 
         # shared layers tree
         self.blob_model = BlobTreeModel(self)
@@ -237,7 +238,7 @@ class MainWindow(QMainWindow):
         self.tree.activated.connect(self._tree_activated)
         self.group_check = QCheckBox("Group by image")
         self.group_check.toggled.connect(self._group_toggled)
-        self.layers_panel = _panel("Shared layers", self.tree, self.group_check)
+        self.layers_panel = _Panel("Shared layers", self.tree, self.group_check)
 
         self.left_splitter = QSplitter(Qt.Orientation.Vertical)
         self.left_splitter.setObjectName("leftSplitter")
@@ -403,7 +404,7 @@ class MainWindow(QMainWindow):
         self.setWindowFilePath(str(bundle.root))
         self.summary_label.setText(self._summary_text())
         self._show_problems(bundle)
-        self.images_panel.title_label.setText(f"Images ({len(bundle.images)})")  # type: ignore[attr-defined]
+        self.images_panel.title_label.setText(f"Images ({len(bundle.images)})")
         header = self.table.horizontalHeader()
         header.setResizeContentsPrecision(200)  # sample the first rows only: big bundles stay quick
         for column, cap in ((ImageTableModel.REPOSITORY, 260), (ImageTableModel.KIND, 280)):
@@ -446,7 +447,7 @@ class MainWindow(QMainWindow):
             shown = self.proxy.rowCount()
             total = self.image_model.rowCount()
             label = f"Images ({shown} of {total})" if shown != total else f"Images ({total})"
-            self.images_panel.title_label.setText(label)  # type: ignore[attr-defined]
+            self.images_panel.title_label.setText(label)
 
     def selected_images(self) -> list[Image]:
         rows = self.table.selectionModel().selectedRows()

@@ -57,6 +57,10 @@ def test_pack_through_the_button_gives_output_that_verifies(
         qtbot.mouseClick(result.open_bundle_button, Qt.MouseButton.LeftButton)
     assert window.bundle.layout.value == "registry" and len(window.bundle.images) == 4
     assert window.unpack_action.isEnabled() and not window.pack_action.isEnabled()
+    api = next(i for i in window.bundle.images if i.name == "api:2.1")
+    window.select_image(api)  # details read config and manifest from registry storage now
+    assert window.details.values["Entrypoint"].text() == "/app/api"
+    assert json.loads(window.details.manifest_text.toPlainText())["mediaType"].endswith("oci.image.manifest.v1+json")
 
 
 def test_unpack_through_the_button_gives_skopeo_dirs(open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path):
