@@ -57,7 +57,8 @@ def config_highlights(doc: Any) -> dict[str, str]:
     """The config fields a release engineer looks at first, as display text."""
     if not isinstance(doc, dict):
         return {}
-    cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    raw_cfg = doc.get("config")
+    cfg: dict[str, Any] = raw_cfg if isinstance(raw_cfg, dict) else {}
     platform = "/".join(str(p) for p in (doc.get("os"), doc.get("architecture"), doc.get("variant")) if p)
 
     def command(value: Any) -> str:
@@ -65,8 +66,9 @@ def config_highlights(doc: Any) -> dict[str, str]:
             return " ".join(json.dumps(v) if " " in str(v) else str(v) for v in value)
         return str(value) if value else ""
 
-    env = cfg.get("Env") if isinstance(cfg.get("Env"), list) else []
-    labels = cfg.get("Labels") if isinstance(cfg.get("Labels"), dict) else {}
+    raw_env, raw_labels = cfg.get("Env"), cfg.get("Labels")
+    env: list[Any] = raw_env if isinstance(raw_env, list) else []
+    labels: dict[str, Any] = raw_labels if isinstance(raw_labels, dict) else {}
     return {
         "Created": str(doc.get("created", "")),
         "Platform": platform,

@@ -280,8 +280,9 @@ class MainWindow(QMainWindow):
             self.resize(1380, 860)
         # Splitter sizes only mean something once the window has its size: applied on the first show.
         self._pending_splitters = True
-        self.group_check.setChecked(self.settings.value("window/group_by_image", False, type=bool))
-        self.tabs.setCurrentIndex(self.settings.value("window/tab", 0, type=int))
+        self.group_check.setChecked(bool(self.settings.value("window/group_by_image", False, type=bool)))
+        tab = self.settings.value("window/tab", 0, type=int)
+        self.tabs.setCurrentIndex(tab if isinstance(tab, int) else 0)
 
     def save_state(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -293,7 +294,7 @@ class MainWindow(QMainWindow):
 
     def recent_bundles(self) -> list[str]:
         value = self.settings.value("recent", [], type=list)
-        return [str(v) for v in value if v]
+        return [str(v) for v in value if v] if isinstance(value, list) else []
 
     def _add_recent(self, path: Path) -> None:
         text = str(path)
