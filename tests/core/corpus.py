@@ -11,6 +11,7 @@ Some cases are not errors at all (``codes`` empty): they pin down what regpack m
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -187,6 +188,7 @@ def write_registry(root: Path) -> Path:
         pack(src, root, copy=True)
     finally:
         shutil.rmtree(src)
+    os.chmod(root, 0o755)  # as any storage a registry serves: readable by the registry's own user
     return root
 
 
@@ -810,6 +812,28 @@ def case_skopeo_image_folder_unreadable(work: Path) -> Path:
     return root
 
 
+@case("skopeo-dir", ["unreadable", "bad-version"], ["permission"], "app:1.0/version", unprivileged=True)
+def case_skopeo_version_file_unreadable(work: Path) -> Path:
+    root = _skopeo(work)
+    _unreadable(root / APP_DIR / "version")
+    return root
+
+
+@case("skopeo-dir", ["bad-manifest"], ["signature"], "old:1/manifest.json")
+def case_skopeo_schema1_signature_infinite_length(work: Path) -> Path:
+    # A signed schema1 manifest whose JWS header claims a formatLength of 1e999 (JSON for infinity).
+    root = _skopeo(work)
+    header = base64.urlsafe_b64encode(b'{"formatLength":1e999,"formatTail":"fQ"}').decode().rstrip("=")
+    manifest = json_bytes(
+        {"schemaVersion": 1, "name": "old", "tag": "1", "fsLayers": [], "signatures": [{"protected": header}]}
+    )
+    folder = root / "old:1"
+    folder.mkdir()
+    (folder / "version").write_bytes(DIR_VERSION)
+    (folder / "manifest.json").write_bytes(manifest)
+    return root
+
+
 # --- registry storage --------------------------------------------------------------------------------------------
 
 
@@ -1014,7 +1038,7 @@ def case_registry_link_symlink_out(work: Path) -> Path:
     return root
 
 
-@case("registry", ["unsafe"], ["outside the bundle"], "repositories/app")
+@case("registry", ["unsafe"], ["symbolic link"], "repositories/app")
 def case_registry_repository_symlink_out(work: Path) -> Path:
     # The whole repository folder is a link to one outside: skipping it silently would lose the image.
     root = _registry(work)
@@ -1023,6 +1047,20 @@ def case_registry_repository_symlink_out(work: Path) -> Path:
     moved.parent.mkdir(exist_ok=True)
     shutil.move(repo, moved)
     os.symlink(moved, repo)
+    return root
+
+
+@case("registry", ["unreadable", "bad-link"], ["permission"], APP_TAG_LINK, unprivileged=True)
+def case_registry_link_unreadable(work: Path) -> Path:
+    root = _registry(work)
+    _unreadable(root / V2 / APP_TAG_LINK)
+    return root
+
+
+@case("registry", ["unreadable"], ["permission"], f"{APP.digest}/data", unprivileged=True)
+def case_registry_manifest_data_unreadable(work: Path) -> Path:
+    root = _registry(work)
+    _unreadable(registry_blob(root, APP.digest))
     return root
 
 
@@ -1070,7 +1108,7 @@ def case_oci_ref_name_dotdot(work: Path) -> Path:
     return _oci(work, {"app:1.0": "../../sentinel:1", "library/base:1": "library/base:1"})
 
 
-@case("oci", ["bad-name"], ["repository"], "index.json", stderr="/tmp/sentinel:1")
+@case("oci", ["bad-name"], ["/tmp/sentinel:1"], "index.json", stderr="/tmp/sentinel:1")
 def case_oci_ref_name_absolute(work: Path) -> Path:
     return _oci(work, {"app:1.0": "/tmp/sentinel:1", "library/base:1": "library/base:1"})
 
@@ -1128,6 +1166,20 @@ def case_oci_blob_folder_symlink_out(work: Path) -> Path:
 def case_oci_blob_symlink_etc_passwd(work: Path) -> Path:
     root = _oci(work)
     replace_with_symlink(root / "blobs" / "sha256" / layer_hex("app.a1"), "/etc/passwd")
+    return root
+
+
+@case("oci", ["unreadable"], ["permission"], "index.json", unprivileged=True)
+def case_oci_index_unreadable(work: Path) -> Path:
+    root = _oci(work)
+    _unreadable(root / "index.json")
+    return root
+
+
+@case("oci", ["unreadable"], ["permission"], f"blobs/sha256/{layer_hex('app.a1')}", deep=True, unprivileged=True)
+def case_oci_layer_unreadable(work: Path) -> Path:
+    root = _oci(work)
+    _unreadable(root / "blobs" / "sha256" / layer_hex("app.a1"))
     return root
 
 

@@ -287,13 +287,6 @@ def test_registry_repository_symlinked_out_is_not_read(world: World) -> None:
     assert not (dest / "tools:2").exists(), "a repository outside the storage was unpacked"
 
 
-_REPO_LINK_SKIPPED = (
-    "core: a repository folder that is a symbolic link out of the storage is skipped without a word "
-    "(layouts/registry.py repositories), so its images silently vanish from the output"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=_REPO_LINK_SKIPPED)
 def test_registry_repository_symlinked_out_is_refused(world: World) -> None:
     _, run, dest = _registry_with_repository_linked_out(world)
     _refused(run, "symbolic link")
@@ -374,11 +367,6 @@ def test_skopeo_image_folder_symlinked_out_is_not_read(world: World) -> None:
         assert not corpus.registry_repo(dest, "tools").exists(), "an image folder outside the bundle was packed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: an image folder that is a symbolic link out of the bundle is skipped without a word "
-    "(layouts/skopeo_dir.py _image_folders), so pack silently leaves the image out",
-)
 def test_skopeo_image_folder_symlinked_out_is_refused(world: World) -> None:
     _, run, dest = _skopeo_with_folder_linked_out(world)
     _refused(run, "symbolic link")
