@@ -141,12 +141,13 @@ class Bundle:
     def problem(
         self,
         reason: str,
-        path: Path | None = None,
+        path: Path | str | None = None,
         image: str | None = None,
         code: str = "invalid",
         severity: Severity = Severity.ERROR,
     ) -> None:
-        self.problems.append(Problem(severity, reason, path, image, code))
+        where = Path(path) if isinstance(path, str) else path
+        self.problems.append(Problem(severity, reason, where, image, code))
 
     @property
     def errors(self) -> list[Problem]:

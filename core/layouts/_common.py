@@ -13,7 +13,9 @@ from core.errors import BundleError
 from core.manifest import Descriptor, Manifest, parse_manifest, read_manifest_bytes
 from core.names import Reference
 
-Locate = Callable[[Digest], Path]
+# Locators return plain absolute path strings: a big bundle has tens of thousands of files, and pathlib
+# objects cost more to build than the lstat that checks them.
+Locate = Callable[[Digest], str]
 
 
 class SafeRoot:
@@ -43,11 +45,12 @@ class SafeRoot:
         self._dirs[folder] = real
         return real
 
-    def file(self, path: Path, what: str) -> tuple[Path, os.stat_result] | None:
+    def file(self, path: Path | str, what: str) -> tuple[Path, os.stat_result] | None:
         """(real path, stat) of a regular file, None when absent; BundleError when unsafe or not a file."""
-        text = os.path.abspath(path)
+        text = path if isinstance(path, str) and path.startswith("/") else os.path.abspath(path)
+        parent = os.path.dirname(text)
         try:
-            real_parent = self._real_dir(os.path.dirname(text))
+            real_parent = self._real_dir(parent)
             st = os.lstat(text)
         except (FileNotFoundError, NotADirectoryError):
             return None
@@ -57,7 +60,6 @@ class SafeRoot:
             raise BundleError(
                 f"{what} is in a folder that links outside the bundle (to {real_parent})", path, code="unsafe"
             )
-        real = Path(real_parent, os.path.basename(text))
         if stat.S_ISLNK(st.st_mode):
             real = Path(os.path.realpath(text))
             if not self._inside(str(real)):
@@ -68,6 +70,10 @@ class SafeRoot:
                 st = os.stat(real)
             except OSError:
                 raise BundleError(f"{what} is a dangling symbolic link", path, code="missing") from None
+        elif real_parent == parent:
+            real = path if isinstance(path, Path) else Path(text)
+        else:
+            real = Path(real_parent, os.path.basename(text))
         if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{what} is not a regular file", path)
         return real, st
@@ -81,7 +87,7 @@ def build_image(
     bundle: Bundle,
     safe: SafeRoot,
     reference: Reference,
-    top_path: Path,
+    top_path: Path | str,
     locate_manifest: Locate,
     locate_blob: Locate,
     *,

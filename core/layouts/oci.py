@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -68,8 +69,10 @@ def read(root: Path) -> Bundle:
         bundle.problem("index.json is not an image index", index_path, code="bad-manifest")
         return bundle
 
-    def locate(d: Digest) -> Path:
-        return blob_path(root, d)
+    base = os.path.abspath(root)
+
+    def locate(d: Digest) -> str:
+        return f"{base}/blobs/{d.algorithm}/{d.hex}"
 
     for desc, raw in zip(index.children, raw_entries, strict=True):
         annotations = raw.get("annotations") if isinstance(raw, dict) else None

@@ -41,7 +41,7 @@ def link_text(digest: Digest) -> bytes:
     return str(digest).encode()
 
 
-def read_link(path: Path, safe: SafeRoot) -> Digest:
+def read_link(path: Path | str, safe: SafeRoot) -> Digest:
     """Read a link file strictly: exactly ``sha256:<64 lowercase hex>``, nothing else."""
     found = safe.file(path, "link file")
     if found is None:
@@ -49,7 +49,8 @@ def read_link(path: Path, safe: SafeRoot) -> Digest:
     real, st = found
     if st.st_size > MAX_LINK_BYTES:
         raise BundleError(f"link file is {st.st_size} bytes, not a digest", path)
-    data = real.read_bytes()
+    with open(real, "rb") as f:
+        data = f.read(MAX_LINK_BYTES)
     if not _LINK.fullmatch(data):
         if data.rstrip(b"\r\n") != data and _LINK.fullmatch(data.rstrip(b"\r\n")):
             reason = "link file ends with a newline (the registry refuses it)"
@@ -90,7 +91,7 @@ def repositories(v2: Path, bundle: Bundle | None = None) -> list[tuple[str, Path
     return sorted(found)
 
 
-def _listdir(path: Path) -> list[str]:
+def _listdir(path: Path | str) -> list[str]:
     try:
         return sorted(os.listdir(path))
     except FileNotFoundError:
@@ -118,9 +119,9 @@ def read(path: Path) -> Bundle:
 def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_dir: Path) -> None:
     manifests_dir = repo_dir / "_manifests"
     revisions: set[Digest] = set()
-    rev_dir = manifests_dir / "revisions" / "sha256"
+    rev_dir = f"{os.path.abspath(manifests_dir)}/revisions/sha256"
     for entry in _listdir(rev_dir):
-        link = rev_dir / entry / "link"
+        link = f"{rev_dir}/{entry}/link"
         try:
             digest = read_link(link, safe)
         except BundleError as e:
@@ -131,9 +132,9 @@ def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_d
             continue
         revisions.add(digest)
     layers: set[Digest] = set()
-    layers_dir = repo_dir / "_layers" / "sha256"
+    layers_dir = f"{os.path.abspath(repo_dir)}/_layers/sha256"
     for entry in _listdir(layers_dir):
-        link = layers_dir / entry / "link"
+        link = f"{layers_dir}/{entry}/link"
         try:
             digest = read_link(link, safe)
         except BundleError as e:
@@ -144,8 +145,10 @@ def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_d
             continue
         layers.add(digest)
 
-    def locate(d: Digest) -> Path:
-        return blob_path(v2, d)
+    base = os.path.abspath(v2)
+
+    def locate(d: Digest) -> str:
+        return f"{base}/blobs/{d.algorithm}/{d.hex[:2]}/{d.hex}/data"
 
     tagged: set[Digest] = set()
     reached: set[Digest] = set()

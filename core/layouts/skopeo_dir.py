@@ -142,13 +142,14 @@ def read_image_folder(bundle: Bundle, safe: SafeRoot, folder: Path, reference: R
                 continue
             if found is not None:
                 signatures[entry] = found[0]
+    base = os.path.abspath(folder)
     image = build_image(
         bundle,
         safe,
         reference,
-        folder / "manifest.json",
-        lambda d: folder / manifest_file_name(d),
-        lambda d: folder / blob_file_name(d, version),
+        f"{base}/manifest.json",
+        lambda d: f"{base}/{manifest_file_name(d)}",
+        lambda d: f"{base}/{blob_file_name(d, version)}",
         folder=folder,
         signatures=signatures,
     )
