@@ -229,14 +229,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cancel = threading.Event()
     out = sys.stdout
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
-    def on_term(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
+        # The first signal asks the job to stop at its next file, so it can remove what it staged; a second
+        # one interrupts whatever is running.
+        if cancel.is_set():
+            raise KeyboardInterrupt
         cancel.set()
-        raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_term)
+        for sig in previous:
+            signal.signal(sig, on_signal)
     try:
         if args.command == "inspect":
             return _inspect(args, out)
@@ -259,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -219,8 +219,9 @@ def execute(
     if merge and exists and any(True for _ in os.scandir(dest)):
         return _merge(plan, dest, copy, jobs, progress, cancel, message)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+    staging: Path | None = None
     try:
+        staging = _new_staging(dest)
         _make_directories(staging, plan)
         meter = Meter(progress, plan.total_bytes, plan.total_files, message)
         copied, linked = _run_ops(str(staging), plan.operations(), copy, jobs, meter, cancel)
@@ -233,11 +234,35 @@ def execute(
         os.rename(staging, dest)
         meter.finish()
     except BaseException as e:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, OSError) and not isinstance(e, RegpackError):
             raise _wrap_os_error(e, dest) from e
         raise
     return ExecStats(plan.total_files, plan.total_bytes, copied, linked)
+
+
+def _umask() -> int:
+    # Read, not set: os.umask() would change it for every thread of the process for a moment.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _new_staging(dest: Path) -> Path:
+    """A fresh staging folder beside ``dest``, with the permissions a plain mkdir would give.
+
+    mkdtemp makes it 0700; renamed into place, that would hide the output from a registry running as its
+    own user.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+    os.chmod(staging, 0o777 & ~_umask())
+    return staging
 
 
 def _merge(
@@ -264,10 +289,20 @@ def _merge(
                         "refusing to overwrite (remove it first to retag)",
                         target,
                     )
+            else:
+                # An existing blob counts as present only as a regular file of the right size: a symlink
+                # there would have the registry serve a file from outside the storage.
+                st = os.lstat(target)
+                if not stat.S_ISREG(st.st_mode):
+                    raise DestinationError("is not a regular file; refusing to merge over it", target)
+                if st.st_size != op.size:
+                    raise DestinationError(
+                        f"holds {st.st_size} bytes where the blob has {op.size}; refusing to merge over it", target
+                    )
             skipped += 1
             continue
         todo.append(op)
-    staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+    staging = _new_staging(dest)
     try:
         sub = Plan(
             plan.images,

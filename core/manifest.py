@@ -243,7 +243,7 @@ class _Parser:
             length = int(header["formatLength"])
             tail_b64 = header["formatTail"]
             tail = base64.urlsafe_b64decode(tail_b64 + "=" * (-len(tail_b64) % 4))
-        except (KeyError, IndexError, TypeError, ValueError) as e:
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as e:
             raise self.fail(f"schema1 signature header is malformed ({_short(e)})") from None
         if not 0 < length <= len(self.data):
             raise self.fail("schema1 signature formatLength is out of range")

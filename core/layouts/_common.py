@@ -79,6 +79,15 @@ class SafeRoot:
         return real, st
 
 
+def read_small(real: Path | str, limit: int, what: str, path: Path | str) -> bytes:
+    """Read at most ``limit`` bytes of a small file (version, link, index), as a BundleError when it fails."""
+    try:
+        with open(real, "rb") as f:
+            return f.read(limit)
+    except OSError as e:
+        raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code="unreadable") from None
+
+
 def _code(error: BundleError, default: str) -> str:
     return error.code if error.code != "invalid" else default
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from core.bundle import Bundle, Layout
 from core.digest import Digest
 from core.errors import BundleError
-from core.layouts._common import SafeRoot, build_image
+from core.layouts._common import SafeRoot, build_image, read_small
 from core.manifest import MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest
 from core.names import Reference, parse_reference, valid_repository, valid_tag
 
@@ -59,11 +59,11 @@ def read(root: Path) -> Bundle:
         real, st = found
         if st.st_size > MAX_MANIFEST_BYTES:
             raise BundleError(f"index.json is larger than {MAX_MANIFEST_BYTES} bytes", index_path)
-        data = real.read_bytes()
+        data = read_small(real, MAX_MANIFEST_BYTES, "index.json", index_path)
         index = parse_manifest(data, index_path, None, OCI_INDEX)
         raw_entries = json.loads(data).get("manifests", [])
     except BundleError as e:
-        bundle.problem(e.reason, e.path or index_path, code="bad-manifest")
+        bundle.problem(e.reason, e.path or index_path, code=e.code if e.code != "invalid" else "bad-manifest")
         return bundle
     if not index.kind.is_list:
         bundle.problem("index.json is not an image index", index_path, code="bad-manifest")

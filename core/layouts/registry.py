@@ -9,7 +9,7 @@ from pathlib import Path
 from core.bundle import Bundle, Image, Layout, Severity
 from core.digest import Digest
 from core.errors import BundleError
-from core.layouts._common import SafeRoot, build_image
+from core.layouts._common import SafeRoot, build_image, read_small
 from core.names import Reference, valid_repository, valid_tag
 from core.plan import Plan
 
@@ -49,8 +49,7 @@ def read_link(path: Path | str, safe: SafeRoot) -> Digest:
     real, st = found
     if st.st_size > MAX_LINK_BYTES:
         raise BundleError(f"link file is {st.st_size} bytes, not a digest", path)
-    with open(real, "rb") as f:
-        data = f.read(MAX_LINK_BYTES)
+    data = read_small(real, MAX_LINK_BYTES, "link file", path)
     if not _LINK.fullmatch(data):
         if data.rstrip(b"\r\n") != data and _LINK.fullmatch(data.rstrip(b"\r\n")):
             reason = "link file ends with a newline (the registry refuses it)"

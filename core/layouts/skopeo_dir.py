@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from core.bundle import Bundle, Image, Layout
 from core.digest import Digest
 from core.errors import BundleError
-from core.layouts._common import SafeRoot, build_image
+from core.layouts._common import SafeRoot, build_image, read_small
 from core.names import Reference, parse_folder_reference
 from core.plan import Plan
 
@@ -92,7 +92,11 @@ def read_version(folder: Path, bundle: Bundle, image: str, safe: SafeRoot) -> st
     if st.st_size > 64:
         bundle.problem(f"version file is {st.st_size} bytes, not a skopeo dir version", path, image, "bad-version")
         return "1.1"
-    data = real.read_bytes()
+    try:
+        data = read_small(real, 64, "version file", path)
+    except BundleError as e:
+        bundle.problem(e.reason, path, image, code=e.code)
+        return "1.1"
     version = KNOWN_VERSIONS.get(data)
     if version is None:
         bundle.problem(

@@ -26,24 +26,10 @@ from tests.core.corpus import CASES, Case, Run  # noqa: E402
 
 AS_ROOT = os.geteuid() == 0
 
-# Cases where core does not (yet) behave as a user needs; each reason says what is wrong.
-_ESCAPED_OS_ERROR = (
-    "core: a file that cannot be read makes verify stop with a bare OSError instead of reporting an "
-    "'unreadable' finding ({where} calls read_bytes() outside any OSError handling)"
-)
-_OVERFLOW = (
-    "core: a schema1 signature header with formatLength 1e999 (JSON infinity) crashes with OverflowError and a "
-    "traceback (manifest._Parser._schema1_payload does not catch OverflowError)"
-)
-XFAIL_VERIFY: dict[str, str] = {
-    "skopeo-version-file-unreadable": _ESCAPED_OS_ERROR.format(where="layouts/skopeo_dir.py read_version"),
-    "registry-link-unreadable": _ESCAPED_OS_ERROR.format(where="layouts/registry.py read_link"),
-    "oci-index-unreadable": _ESCAPED_OS_ERROR.format(where="layouts/oci.py read, for index.json,"),
-    "skopeo-schema1-signature-infinite-length": _OVERFLOW,
-}
-XFAIL_COMMANDS: dict[str, str] = {
-    "skopeo-schema1-signature-infinite-length": _OVERFLOW,
-}
+# Cases where core does not (yet) behave as a user needs, marked strict xfail with a reason saying what is
+# wrong; none at the moment.
+XFAIL_VERIFY: dict[str, str] = {}
+XFAIL_COMMANDS: dict[str, str] = {}
 
 
 def _params(xfails: dict[str, str]) -> list[object]:

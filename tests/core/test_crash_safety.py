@@ -245,11 +245,6 @@ SIGNAL_AT_STAGING = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: SIGTERM is turned into KeyboardInterrupt at any bytecode (cli.main on_term); arriving right "
-    "after the staging folder is made and before engine.execute's try block, it leaves <dest>.partial-* behind",
-)
 def test_sigterm_as_staging_is_created_leaves_nothing(tmp_path: Path) -> None:
     src = corpus.write_skopeo(tmp_path / "src")
     dest = tmp_path / "storage"
@@ -470,11 +465,6 @@ def test_cancelled_job_can_be_rerun(small_bundle: Path, tmp_path: Path) -> None:
 # The finished output looks like any folder the user would have made
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: the destination keeps the 0700 mode of its tempfile.mkdtemp staging folder (engine.execute); "
-    "a registry running as its own user (Debian's docker-registry) cannot read the packed storage",
-)
 @pytest.mark.parametrize("job", ["pack", "unpack"])
 def test_output_folder_gets_ordinary_permissions(tmp_path: Path, job: str) -> None:
     src = corpus.write_registry(tmp_path / "storage") if job == "unpack" else corpus.write_skopeo(tmp_path / "src")

@@ -181,20 +181,11 @@ TRAPS = {
     "layer-link-file": _trap_layer_link,
     "blob-data-file": _trap_blob_data,
 }
-_DATA_LINK_TRUSTED = (
-    "core: merge counts a blob 'data' that is a symbolic link (here to a file outside the storage) as already "
-    "present and reports success (engine._merge checks only os.path.lexists for blobs)"
-)
 
 
 @pytest.mark.parametrize(
     "trap",
-    [
-        pytest.param(
-            t, marks=[pytest.mark.xfail(strict=True, reason=_DATA_LINK_TRUSTED)] if t == "blob-data-file" else []
-        )
-        for t in TRAPS
-    ],
+    [t for t in TRAPS],
 )
 def test_merge_never_writes_through_a_symlink_in_the_destination(world: World, trap: str) -> None:
     dest = _storage_with_app(world)

@@ -168,11 +168,6 @@ def test_parse_manifest_of_json_shapes_raises_only_regpack_errors(doc: dict[str,
         assert isinstance(result, Manifest)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a schema1 signature header with formatLength 1e999 (JSON infinity) raises OverflowError "
-    "(manifest._Parser._schema1_payload catches KeyError, IndexError, TypeError, ValueError but not OverflowError)",
-)
 def test_schema1_signature_with_infinite_format_length_is_a_bundle_error() -> None:
     doc = {"schemaVersion": 1, "fsLayers": [], "signatures": [{"protected": _b64url(b'{"formatLength":1e999}')}]}
     with pytest.raises(RegpackError, match="signature"):
