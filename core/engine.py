@@ -260,9 +260,35 @@ def _new_staging(dest: Path) -> Path:
     mkdtemp makes it 0700; renamed into place, that would hide the output from a registry running as its
     own user.
     """
-    staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+    _remove_stale_staging(dest)
+    staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
     os.chmod(staging, 0o777 & ~_umask())
     return staging
+
+
+def _remove_stale_staging(dest: Path) -> None:
+    """Remove what a killed run left beside ``dest``: staging folders whose process no longer exists.
+
+    The staging name carries the pid of its writer; one whose pid is alive (this run, or another run still
+    at work) is left alone.
+    """
+    prefix = f"{dest.name}.partial-"
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid_text = entry.name[len(prefix) :].partition("-")[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            continue  # alive, owned by someone else
 
 
 def _merge(

@@ -128,3 +128,17 @@ def test_merge_refuses_symlinked_folder_in_destination(tmp_path: Path) -> None:
     with pytest.raises(DestinationError, match="symbolic link"):
         pack(src, store, merge=True)
     assert list(outside.iterdir()) == []
+
+
+def test_staging_left_by_a_dead_run_is_removed_and_a_live_one_kept(dir_bundle: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dest = tmp_path / "dest"
+    stale = tmp_path / f"dest.partial-{int(dead.stdout)}-abcd"
+    (stale / "docker").mkdir(parents=True)
+    live = tmp_path / f"dest.partial-{os.getppid()}-efgh"  # a running process: maybe another job at work
+    live.mkdir()
+    pack(dir_bundle, dest)
+    assert not stale.exists() and live.exists()
