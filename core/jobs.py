@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +45,9 @@ def _verify_staged(path: Path) -> None:
 
 
 def _run(
-    bundle: Bundle,
-    plan: Plan,
+    src: Path,
     dest: Path,
+    to_plan: Callable[[Bundle], Plan],
     *,
     copy: bool,
     jobs: int | None,
@@ -55,11 +56,12 @@ def _run(
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
     message: str,
-    started: float,
 ) -> JobResult:
+    started = time.monotonic()
+    bundle = layouts.read(Path(src)).check()
     stats: ExecStats = execute(
-        plan,
-        dest,
+        to_plan(bundle),
+        Path(dest),
         copy=copy,
         jobs=jobs,
         merge=merge,
@@ -94,22 +96,10 @@ def pack(
     cancel: threading.Event | None = None,
 ) -> JobResult:
     """Pack the bundle at ``src`` into registry v2 storage at ``dest`` (``dest/docker/registry/v2``)."""
-    started = time.monotonic()
-    bundle = layouts.read(Path(src)).check()
-    plan = registry.plan_pack(bundle)
     return _run(
-        bundle,
-        plan,
-        Path(dest),
-        copy=copy,
-        jobs=jobs,
-        merge=merge,
-        verify=verify,
-        progress=progress,
-        cancel=cancel,
-        message="packing",
-        started=started,
-    )
+        src, dest, registry.plan_pack, copy=copy, jobs=jobs, merge=merge, verify=verify,
+        progress=progress, cancel=cancel, message="packing",
+    )  # fmt: skip
 
 
 def unpack(
@@ -123,19 +113,7 @@ def unpack(
     cancel: threading.Event | None = None,
 ) -> JobResult:
     """Unpack the bundle at ``src`` into a skopeo dir tree at ``dest``: one ``<repository>:<tag>`` folder a tag."""
-    started = time.monotonic()
-    bundle = layouts.read(Path(src)).check()
-    plan = skopeo_dir.plan_unpack(bundle)
     return _run(
-        bundle,
-        plan,
-        Path(dest),
-        copy=copy,
-        jobs=jobs,
-        merge=False,
-        verify=verify,
-        progress=progress,
-        cancel=cancel,
-        message="unpacking",
-        started=started,
-    )
+        src, dest, skopeo_dir.plan_unpack, copy=copy, jobs=jobs, merge=False, verify=verify,
+        progress=progress, cancel=cancel, message="unpacking",
+    )  # fmt: skip

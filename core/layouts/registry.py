@@ -115,34 +115,27 @@ def read(path: Path) -> Bundle:
     return bundle
 
 
+def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: str) -> set[Digest]:
+    """Digests of ``<folder>/<hex>/link`` files (revisions or layers), each checked against its folder name."""
+    found: set[Digest] = set()
+    for entry in _listdir(folder):
+        link = f"{folder}/{entry}/link"
+        try:
+            digest = read_link(link, safe)
+        except BundleError as e:
+            bundle.problem(e.reason, e.path, name, code=e.code if e.code != "invalid" else "bad-link")
+            continue
+        if digest.hex != entry:
+            bundle.problem(f"{kind} link names {digest}, its folder says {entry}", link, name, code="bad-link")
+            continue
+        found.add(digest)
+    return found
+
+
 def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_dir: Path) -> None:
     manifests_dir = repo_dir / "_manifests"
-    revisions: set[Digest] = set()
-    rev_dir = f"{os.path.abspath(manifests_dir)}/revisions/sha256"
-    for entry in _listdir(rev_dir):
-        link = f"{rev_dir}/{entry}/link"
-        try:
-            digest = read_link(link, safe)
-        except BundleError as e:
-            bundle.problem(e.reason, e.path, name, code=e.code if e.code != "invalid" else "bad-link")
-            continue
-        if digest.hex != entry:
-            bundle.problem(f"revision link names {digest}, its folder says {entry}", link, name, code="bad-link")
-            continue
-        revisions.add(digest)
-    layers: set[Digest] = set()
-    layers_dir = f"{os.path.abspath(repo_dir)}/_layers/sha256"
-    for entry in _listdir(layers_dir):
-        link = f"{layers_dir}/{entry}/link"
-        try:
-            digest = read_link(link, safe)
-        except BundleError as e:
-            bundle.problem(e.reason, e.path, name, code=e.code if e.code != "invalid" else "bad-link")
-            continue
-        if digest.hex != entry:
-            bundle.problem(f"layer link names {digest}, its folder says {entry}", link, name, code="bad-link")
-            continue
-        layers.add(digest)
+    revisions = _read_links(bundle, safe, name, f"{os.path.abspath(manifests_dir)}/revisions/sha256", "revision")
+    layers = _read_links(bundle, safe, name, f"{os.path.abspath(repo_dir)}/_layers/sha256", "layer")
 
     base = os.path.abspath(v2)
 
