@@ -149,10 +149,26 @@ class Timed:
         return median(self.synced) if self.synced else float("nan")
 
 
+def evict(folder: Path) -> None:
+    """Drop a written tree's pages from the page cache (after a sync), keeping the files.
+
+    Outputs are kept until a case ends (see interleave); without this, gigabytes of them would crowd the
+    sources out of the page cache and later runs would read from disk while earlier ones did not.
+    """
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
 def interleave(
     competitors: Sequence[tuple[Timed, Callable[[int], object]]],
     runs: int,
     sync: bool = False,
+    after: Callable[[Timed, int], object] | None = None,
 ) -> None:
     """Run every competitor once per round, ``runs`` rounds; ``action(r)`` writes into its own folder for run r.
 
@@ -172,6 +188,8 @@ def interleave(
                 os.sync()
                 timed.synced.append(time.perf_counter() - t0)
             log(f"  round {r + 1}/{runs} {timed.name}: {t1 - t0:.3f} s")
+            if after is not None:
+                after(timed, r)  # untimed
 
 
 def peak_rss_kib(cmd: Sequence[str | Path], cwd: Path | None = None) -> tuple[int, float]:
@@ -469,10 +487,12 @@ class Suite:
             ],
             cfg.runs,
             sync=True,
+            after=lambda t, r: evict(base / (f"packed-{r}" if t is pack_t else f"cp-flat-{r}")),
         )
         run(regpack("pack", images, "-o", packed, "--copy", "--quiet"))  # the source for unpack
         pack_bytes = s.distinct_bytes
-        warm([p for p in packed.rglob("data")])
+        evict(packed)
+        warm([*packed.rglob("data"), *blob_files])
         unpack_t = Timed("regpack unpack --copy")
         cpr_t = Timed("cp -r of the dir tree")
         interleave(
@@ -482,6 +502,7 @@ class Suite:
             ],
             cfg.runs,
             sync=True,
+            after=lambda t, r: evict(base / (f"unpacked-{r}" if t is unpack_t else f"cp-r-{r}")),
         )
         rm(base)
 
@@ -501,7 +522,8 @@ class Suite:
             f"Input: `python -m core.synth OUT --images {cfg.io_images} --layers {layers} --blob-size {blob} "
             f"--seed 3 --link`{note}: {s.images} images, {s.distinct_blobs} distinct blobs, {mib(s.dir_bytes)} "
             f"as dirs, {mib(s.distinct_bytes)} distinct. Sources were read once before timing (warm page cache "
-            "for every competitor; the machine has enough RAM to cache them all). Each run starts after a "
+            "for every competitor; the machine has enough RAM to cache them all; outputs are dropped from the page "
+            "cache after each run, so they do not crowd the sources out). Each run starts after a "
             "`sync`; 'returned' is when the command exited (data may still be in the page cache), '+ sync' adds "
             "a `sync` so the bytes are on disk. `sync` flushes the whole machine.",
             "",
