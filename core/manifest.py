@@ -92,7 +92,7 @@ class Manifest:
         return ((self.config,) if self.config is not None else ()) + self.layers
 
 
-def read_manifest_bytes(path: Path, image: str | None = None) -> bytes:
+def read_manifest_bytes(path: Path | str, image: str | None = None) -> bytes:
     """Read a manifest file with a hard size cap, so a hostile 100 MB "manifest" is refused, not loaded."""
     try:
         with open(path, "rb") as f:

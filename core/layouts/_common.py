@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from core.bundle import Blob, Bundle, Image, Role
@@ -45,7 +45,7 @@ class SafeRoot:
         self._dirs[folder] = real
         return real
 
-    def file(self, path: Path | str, what: str) -> tuple[Path, os.stat_result] | None:
+    def file(self, path: Path | str, what: str) -> tuple[str, os.stat_result] | None:
         """(real path, stat) of a regular file, None when absent; BundleError when unsafe or not a file."""
         text = path if isinstance(path, str) and path.startswith("/") else os.path.abspath(path)
         parent = os.path.dirname(text)
@@ -61,8 +61,8 @@ class SafeRoot:
                 f"{what} is in a folder that links outside the bundle (to {real_parent})", path, code="unsafe"
             )
         if stat.S_ISLNK(st.st_mode):
-            real = Path(os.path.realpath(text))
-            if not self._inside(str(real)):
+            real = os.path.realpath(text)
+            if not self._inside(real):
                 raise BundleError(
                     f"{what} is a symbolic link pointing outside the bundle (to {real})", path, code="unsafe"
                 )
@@ -71,9 +71,9 @@ class SafeRoot:
             except OSError:
                 raise BundleError(f"{what} is a dangling symbolic link", path, code="missing") from None
         elif real_parent == parent:
-            real = path if isinstance(path, Path) else Path(text)
+            real = text
         else:
-            real = Path(real_parent, os.path.basename(text))
+            real = f"{real_parent}/{os.path.basename(text)}"
         if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{what} is not a regular file", path)
         return real, st
@@ -86,6 +86,34 @@ def read_small(real: Path | str, limit: int, what: str, path: Path | str) -> byt
             return f.read(limit)
     except OSError as e:
         raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code="unreadable") from None
+
+
+class PathMap(Mapping[Digest, Path]):
+    """Digest -> file, kept as strings and turned into Paths only when asked: reading a bundle of thousands of
+    images must not build a pathlib object for every file of every image folder."""
+
+    __slots__ = ("_paths",)
+
+    def __init__(self, paths: dict[Digest, str]) -> None:
+        self._paths = paths
+
+    def __getitem__(self, digest: Digest) -> Path:
+        return Path(self._paths[digest])
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._paths
+
+    def __iter__(self) -> Iterator[Digest]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+def _add_blob(bundle: Bundle, digest: Digest, size: int, role: Role, media_type: str, real: str) -> None:
+    known = bundle.blobs.get(digest)
+    if known is None or known.path is None:
+        bundle.add_blob(Blob(digest, size, role, media_type, Path(real)))
 
 
 def _code(error: BundleError, default: str) -> str:
@@ -132,8 +160,8 @@ def build_image(
         bundle.problem(
             f"manifest is {top.size} bytes, its descriptor declares {expected_size}", top_path, name, code="size"
         )
-    locations: dict[Digest, Path] = {top.digest: real}
-    bundle.add_blob(Blob(top.digest, top.size, Role.MANIFEST, top.media_type, real))
+    locations: dict[Digest, str] = {top.digest: real}
+    _add_blob(bundle, top.digest, top.size, Role.MANIFEST, top.media_type, real)
 
     children: list[Manifest] = []
     # (list, digests of the lists above it): a child may appear twice (two platforms, one manifest), but a
@@ -186,7 +214,7 @@ def build_image(
                     "size",
                 )
             locations[child.digest] = real
-            bundle.add_blob(Blob(child.digest, child.size, Role.MANIFEST, child.media_type, real))
+            _add_blob(bundle, child.digest, child.size, Role.MANIFEST, child.media_type, real)
             children.append(child)
             if child.kind.is_list:
                 pending.append((child, ancestors | {child.digest}))
@@ -220,6 +248,6 @@ def build_image(
                 )
                 continue
             locations[blob_ref.digest] = real
-            bundle.add_blob(Blob(blob_ref.digest, st.st_size, role, blob_ref.media_type, real))
+            _add_blob(bundle, blob_ref.digest, st.st_size, role, blob_ref.media_type, real)
 
-    return Image(reference, top, tuple(children), locations, folder, signatures or {})
+    return Image(reference, top, tuple(children), PathMap(locations), folder, signatures or {})

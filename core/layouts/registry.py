@@ -221,7 +221,7 @@ def _signatures(bundle: Bundle, safe: SafeRoot, reference: Reference) -> dict[st
             bundle.problem(e.reason, e.path, str(reference), code="unsafe")
             continue
         if hit is not None:
-            found[entry] = hit[0]
+            found[entry] = Path(hit[0])
     return found
 
 

@@ -22,7 +22,14 @@ _SIGNATURE = re.compile(r"(?:[0-9a-f]{64}\.)?signature-[1-9][0-9]*")
 
 
 def detect(path: Path) -> bool:
-    return bool(_image_folders(Path(path), None))
+    """Whether any folder below ``path`` holds manifest.json; stops at the first one."""
+    if (Path(path) / "manifest.json").exists():
+        return True
+    for _, dirnames, filenames in os.walk(path, followlinks=False):
+        if "manifest.json" in filenames:
+            return True
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    return False
 
 
 def _image_folders(root: Path, bundle: Bundle | None) -> list[Path]:
@@ -145,7 +152,7 @@ def read_image_folder(bundle: Bundle, safe: SafeRoot, folder: Path, reference: R
                 bundle.problem(e.reason, e.path, name, code="unsafe")
                 continue
             if found is not None:
-                signatures[entry] = found[0]
+                signatures[entry] = Path(found[0])
     base = os.path.abspath(folder)
     image = build_image(
         bundle,
