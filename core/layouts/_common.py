@@ -27,6 +27,8 @@ class SafeRoot:
         self._root_text = os.path.abspath(root)
         self._real_text = str(self.real)
         self._dirs: dict[str, str] = {self._root_text: self._real_text}
+        # Registry storage names one blob file from every image that uses it: check each file once.
+        self._files: dict[str, tuple[str, os.stat_result]] = {}
 
     def _inside(self, real: str) -> bool:
         return real == self._real_text or real.startswith(self._real_text.rstrip("/") + "/")
@@ -45,9 +47,19 @@ class SafeRoot:
         self._dirs[folder] = real
         return real
 
+    def folder_inside(self, folder: str) -> bool:
+        """Whether ``folder`` (an existing folder under the root) really lies inside the bundle."""
+        try:
+            return self._inside(self._real_dir(folder))
+        except OSError:
+            return False
+
     def file(self, path: Path | str, what: str) -> tuple[str, os.stat_result] | None:
         """(real path, stat) of a regular file, None when absent; BundleError when unsafe or not a file."""
         text = path if isinstance(path, str) and path.startswith("/") else os.path.abspath(path)
+        known = self._files.get(text)
+        if known is not None:
+            return known
         parent = os.path.dirname(text)
         try:
             real_parent = self._real_dir(parent)
@@ -76,6 +88,7 @@ class SafeRoot:
             real = f"{real_parent}/{os.path.basename(text)}"
         if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{what} is not a regular file", path)
+        self._files[text] = (real, st)
         return real, st
 
 
