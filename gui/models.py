@@ -49,10 +49,33 @@ def kind_text(image: Image) -> str:
     return "image"
 
 
+class _RowsTableModel(QAbstractTableModel):
+    """A flat table over a list of rows: the row/column counts and headers every table model here shares."""
+
+    HEADERS: tuple[str, ...] = ()
+    HEADER_TIPS: ClassVar[dict[int, str]] = {}
+    _rows: list[Any]
+
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.HEADERS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.HEADER_TIPS.get(section)
+        return None
+
+
 # --------------------------------------------------------------------------------------------- images table
 
 
-class ImageTableModel(QAbstractTableModel):
+class ImageTableModel(_RowsTableModel):
     REPOSITORY, TAG, KIND, LAYERS, SIZE, UNIQUE, SHARED, DIGEST = range(8)
     HEADERS = ("Repository", "Tag", "Kind", "Layers", "Size", "Unique", "Shared", "Digest")
     NUMERIC = frozenset({LAYERS, SIZE, UNIQUE, SHARED})
@@ -97,21 +120,6 @@ class ImageTableModel(QAbstractTableModel):
             if stats.image is image:
                 return row
         return -1
-
-    def rowCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.HEADERS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self.HEADER_TIPS.get(section)
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         row = index.row()
@@ -457,7 +465,7 @@ class LayerRow:
     used_by: int  # images in the bundle using this layer (0 when unknown)
 
 
-class LayersModel(QAbstractTableModel):
+class LayersModel(_RowsTableModel):
     """The layers of one manifest, in order, with how many images share each."""
 
     NUMBER, DIGEST, SIZE, USED_BY, MEDIA_TYPE = range(5)
@@ -488,17 +496,6 @@ class LayersModel(QAbstractTableModel):
 
     def rows(self) -> list[LayerRow]:
         return list(self._rows)
-
-    def rowCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section] if 0 <= section < len(self.HEADERS) else None
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
@@ -587,7 +584,7 @@ def verdicts(images: Iterable[str], by_image: dict[str | None, list[Any]]) -> li
     return rows
 
 
-class VerifyModel(QAbstractTableModel):
+class VerifyModel(_RowsTableModel):
     IMAGE, STATUS, DETAILS = range(3)
     HEADERS = ("Image", "Status", "Details")
 
@@ -608,17 +605,6 @@ class VerifyModel(QAbstractTableModel):
             if verdict.image == image:
                 return row
         return -1
-
-    def rowCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section] if 0 <= section < len(self.HEADERS) else None
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
