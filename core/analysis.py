@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from core.bundle import Blob, Bundle, Image, Role
@@ -51,26 +50,31 @@ class Analysis:
 
 
 def analyse(bundle: Bundle) -> Analysis:
-    users: dict[Digest, list[Image]] = defaultdict(list)
+    blobs = bundle.blobs
+    users: dict[Digest, list[Image]] = {}
+    needs: list[list[Digest]] = []
     for image in bundle.images:
-        for digest in image.all_digests():
-            if digest in bundle.blobs:
-                users[digest].append(image)
-
-    def size(d: Digest) -> int:
-        blob = bundle.blobs.get(d)
-        return blob.size if blob is not None and blob.path is not None else 0
+        digests = [d for d in image.all_digests() if d in blobs]
+        needs.append(digests)
+        for d in digests:
+            found = users.get(d)
+            if found is None:
+                users[d] = [image]
+            else:
+                found.append(image)
+    # Bytes a blob takes on disk: an absent foreign layer takes none.
+    size = {d: (b.size if b.file is not None else 0) for d, b in blobs.items()}
+    layer = {d for d, b in blobs.items() if b.role is Role.LAYER}
 
     stats: list[ImageStats] = []
     dir_bytes = 0
-    for image in bundle.images:
-        digests = [d for d in image.all_digests() if d in bundle.blobs]
-        total = sum(size(d) for d in digests)
-        unique = sum(size(d) for d in digests if len(users[d]) == 1)
-        layers = sum(1 for d in digests if bundle.blobs[d].role is Role.LAYER)
+    for image, digests in zip(bundle.images, needs, strict=True):
+        total = sum(size[d] for d in digests)
+        unique = sum(size[d] for d in digests if len(users[d]) == 1)
+        layers = sum(1 for d in digests if d in layer)
         stats.append(ImageStats(image, layers, total, unique, total - unique))
         dir_bytes += total
-    usage = [BlobUsage(bundle.blobs[d], tuple(imgs)) for d, imgs in users.items()]
-    usage.sort(key=lambda u: (-u.count, -u.blob.size, str(u.blob.digest)))
-    packed = sum(size(d) for d in users)
+    usage = [BlobUsage(blobs[d], tuple(imgs)) for d, imgs in users.items()]
+    usage.sort(key=lambda u: (-u.count, -u.blob.size, u.blob.digest))
+    packed = sum(size[d] for d in users)
     return Analysis(tuple(stats), tuple(usage), dir_bytes, packed)

@@ -52,13 +52,21 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Blob:
-    """One distinct blob of the bundle. ``path`` is where its bytes are (None: a foreign layer that is absent)."""
+    """One distinct blob of the bundle. ``file`` is where its bytes are (None: a foreign layer that is absent).
+
+    Kept as a string: a big bundle has tens of thousands of blobs, and a pathlib object costs more to build
+    than reading the manifest that names the blob.
+    """
 
     digest: Digest
     size: int
     role: Role
     media_type: str = ""
-    path: Path | None = None
+    file: str | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.file is None else Path(self.file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +76,9 @@ class Image:
     reference: Reference
     manifest: Manifest
     children: tuple[Manifest, ...] = ()
-    # Where this image's own copies of its manifests and blobs are (a skopeo dir folder has its own copies).
-    locations: Mapping[Digest, Path] = field(default_factory=dict, compare=False)
+    # Where this image's own copies of its manifests and blobs are (a skopeo dir folder has its own copies):
+    # absolute file names, kept as strings like Blob.file.
+    locations: Mapping[Digest, str] = field(default_factory=dict, compare=False)
     folder: Path | None = None
     signatures: Mapping[str, Path] = field(default_factory=dict, compare=False)  # file name -> path
 
@@ -112,16 +121,23 @@ class Image:
     def blob_digests(self) -> list[Digest]:
         """Config and layer digests of every manifest, each once, in manifest order."""
         seen: dict[Digest, None] = {}
-        for m in self.manifests:
-            for d in m.blobs:
-                seen.setdefault(d.digest, None)
+        for m in (self.manifest, *self.children):
+            if m.config is not None:
+                seen[m.config.digest] = None
+            for d in m.layers:
+                seen[d.digest] = None
         return list(seen)
 
     def all_digests(self) -> list[Digest]:
         """Manifests then blobs: everything this image needs stored."""
-        seen: dict[Digest, None] = {m.digest: None for m in self.manifests}
-        for d in self.blob_digests():
-            seen.setdefault(d, None)
+        seen: dict[Digest, None] = {self.manifest.digest: None}
+        for m in self.children:
+            seen[m.digest] = None
+        for m in (self.manifest, *self.children):
+            if m.config is not None:
+                seen.setdefault(m.config.digest, None)
+            for d in m.layers:
+                seen.setdefault(d.digest, None)
         return list(seen)
 
 
@@ -135,7 +151,7 @@ class Bundle:
 
     def add_blob(self, blob: Blob) -> None:
         known = self.blobs.get(blob.digest)
-        if known is None or (known.path is None and blob.path is not None):
+        if known is None or (known.file is None and blob.file is not None):
             self.blobs[blob.digest] = blob
 
     def problem(
@@ -168,4 +184,4 @@ class Bundle:
     @property
     def stored_bytes(self) -> int:
         """Bytes of the distinct blobs (manifests included): what registry storage holds."""
-        return sum(b.size for b in self.blobs.values() if b.path is not None)
+        return sum(b.size for b in self.blobs.values() if b.file is not None)

@@ -6,8 +6,8 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from core.errors import BundleError, Cancelled
 
@@ -16,9 +16,12 @@ _HEX = re.compile(r"[0-9a-f]+")
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class Digest:
-    """A content digest such as ``sha256:<64 lowercase hex>``."""
+class Digest(NamedTuple):
+    """A content digest such as ``sha256:<64 lowercase hex>``.
+
+    A named tuple rather than a dataclass: a big bundle hashes and compares digests hundreds of thousands of
+    times (dict keys, sets, sorting), and a tuple does that in C.
+    """
 
     algorithm: str
     hex: str

@@ -95,7 +95,7 @@ class _Runner:
             self.copied += copied
             self.linked += linked
 
-    def _link(self, src: Path, target: str) -> bool:
+    def _link(self, src: str, target: str) -> bool:
         try:
             os.link(src, target, follow_symlinks=False)
             return True
@@ -109,7 +109,7 @@ class _Runner:
             raise
 
 
-def _copy_file(src: Path, target: str, cancel: threading.Event, meter: Meter) -> None:
+def _copy_file(src: str, target: str, cancel: threading.Event, meter: Meter) -> None:
     """Copy with copy_file_range (reflinks on filesystems that have them), streaming, never whole in memory."""
     try:
         fd_src = os.open(src, os.O_RDONLY | os.O_CLOEXEC)

@@ -15,6 +15,7 @@ from typing import Any
 
 from core.digest import Digest
 from core.errors import BundleError
+from core.files import read_capped
 
 # The registry refuses manifests larger than this; a bigger one is hostile or broken, never read into memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -95,8 +96,7 @@ class Manifest:
 def read_manifest_bytes(path: Path | str, image: str | None = None) -> bytes:
     """Read a manifest file with a hard size cap, so a hostile 100 MB "manifest" is refused, not loaded."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
+        data = read_capped(path, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise BundleError("manifest is missing", path, image) from None
     except IsADirectoryError:

@@ -7,6 +7,7 @@ checked again here, so no plan can point outside its destination.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from core.errors import BundleError
 
 @dataclass(frozen=True, slots=True)
 class PlaceBlob:
-    src: Path
+    src: str
     dst: str
     size: int
 
@@ -32,8 +33,9 @@ class Plan:
     blobs: dict[str, PlaceBlob] = field(default_factory=dict)
     files: dict[str, WriteFile] = field(default_factory=dict)
 
-    def place(self, src: Path, dst: str, size: int, image: str | None = None) -> None:
+    def place(self, src: str | Path, dst: str, size: int, image: str | None = None) -> None:
         if dst not in self.blobs:
+            src = os.fspath(src)
             _check_relative(dst)
             if dst in self.files:
                 raise BundleError(f"{dst} is planned both as a blob and as a small file", src, image)

@@ -136,7 +136,7 @@ def _hash_blobs(
     """Hash each distinct file (by inode) once; a bad file is reported for every image that uses it."""
     # Manifests were hashed while reading (their digest is computed from their bytes); hash config and layers.
     users: dict[tuple[int, int], list[str]] = defaultdict(list)
-    files: dict[tuple[int, int], tuple[Path, Digest, int]] = {}
+    files: dict[tuple[int, int], tuple[str, Digest, int]] = {}
     for image in bundle.images:
         manifest_digests = {m.digest for m in image.manifests}
         for digest, location in image.locations.items():
@@ -156,7 +156,7 @@ def _hash_blobs(
     meter = Meter(progress, sum(v[2] for _, v in todo), len(todo), "verifying")
     stop = cancel or threading.Event()
 
-    def check(item: tuple[tuple[int, int], tuple[Path, Digest, int]]) -> list[Finding]:
+    def check(item: tuple[tuple[int, int], tuple[str, Digest, int]]) -> list[Finding]:
         key, (location, digest, size) = item
         if stop.is_set():
             raise Cancelled()

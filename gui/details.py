@@ -187,7 +187,7 @@ class DetailsView(QWidget):
 
     def _locate(self, digest: Any) -> Path | None:
         if self.image is not None and digest in self.image.locations:
-            return self.image.locations[digest]
+            return Path(self.image.locations[digest])
         blob = self.bundle.blobs.get(digest) if self.bundle is not None else None
         return blob.path if blob is not None else None
 

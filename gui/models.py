@@ -397,7 +397,7 @@ class BlobTreeModel(QAbstractItemModel):
         blob = usage.blob
         if role == Qt.ItemDataRole.DisplayRole:
             if col == self.NAME:
-                return blob.digest.short + ("  (foreign, absent)" if blob.path is None else "")
+                return blob.digest.short + ("  (foreign, absent)" if blob.file is None else "")
             if col == self.SIZE:
                 return human_size(blob.size)
             if col == self.MEDIA_TYPE:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from core.bundle import Blob, Bundle, Image, Role
 from core.digest import Digest
 from core.errors import BundleError
+from core.files import read_capped
 from core.manifest import Descriptor, Manifest, parse_manifest, read_manifest_bytes
 from core.names import Reference
 
@@ -26,12 +27,25 @@ class SafeRoot:
         self.real = Path(os.path.realpath(root))
         self._root_text = os.path.abspath(root)
         self._real_text = str(self.real)
+        self._real_prefix = self._real_text.rstrip("/") + "/"
+        # folder (absolute, as named) -> its real path; folders known to lie inside map to the same strings.
         self._dirs: dict[str, str] = {self._root_text: self._real_text}
         # Registry storage names one blob file from every image that uses it: check each file once.
         self._files: dict[str, tuple[str, os.stat_result]] = {}
 
-    def _inside(self, real: str) -> bool:
-        return real == self._real_text or real.startswith(self._real_text.rstrip("/") + "/")
+    def inside(self, real: str) -> bool:
+        return real == self._real_text or real.startswith(self._real_prefix)
+
+    def trust_folders(self, parent: str, entries: Iterable[os.DirEntry[str]]) -> None:
+        """Record the plain (not symlinked) sub-folders of a listed folder, so no lstat is needed for them.
+
+        A big bundle has a folder per image or per blob: one listing of their parent replaces thousands of
+        lstat calls. ``parent`` is an absolute folder name under the root.
+        """
+        real_parent = self._real_dir(parent)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                self._dirs[f"{parent}/{entry.name}"] = f"{real_parent}/{entry.name}"
 
     def _real_dir(self, folder: str) -> str:
         """Real path of a folder under the root, one lstat per folder thanks to the cache."""
@@ -50,31 +64,31 @@ class SafeRoot:
     def folder_inside(self, folder: str) -> bool:
         """Whether ``folder`` (an existing folder under the root) really lies inside the bundle."""
         try:
-            return self._inside(self._real_dir(folder))
+            return self.inside(self._real_dir(folder))
         except OSError:
             return False
 
     def file(self, path: Path | str, what: str) -> tuple[str, os.stat_result] | None:
         """(real path, stat) of a regular file, None when absent; BundleError when unsafe or not a file."""
-        text = path if isinstance(path, str) and path.startswith("/") else os.path.abspath(path)
+        text = path if isinstance(path, str) and path[:1] == "/" else os.path.abspath(path)
         known = self._files.get(text)
         if known is not None:
             return known
-        parent = os.path.dirname(text)
+        parent, _, name = text.rpartition("/")
         try:
-            real_parent = self._real_dir(parent)
+            real_parent = self._dirs.get(parent) or self._real_dir(parent)
             st = os.lstat(text)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
             raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code="unreadable") from None
-        if not self._inside(real_parent):
+        if not (real_parent.startswith(self._real_prefix) or real_parent == self._real_text):
             raise BundleError(
                 f"{what} is in a folder that links outside the bundle (to {real_parent})", path, code="unsafe"
             )
         if stat.S_ISLNK(st.st_mode):
             real = os.path.realpath(text)
-            if not self._inside(real):
+            if not self.inside(real):
                 raise BundleError(
                     f"{what} is a symbolic link pointing outside the bundle (to {real})", path, code="unsafe"
                 )
@@ -85,48 +99,26 @@ class SafeRoot:
         elif real_parent == parent:
             real = text
         else:
-            real = f"{real_parent}/{os.path.basename(text)}"
+            real = f"{real_parent}/{name}"
         if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{what} is not a regular file", path)
-        self._files[text] = (real, st)
-        return real, st
+        found = (real, st)
+        self._files[text] = found
+        return found
 
 
 def read_small(real: Path | str, limit: int, what: str, path: Path | str) -> bytes:
     """Read at most ``limit`` bytes of a small file (version, link, index), as a BundleError when it fails."""
     try:
-        with open(real, "rb") as f:
-            return f.read(limit)
+        return read_capped(os.fspath(real), limit)[:limit]
     except OSError as e:
         raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code="unreadable") from None
 
 
-class PathMap(Mapping[Digest, Path]):
-    """Digest -> file, kept as strings and turned into Paths only when asked: reading a bundle of thousands of
-    images must not build a pathlib object for every file of every image folder."""
-
-    __slots__ = ("_paths",)
-
-    def __init__(self, paths: dict[Digest, str]) -> None:
-        self._paths = paths
-
-    def __getitem__(self, digest: Digest) -> Path:
-        return Path(self._paths[digest])
-
-    def __contains__(self, digest: object) -> bool:
-        return digest in self._paths
-
-    def __iter__(self) -> Iterator[Digest]:
-        return iter(self._paths)
-
-    def __len__(self) -> int:
-        return len(self._paths)
-
-
 def _add_blob(bundle: Bundle, digest: Digest, size: int, role: Role, media_type: str, real: str) -> None:
     known = bundle.blobs.get(digest)
-    if known is None or known.path is None:
-        bundle.add_blob(Blob(digest, size, role, media_type, Path(real)))
+    if known is None or known.file is None:
+        bundle.add_blob(Blob(digest, size, role, media_type, real))
 
 
 def _code(error: BundleError, default: str) -> str:
@@ -263,4 +255,4 @@ def build_image(
             locations[blob_ref.digest] = real
             _add_blob(bundle, blob_ref.digest, st.st_size, role, blob_ref.media_type, real)
 
-    return Image(reference, top, tuple(children), PathMap(locations), folder, signatures or {})
+    return Image(reference, top, tuple(children), locations, folder, signatures or {})

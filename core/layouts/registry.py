@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
 
 from core.bundle import Bundle, Image, Layout, Severity
@@ -63,35 +62,40 @@ def parse_link(data: bytes, path: Path | str) -> Digest:
     return Digest("sha256", data[7:].decode())
 
 
-def repositories(v2: Path, bundle: Bundle | None = None) -> list[tuple[str, Path]]:
+def repositories(v2: Path, bundle: Bundle | None = None, safe: SafeRoot | None = None) -> list[tuple[str, Path]]:
     """(name, folder) of every repository: a folder with ``_manifests``; nested repositories included.
 
-    Symbolic links to folders are not followed (a received bundle is untrusted): each is reported.
+    Symbolic links to folders are not followed (a received bundle is untrusted): each is reported. One
+    listing per folder, which also tells ``safe`` which sub-folders are plain.
     """
-    top = v2 / "repositories"
+    top = os.path.abspath(v2 / "repositories")
     found: list[tuple[str, Path]] = []
-    if not top.is_dir():
+    if not os.path.isdir(top):
         return found
-
-    def unreadable(e: OSError) -> None:
-        if bundle is not None:
-            bundle.problem(f"cannot list folder: {e.strerror or e}", Path(e.filename or top), code="unreadable")
-
-    for dirpath, dirnames, _ in os.walk(top, onerror=unreadable, followlinks=False):
-        here = Path(dirpath)
-        if "_manifests" in dirnames:
-            found.append((here.relative_to(top).as_posix(), here))
-        keep = []
-        for d in sorted(dirnames):
-            if os.path.islink(here / d):
-                if bundle is not None:
-                    bundle.problem(
-                        "folder is a symbolic link; not followed in a received bundle", here / d, code="unsafe"
-                    )
-            elif not d.startswith("_"):
-                keep.append(d)
-        dirnames[:] = keep
-    return sorted(found)
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as e:
+            if bundle is not None:
+                bundle.problem(f"cannot list folder: {e.strerror or e}", Path(e.filename or folder), code="unreadable")
+            continue
+        if safe is not None:
+            safe.trust_folders(folder, entries)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name == "_manifests":
+                    found.append((folder[len(top) + 1 :], Path(folder)))
+                elif not entry.name.startswith("_"):
+                    pending.append(entry.path)
+            elif entry.is_symlink() and entry.is_dir() and bundle is not None:
+                bundle.problem(
+                    "folder is a symbolic link; not followed in a received bundle", Path(entry.path), code="unsafe"
+                )
+    found.sort(key=lambda item: item[0].split("/"))
+    return found
 
 
 def _listdir(path: Path | str) -> list[str]:
@@ -109,11 +113,13 @@ def read(path: Path) -> Bundle:
         bundle.problem("not a registry storage folder (no docker/registry/v2)", path, code="empty")
         return bundle
     safe = SafeRoot(path)
-    for name, repo_dir in repositories(v2, bundle):
+    blob_folders = _BlobFolders(safe, os.path.abspath(v2))
+    has_signatures = os.path.isdir(path / SIGNATURES)
+    for name, repo_dir in repositories(v2, bundle, safe):
         if not valid_repository(name):
             bundle.problem(f"invalid repository name {name[:300]!r}", repo_dir, code="bad-name")
             continue
-        _read_repository(bundle, safe, v2, name, repo_dir)
+        _read_repository(bundle, safe, name, repo_dir, blob_folders, has_signatures)
     if not bundle.images and not bundle.problems:
         bundle.problem("registry storage holds no tagged image", v2, code="empty")
     return bundle
@@ -157,38 +163,61 @@ _OPEN_LINK = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _read_plain_link(link: str) -> Digest | None:
-    """The digest of a link that is a plain small file in a plain folder; None for anything else."""
+    """The digest in a link file that holds exactly one; None for anything else (missing, a symbolic link, not
+    a regular file, other content), and then the careful read_link says what is wrong.
+
+    One open that follows no symlink and never blocks, one read: no stat, since a FIFO, a device or a folder
+    gives no digest-shaped bytes either.
+    """
     try:
         fd = os.open(link, _OPEN_LINK)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_LINK_BYTES:
-            return None
-        data = os.read(fd, MAX_LINK_BYTES)
+        data = os.read(fd, MAX_LINK_BYTES + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return parse_link(data, link)
+    return Digest("sha256", data[7:].decode()) if _LINK.fullmatch(data) else None
 
 
-def _read_repository(bundle: Bundle, safe: SafeRoot, v2: Path, name: str, repo_dir: Path) -> None:
+class _BlobFolders:
+    """Lists ``blobs/<algorithm>/<xx>/`` once, the first time a blob under it is needed.
+
+    A storage of thousands of blobs has a folder per blob: one listing of their parent tells which are plain
+    folders, where checking each for a symbolic link would cost an lstat.
+    """
+
+    def __init__(self, safe: SafeRoot, v2: str) -> None:
+        self.safe = safe
+        self.v2 = v2
+        self.listed: set[str] = set()
+
+    def locate(self, digest: Digest) -> str:
+        parent = f"{self.v2}/blobs/{digest.algorithm}/{digest.hex[:2]}"
+        if parent not in self.listed:
+            self.listed.add(parent)
+            try:
+                with os.scandir(parent) as listing:
+                    self.safe.trust_folders(parent, listing)
+            except OSError:
+                pass  # a missing or unreadable folder is reported for the blob that needs it
+        return f"{parent}/{digest.hex}/data"
+
+
+def _read_repository(
+    bundle: Bundle, safe: SafeRoot, name: str, repo_dir: Path, blob_folders: _BlobFolders, has_signatures: bool
+) -> None:
     manifests_dir = repo_dir / "_manifests"
     revisions = _read_links(bundle, safe, name, f"{os.path.abspath(manifests_dir)}/revisions/sha256", "revision")
     layers = _read_links(bundle, safe, name, f"{os.path.abspath(repo_dir)}/_layers/sha256", "layer")
 
-    base = os.path.abspath(v2)
-
-    def locate(d: Digest) -> str:
-        return f"{base}/blobs/{d.algorithm}/{d.hex[:2]}/{d.hex}/data"
-
+    locate = blob_folders.locate
     tagged: set[Digest] = set()
     reached: set[Digest] = set()
     tags_dir = manifests_dir / "tags"
     tags_text = os.path.abspath(tags_dir)
-    has_signatures = os.path.isdir(bundle.root / SIGNATURES)
     for tag in _listdir(tags_dir):
         ref = f"{name}:{tag}"
         if not valid_tag(tag):
@@ -282,7 +311,7 @@ def _check_repo_links(
             )
     for digest in image.blob_digests():
         blob = bundle.blobs.get(digest)
-        if blob is not None and blob.path is None:
+        if blob is not None and blob.file is None:
             continue  # a foreign layer that is not stored needs no link
         if digest not in layers:
             bundle.problem(
@@ -310,9 +339,9 @@ def plan_pack(bundle: Bundle) -> Plan:
             plan.write(f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
         for digest in image.blob_digests():
             blob = bundle.blobs.get(digest)
-            if blob is None or blob.path is None:
+            if blob is None or blob.file is None:
                 continue  # an absent foreign layer: clients fetch it from its URLs
-            plan.place(image.locations.get(digest, blob.path), _blob_rel(v2, digest), blob.size, name)
+            plan.place(image.locations.get(digest, blob.file), _blob_rel(v2, digest), blob.size, name)
             plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
         if image.tag is not None:
             tag = f"{repo}/_manifests/tags/{image.tag}"

@@ -32,46 +32,55 @@ def detect(path: Path) -> bool:
     return False
 
 
-def _image_folders(root: Path, bundle: Bundle | None) -> list[Path]:
-    """Every folder holding manifest.json, not descending into image folders or hidden folders.
+def _image_folders(
+    root: Path, bundle: Bundle | None, safe: SafeRoot | None = None
+) -> list[tuple[str, list[str] | None]]:
+    """Every folder (absolute name) holding manifest.json, with its file names when listed already; not
+    descending into image or hidden folders.
 
     A symbolic link to a folder is followed only when it stays inside the bundle (an alias such as
     ``node:latest -> node:v1``); one pointing outside, or a folder that cannot be listed, is reported.
+    One listing per folder: the listing of a folder also tells ``safe`` which of its sub-folders are plain.
     """
-    if (root / "manifest.json").exists():
-        return [root]
-    real_root = os.path.realpath(root)
-    found: list[Path] = []
-
-    def unreadable(e: OSError) -> None:
-        if bundle is not None:
-            bundle.problem(f"cannot list folder: {e.strerror or e}", Path(e.filename or root), code="unreadable")
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
-        if "manifest.json" in filenames:
-            found.append(Path(dirpath))
-            dirnames.clear()
+    top = os.path.abspath(root)
+    if os.path.lexists(f"{top}/manifest.json"):
+        return [(top, None)]
+    real_root = os.path.realpath(top)
+    found: list[tuple[str, list[str] | None]] = []
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as e:
+            if bundle is not None:
+                bundle.problem(f"cannot list folder: {e.strerror or e}", Path(e.filename or folder), code="unreadable")
             continue
-        keep = []
-        for d in sorted(dirnames):
-            if d.startswith("."):
+        names = [entry.name for entry in entries]
+        if "manifest.json" in names:
+            found.append((folder, names))
+            continue
+        if safe is not None:
+            safe.trust_folders(folder, entries)
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            folder = Path(dirpath, d)
-            if not os.path.islink(folder):
-                keep.append(d)
-                continue
-            real = os.path.realpath(folder)
-            if not (real + "/").startswith(real_root.rstrip("/") + "/"):
-                if bundle is not None:
-                    bundle.problem(
-                        f"folder is a symbolic link pointing outside the bundle (to {real}); not followed",
-                        folder,
-                        code="unsafe",
-                    )
-            elif os.path.isfile(folder / "manifest.json"):
-                found.append(folder)
-        dirnames[:] = keep
-    return sorted(found)
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            elif entry.is_symlink() and entry.is_dir():
+                real = os.path.realpath(entry.path)
+                if not (real + "/").startswith(real_root.rstrip("/") + "/"):
+                    if bundle is not None:
+                        bundle.problem(
+                            f"folder is a symbolic link pointing outside the bundle (to {real}); not followed",
+                            Path(entry.path),
+                            code="unsafe",
+                        )
+                elif os.path.isfile(f"{entry.path}/manifest.json"):
+                    found.append((entry.path, None))
+    found.sort(key=lambda item: item[0].split("/"))  # the order of path components, as a tree shows them
+    return found
 
 
 def blob_file_name(digest: Digest, version: str) -> str:
@@ -120,14 +129,16 @@ def read(root: Path) -> Bundle:
     root = Path(root)
     bundle = Bundle(root, Layout.SKOPEO_DIR)
     safe = SafeRoot(root)
-    for folder in _image_folders(root, bundle):
-        rel = PurePosixPath(folder.relative_to(root).as_posix()) if folder != root else PurePosixPath(root.name)
+    top = os.path.abspath(root)
+    for folder, names in _image_folders(root, bundle, safe):
+        relative = folder[len(top) + 1 :] if folder != top else root.name
+        rel = PurePosixPath(relative)
         try:
             reference = parse_folder_reference(rel, folder)
         except BundleError as e:
-            bundle.problem(e.reason, folder, str(rel), code="bad-name")
+            bundle.problem(e.reason, folder, relative, code="bad-name")
             continue
-        image = read_image_folder(bundle, safe, folder, reference)
+        image = read_image_folder(bundle, safe, Path(folder), reference, names)
         if image is not None:
             bundle.images.append(image)
     if not bundle.images and not bundle.problems:
@@ -135,12 +146,15 @@ def read(root: Path) -> Bundle:
     return bundle
 
 
-def read_image_folder(bundle: Bundle, safe: SafeRoot, folder: Path, reference: Reference) -> Image | None:
+def read_image_folder(
+    bundle: Bundle, safe: SafeRoot, folder: Path, reference: Reference, names: list[str] | None = None
+) -> Image | None:
+    """One image folder; ``names`` are its file names when the caller listed it already."""
     name = str(reference)
     version = read_version(folder, bundle, name, safe)
     signatures: dict[str, Path] = {}
     try:
-        entries = sorted(os.listdir(folder))
+        entries = sorted(names if names is not None else os.listdir(folder))
     except OSError as e:
         bundle.problem(f"cannot list image folder: {e.strerror or e}", folder, name, code="unreadable")
         return None
@@ -188,10 +202,11 @@ def plan_unpack(bundle: Bundle) -> Plan:
             plan.place(image.locations[child.digest], f"{folder}/{manifest_file_name(child.digest)}", child.size, name)
         for digest in image.blob_digests():
             blob = bundle.blobs.get(digest)
-            if blob is None or blob.path is None:
+            if blob is None or blob.file is None:
                 continue
-            src = image.locations.get(digest, blob.path)
-            plan.place(src, f"{folder}/{blob_file_name(digest, '1.1')}", blob.size, name)
-        for file_name, src in image.signatures.items():
-            plan.place(src, f"{folder}/{file_name}", src.stat().st_size, name)
+            plan.place(
+                image.locations.get(digest, blob.file), f"{folder}/{blob_file_name(digest, '1.1')}", blob.size, name
+            )
+        for file_name, signature in image.signatures.items():
+            plan.place(signature, f"{folder}/{file_name}", signature.stat().st_size, name)
     return plan

@@ -1030,6 +1030,19 @@ def case_registry_blob_folder_symlink_out(work: Path) -> Path:
     return root
 
 
+@case("registry", ["unsafe"], ["outside the bundle"], layer_hex("app.a1"))
+def case_registry_blob_digest_folder_symlink_out(work: Path) -> Path:
+    # The folder named for the digest (not its parent) links out: the listing of the parent must not vouch
+    # for it.
+    root = _registry(work)
+    folder = registry_blob(root, layer_hex("app.a1")).parent
+    moved = work / "outside" / folder.name
+    moved.parent.mkdir(exist_ok=True)
+    shutil.move(folder, moved)
+    os.symlink(moved, folder)
+    return root
+
+
 @case("registry", ["unsafe"], ["outside the bundle"], APP_TAG_LINK)
 def case_registry_link_symlink_out(work: Path) -> Path:
     root = _registry(work)

@@ -136,3 +136,32 @@ def test_stale_untagged_revision_warns_but_does_not_block(tmp_path: Path) -> Non
     assert [(p.severity.value, p.code) for p in bundle.problems] == [("warning", "missing-manifest")]
     unpack(tmp_path / "p", tmp_path / "u")
     assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["app:1"]
+
+
+def test_reading_hands_the_cyclic_collector_back(dir_bundle: Path, tmp_path: Path) -> None:
+    import gc
+
+    assert gc.isenabled()
+    layouts.read(dir_bundle)
+    assert gc.isenabled()
+    (tmp_path / "empty").mkdir()
+    for bad in (tmp_path / "empty", tmp_path / "missing"):
+        try:
+            layouts.read(bad)
+        except Exception:
+            pass
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        layouts.read(dir_bundle)
+        assert not gc.isenabled(), "a collector the caller had switched off must stay off"
+    finally:
+        gc.enable()
+
+
+def test_image_folders_come_in_tree_order(tmp_path: Path) -> None:
+    # "team/x" sorts before "team-a" by path components, as a file manager shows them.
+    for name in ("team-a:1", "team/x:1", "team/a/b:1", "team.b:1"):
+        write_dir_image(tmp_path / "b" / name, name, [name.encode()])
+    names = [i.name for i in layouts.read(tmp_path / "b").check().images]
+    assert names == ["team/a/b:1", "team/x:1", "team-a:1", "team.b:1"]

@@ -62,14 +62,14 @@ def test_manifests_declare_true_sizes_and_configs_are_json(bundle_dir: Path) -> 
                 continue
             assert manifest.kind in (Kind.SCHEMA2, Kind.OCI)
             assert manifest.config is not None
-            config_path = image.locations[manifest.config.digest]
+            config_path = Path(image.locations[manifest.config.digest])
             assert config_path.stat().st_size == manifest.config.size
             config = json.loads(config_path.read_bytes())
             assert config["os"] == "linux"
             assert config["architecture"] in ("amd64", "arm64", "arm")
             assert len(config["rootfs"]["diff_ids"]) == len(manifest.layers) == 6
             for layer in manifest.layers:
-                assert image.locations[layer.digest].stat().st_size == layer.size
+                assert Path(image.locations[layer.digest]).stat().st_size == layer.size
 
 
 def test_sharing_base_mid_and_unique_layers(bundle_dir: Path) -> None:
