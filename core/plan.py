@@ -79,5 +79,7 @@ class Plan:
 
 
 def _check_relative(dst: str) -> None:
-    if not dst or dst.startswith("/") or any(part in ("", ".", "..") for part in dst.split("/")):
+    # No empty, "." or ".." component and not absolute; with slashes around it, each shows as a substring.
+    wrapped = f"/{dst}/"
+    if dst.startswith("/") or "//" in wrapped or "/./" in wrapped or "/../" in wrapped:
         raise BundleError(f"refusing to write outside the destination: {dst!r}")

@@ -346,3 +346,26 @@ def test_link_text_round_trips(link_dir: Path, hex_: str) -> None:
     path.write_bytes(link_text(digest))
     assert path.read_bytes() == f"sha256:{hex_}".encode()  # no newline: the registry refuses one
     assert read_link(path, SafeRoot(path.parent)) == digest
+
+
+# ---------------------------------------------------------------------------------------------- plan paths
+
+_PARTS = st.sampled_from(["a", "b1", ".", "..", "", "...", ".x", "x.", "sha256"])
+_PATH_TEXT = st.lists(_PARTS, max_size=6).map("/".join)
+
+
+@given(st.one_of(_PATH_TEXT, st.text(alphabet="ab./", max_size=12)))
+@example("")
+@example("/")
+@example("a/")
+def test_a_plan_refuses_exactly_the_paths_that_could_leave_its_destination(dst: str) -> None:
+    from core.plan import Plan
+
+    escapes = not dst or dst.startswith("/") or any(part in ("", ".", "..") for part in dst.split("/"))
+    plan = Plan()
+    try:
+        plan.write(dst, b"x")
+    except RegpackError:
+        assert escapes, f"{dst!r} was refused"
+    else:
+        assert not escapes, f"{dst!r} was accepted"
