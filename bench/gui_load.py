@@ -2,7 +2,7 @@
 
 Generates a synthetic skopeo dir bundle (default 2,000 images: small random blobs, a few base layers shared by
 many images, runtime layers shared by some, one layer of its own per image, every 25th image a two-platform
-list), then launches ``python -m gui.app --exit-after-load`` on it (offscreen) and measures the time from
+list), then launches ``python -m regpack.gui --exit-after-load`` on it (offscreen) and measures the time from
 process launch to a populated window, and the peak RSS of that process. The shipped 4-image sample is timed
 the same way, to tell Qt's start-up cost from the cost of the bundle.
 
@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from core.analysis import analyse  # noqa: E402
-from core.layouts import read  # noqa: E402
-from resources.make_sample import SAMPLE_DIR, make_synthetic  # noqa: E402
+from regpack.analysis import analyse
+from regpack.layouts import read
+from regpack.resources.make_sample import SAMPLE_DIR, make_synthetic
 
 
 def launch(path: Path) -> dict[str, float]:
@@ -35,7 +34,7 @@ def launch(path: Path) -> dict[str, float]:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gui.app", "--exit-after-load", str(path)],
+        [sys.executable, "-m", "regpack.gui", "--exit-after-load", str(path)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -24,15 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from core import layouts  # noqa: E402
-from core.analysis import analyse  # noqa: E402
-from core.engine import execute  # noqa: E402
-from core.layouts import registry, skopeo_dir  # noqa: E402
-from core.synth import generate, parse_size  # noqa: E402
-from core.verify import verify  # noqa: E402
+from regpack import layouts
+from regpack.analysis import analyse
+from regpack.engine import execute
+from regpack.layouts import registry, skopeo_dir
+from regpack.synth import generate, parse_size
+from regpack.verify import verify
 
 
 def phases(

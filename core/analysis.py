@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.bundle import Blob, Bundle, Image, Role
-from core.digest import Digest
+from regpack.bundle import Blob, Bundle, Image, Role
+from regpack.digest import Digest
 
 
 @dataclass(frozen=True, slots=True)

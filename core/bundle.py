@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from core.digest import Digest
-from core.errors import BundleError
-from core.manifest import Kind, Manifest
-from core.names import Reference
+from regpack.digest import Digest
+from regpack.errors import BundleError
+from regpack.manifest import Kind, Manifest
+from regpack.names import Reference
 
 
 class Layout(StrEnum):

@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from core import layouts
-from core.analysis import Analysis, analyse
-from core.bundle import Bundle
-from core.errors import Cancelled, RegpackError, printable
-from core.jobs import JobResult, pack, unpack
-from core.progress import Progress
-from core.units import human_rate, human_size
-from core.verify import Report, verify
+from regpack import layouts
+from regpack.analysis import Analysis, analyse
+from regpack.bundle import Bundle
+from regpack.errors import Cancelled, RegpackError, printable
+from regpack.jobs import JobResult, pack, unpack
+from regpack.progress import Progress
+from regpack.units import human_rate, human_size
+from regpack.verify import Report, verify
 
 
 class ProgressBar:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from core.errors import BundleError, Cancelled
+from regpack.errors import BundleError, Cancelled
 
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _HEX = re.compile(r"[0-9a-f]+")

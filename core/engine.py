@@ -17,9 +17,9 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import BundleError, Cancelled, DestinationError, RegpackError
-from core.plan import PlaceBlob, Plan, WriteFile
-from core.progress import Meter, ProgressCallback
+from regpack.errors import BundleError, Cancelled, DestinationError, RegpackError
+from regpack.plan import PlaceBlob, Plan, WriteFile
+from regpack.progress import Meter, ProgressCallback
 
 # Errors of os.link that mean "cannot link here", not "something is wrong": fall back to a copy.
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES}

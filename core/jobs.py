@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import layouts
-from core.bundle import Bundle
-from core.engine import ExecStats, execute
-from core.errors import BundleError
-from core.layouts import registry, skopeo_dir
-from core.plan import Plan
-from core.progress import Progress, ProgressCallback
+from regpack import layouts
+from regpack.bundle import Bundle
+from regpack.engine import ExecStats, execute
+from regpack.errors import BundleError
+from regpack.layouts import registry, skopeo_dir
+from regpack.plan import Plan
+from regpack.progress import Progress, ProgressCallback
 
 __all__ = ["JobResult", "Progress", "pack", "unpack"]
 
@@ -32,7 +32,7 @@ class JobResult:
 
 
 def _verify_staged(path: Path) -> None:
-    from core.verify import verify
+    from regpack.verify import verify
 
     report = verify(path)
     if not report.ok:

@@ -13,9 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from core.digest import Digest
-from core.errors import BundleError
-from core.files import read_capped
+from regpack.digest import Digest
+from regpack.errors import BundleError
+from regpack.files import read_capped
 
 # The registry refuses manifests larger than this; a bigger one is hostile or broken, never read into memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from core.digest import Digest
-from core.errors import BundleError
+from regpack.digest import Digest
+from regpack.errors import BundleError
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")

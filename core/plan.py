@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import BundleError
+from regpack.errors import BundleError
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ never a whole blob in memory); every other folder that uses it gets a real copy 
 
 Command line::
 
-    python -m core.synth OUT --images N --layers L --blob-size BYTES [--seed S] [--lists K] [--link]
+    python -m regpack.synth OUT --images N --layers L --blob-size BYTES [--seed S] [--lists K] [--link]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.manifest import DOCKER_LIST, DOCKER_V2, OCI_INDEX, OCI_MANIFEST
+from regpack.manifest import DOCKER_LIST, DOCKER_V2, OCI_INDEX, OCI_MANIFEST
 
 VERSION = b"Directory Transport Version: 1.1\n"
 CHUNK = 1 << 20
@@ -374,7 +374,7 @@ def parse_size(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.synth", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m regpack.synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder to create (must not exist or be empty)")
     parser.add_argument("--images", type=int, required=True, help="number of images")
     parser.add_argument("--layers", type=int, required=True, help="layers per image (per platform)")

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import layouts
-from core.bundle import Bundle, Layout, Problem, Role, Severity
-from core.digest import Digest, hash_file
-from core.engine import default_jobs
-from core.errors import BundleError, Cancelled, printable
-from core.progress import Meter, ProgressCallback
+from regpack import layouts
+from regpack.bundle import Bundle, Layout, Problem, Role, Severity
+from regpack.digest import Digest, hash_file
+from regpack.engine import default_jobs
+from regpack.errors import BundleError, Cancelled, printable
+from regpack.progress import Meter, ProgressCallback
 
 
 @dataclass(frozen=True, slots=True)

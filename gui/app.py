@@ -12,8 +12,8 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from gui.assets import app_icon, sample_bundle, style_sheet
-from gui.window import Loaded, MainWindow
+from regpack.gui.assets import app_icon, sample_bundle, style_sheet
+from regpack.gui.window import Loaded, MainWindow
 
 ORGANIZATION = "regpack"
 APPLICATION = "regpack-gui"

@@ -9,7 +9,7 @@ from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
-_PACKAGE = "resources"
+_PACKAGE = "regpack.resources"
 
 
 def read_bytes(name: str) -> bytes:

@@ -16,8 +16,8 @@ from PySide6.QtCore import QMargins, Qt
 from PySide6.QtGui import QColor, QCursor, QPainter
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
-from core.analysis import Analysis, ImageStats
-from gui.sizes import human_size, size_scale
+from regpack.analysis import Analysis, ImageStats
+from regpack.gui.sizes import human_size, size_scale
 
 TOP_IMAGES = 15
 STORED_COLOR = QColor("#2f6fb3")

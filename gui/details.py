@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.analysis import Analysis, BlobUsage
-from core.bundle import Bundle, Image
-from core.manifest import Manifest
-from gui.models import LayersModel, kind_text
-from gui.sizes import human_size
+from regpack.analysis import Analysis, BlobUsage
+from regpack.bundle import Bundle, Image
+from regpack.gui.models import LayersModel, kind_text
+from regpack.gui.sizes import human_size
+from regpack.manifest import Manifest
 
 MAX_JSON_BYTES = 4 * 1024 * 1024  # manifests and configs larger than this are not shown
 

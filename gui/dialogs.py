@@ -26,9 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.signals import emit
-from gui.sizes import human_duration, human_size
-from gui.workers import ProgressText
+from regpack.gui.sizes import human_duration, human_size
+from regpack.gui.workers import ProgressText
 
 PACK, UNPACK = "pack", "unpack"
 
@@ -165,7 +164,7 @@ class ResultDialog(QDialog):
         layout.addWidget(buttons)
 
     def _open_bundle(self) -> None:
-        emit(self.open_bundle, self.dest)
+        self.open_bundle.emit(self.dest)
         self.accept()
 
 
@@ -222,7 +221,7 @@ class ProgressPanel(QWidget):
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText("Cancelling…")
-        emit(self.cancel_requested)
+        self.cancel_requested.emit()
 
     def finish(self) -> None:
         self.hide()

@@ -18,11 +18,10 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
 
-from core.analysis import Analysis, BlobUsage, ImageStats
-from core.bundle import Image, Role
-from core.manifest import Manifest
-from gui.signals import emit
-from gui.sizes import human_size
+from regpack.analysis import Analysis, BlobUsage, ImageStats
+from regpack.bundle import Image, Role
+from regpack.gui.sizes import human_size
+from regpack.manifest import Manifest
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -107,7 +106,7 @@ class ImageTableModel(_RowsTableModel):
         self._status = dict(status)
         if self._rows:
             roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole]  # no re-sort needed
-            emit(self.dataChanged, self.index(0, 0), self.index(len(self._rows) - 1, len(self.HEADERS) - 1), roles)
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.HEADERS) - 1), roles)
 
     def status_of(self, name: str) -> str | None:
         return self._status.get(name)
@@ -281,13 +280,13 @@ class BlobTreeModel(QAbstractItemModel):
             return
         last = len(self.HEADERS) - 1
         roles = [Qt.ItemDataRole.FontRole, Qt.ItemDataRole.BackgroundRole]
-        emit(self.dataChanged, self.index(0, 0), self.index(rows - 1, last), roles)
+        self.dataChanged.emit(self.index(0, 0), self.index(rows - 1, last), roles)
         # Only rows holding the old or new image have marked children; telling the view about those is enough.
         for row in sorted(set(before) | set(self.highlighted_rows())):
             parent = self.index(row, 0)
             children = self.rowCount(parent)
             if children:
-                emit(self.dataChanged, self.index(0, 0, parent), self.index(children - 1, last, parent), roles)
+                self.dataChanged.emit(self.index(0, 0, parent), self.index(children - 1, last, parent), roles)
 
     def highlighted_rows(self) -> list[int]:
         """Top-level rows that belong to the highlighted image."""

@@ -9,7 +9,7 @@ import datetime as _dt
 
 import humanize
 
-from core.units import human_rate, human_size
+from regpack.units import human_rate, human_size
 
 __all__ = ["human_duration", "human_rate", "human_size", "size_scale"]
 

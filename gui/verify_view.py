@@ -18,9 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.models import VerifyModel, verdicts
-from gui.signals import emit
-from gui.sizes import human_size
+from regpack.gui.models import VerifyModel, verdicts
+from regpack.gui.sizes import human_size
 
 
 class VerifyView(QWidget):
@@ -114,4 +113,4 @@ class VerifyView(QWidget):
         try:
             self.export_json(Path(chosen))
         except OSError as e:
-            emit(self.export_failed, "Cannot export the verify report", f"{chosen}: {e.strerror or e}")
+            self.export_failed.emit("Cannot export the verify report", f"{chosen}: {e.strerror or e}")

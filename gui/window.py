@@ -31,19 +31,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.analysis import Analysis, analyse
-from core.bundle import Bundle, Image, Layout, Severity
-from core.errors import RegpackError
-from core.layouts import read
-from gui.assets import sample_bundle
-from gui.chart import SavingsView
-from gui.details import DetailsView
-from gui.dialogs import PACK, UNPACK, ErrorDialog, JobDialog, JobOptions, ProgressPanel, ResultDialog, job_summary
-from gui.models import OBJECT_ROLE, BlobTreeModel, ImageFilterProxy, ImageTableModel
-from gui.signals import emit
-from gui.sizes import human_size
-from gui.verify_view import VerifyView
-from gui.workers import ProgressTracker, Task, TaskKeeper
+from regpack.analysis import Analysis, analyse
+from regpack.bundle import Bundle, Image, Layout, Severity
+from regpack.errors import RegpackError
+from regpack.gui.assets import sample_bundle
+from regpack.gui.chart import SavingsView
+from regpack.gui.details import DetailsView
+from regpack.gui.dialogs import (
+    PACK,
+    UNPACK,
+    ErrorDialog,
+    JobDialog,
+    JobOptions,
+    ProgressPanel,
+    ResultDialog,
+    job_summary,
+)
+from regpack.gui.models import OBJECT_ROLE, BlobTreeModel, ImageFilterProxy, ImageTableModel
+from regpack.gui.sizes import human_size
+from regpack.gui.verify_view import VerifyView
+from regpack.gui.workers import ProgressTracker, Task, TaskKeeper
+from regpack.layouts import read
 
 MAX_RECENT = 8
 VERIFY = "verify"
@@ -371,7 +379,7 @@ class MainWindow(QMainWindow):
         self._add_recent(loaded.path)
         self.loading_path = None
         self._update_actions()
-        emit(self.bundle_loaded, loaded)
+        self.bundle_loaded.emit(loaded)
 
     def _load_failed(self, exc: BaseException) -> None:
         path = self.loading_path
@@ -380,7 +388,7 @@ class MainWindow(QMainWindow):
         self.summary_label.setText("No bundle open" if self.bundle is None else self._summary_text())
         self.show_error(f"Cannot open {path}", message, details)
         self._update_actions()
-        emit(self.load_failed, message)
+        self.load_failed.emit(message)
 
     def _load_done(self) -> None:
         if self.job is None:
@@ -541,9 +549,9 @@ class MainWindow(QMainWindow):
 
     def run_job(self, options: JobOptions) -> bool:
         try:
-            from core import jobs
+            from regpack import jobs
         except ImportError as e:
-            self.show_error("Pack and unpack are not available", f"core.jobs cannot be imported: {e}")
+            self.show_error("Pack and unpack are not available", f"regpack.jobs cannot be imported: {e}")
             return False
 
         def job(progress: Any, cancel: Any) -> Any:
@@ -560,9 +568,9 @@ class MainWindow(QMainWindow):
         if self.bundle is None or self.busy():
             return False
         try:
-            from core.verify import verify
+            from regpack.verify import verify
         except ImportError as e:
-            self.show_error("Verify is not available", f"core.verify cannot be imported: {e}")
+            self.show_error("Verify is not available", f"regpack.verify cannot be imported: {e}")
             return False
         root = self.bundle.root
         self.verify_view.clear()
@@ -625,7 +633,7 @@ class MainWindow(QMainWindow):
         self.job, self.job_kind, self.tracker = None, None, None
         self.progress.finish()
         self._update_actions()
-        emit(self.job_ended, kind)
+        self.job_ended.emit(kind)
 
     # ---------------------------------------------------------------------------------------------- errors
 

@@ -16,9 +16,8 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from core.errors import Cancelled
-from gui.signals import emit
-from gui.sizes import human_duration, human_rate, human_size
+from regpack.errors import Cancelled
+from regpack.gui.sizes import human_duration, human_rate, human_size
 
 UPDATE_INTERVAL = 0.1  # seconds between progress signals: about 10 UI updates a second
 
@@ -90,22 +89,22 @@ class Task(QRunnable):
 
     def _progress(self, progress: Any) -> None:
         if self._throttle.offer(progress):
-            emit(self.signals.progress, progress)
+            self.signals.progress.emit(progress)
 
     def run(self) -> None:
-        emit(self.signals.started)
+        self.signals.started.emit()
         try:
             result = self.job(progress=self._progress, cancel=self.cancel_event)
         except Cancelled:
-            emit(self.signals.cancelled)
+            self.signals.cancelled.emit()
         except BaseException as exc:  # every failure reaches the window's one error dialog
-            emit(self.signals.failed, exc)
+            self.signals.failed.emit(exc)
         else:
             last = self._throttle.take_pending()
             if last is not None:
-                emit(self.signals.progress, last)
-            emit(self.signals.finished, result)
-        emit(self.signals.done)
+                self.signals.progress.emit(last)
+            self.signals.finished.emit(result)
+        self.signals.done.emit()
 
 
 class TaskKeeper:

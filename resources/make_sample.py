@@ -3,8 +3,8 @@
 Everything is deterministic: gzip headers carry mtime 0, tar entries a fixed mtime and owner, and "random"
 file contents come from a seeded generator, so running this twice gives byte-identical folders.
 
-    python -m resources.make_sample                      # regenerate resources/sample/
-    python -m resources.make_sample DEST --images 2000   # a synthetic bundle of 2,000 images
+    python -m regpack.resources.make_sample                      # regenerate resources/sample/
+    python -m regpack.resources.make_sample DEST --images 2000   # a synthetic bundle of 2,000 images
 """
 
 from __future__ import annotations

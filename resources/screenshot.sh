@@ -12,7 +12,7 @@ trap 'rm -rf "$settings"' EXIT
 export XDG_CONFIG_HOME="$settings"
 cd "$repo"
 xvfb-run -a -s "-screen 0 1400x900x24" sh -c '
-    python -m gui.app -qwindowgeometry 1400x900+0+0 "$REGPACK_SCREENSHOT_BUNDLE" &
+    python -m regpack.gui -qwindowgeometry 1400x900+0+0 "$REGPACK_SCREENSHOT_BUNDLE" &
     app=$!
     sleep 6
     import -window root "$REGPACK_SCREENSHOT_OUT"

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.bundle import Bundle, Layout
-from core.errors import BundleError
-from core.layouts import oci, registry, skopeo_dir
+from regpack.bundle import Bundle, Layout
+from regpack.errors import BundleError
+from regpack.layouts import oci, registry, skopeo_dir
 
 
 def detect(path: Path) -> Layout:

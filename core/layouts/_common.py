@@ -7,12 +7,12 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from core.bundle import Blob, Bundle, Image, Role
-from core.digest import Digest
-from core.errors import BundleError
-from core.files import read_capped
-from core.manifest import Descriptor, Manifest, parse_manifest, read_manifest_bytes
-from core.names import Reference
+from regpack.bundle import Blob, Bundle, Image, Role
+from regpack.digest import Digest
+from regpack.errors import BundleError
+from regpack.files import read_capped
+from regpack.manifest import Descriptor, Manifest, parse_manifest, read_manifest_bytes
+from regpack.names import Reference
 
 # Locators return plain absolute path strings: a big bundle has tens of thousands of files, and pathlib
 # objects cost more to build than the lstat that checks them.

@@ -7,12 +7,12 @@ import os
 import re
 from pathlib import Path
 
-from core.bundle import Bundle, Layout
-from core.digest import Digest
-from core.errors import BundleError
-from core.layouts._common import SafeRoot, build_image, read_small
-from core.manifest import MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest
-from core.names import Reference, parse_reference, valid_repository, valid_tag
+from regpack.bundle import Bundle, Layout
+from regpack.digest import Digest
+from regpack.errors import BundleError
+from regpack.layouts._common import SafeRoot, build_image, read_small
+from regpack.manifest import MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest
+from regpack.names import Reference, parse_reference, valid_repository, valid_tag
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'

@@ -6,12 +6,12 @@ import os
 import re
 from pathlib import Path
 
-from core.bundle import Bundle, Image, Layout, Severity
-from core.digest import Digest
-from core.errors import BundleError
-from core.layouts._common import SafeRoot, build_image, read_small
-from core.names import Reference, valid_repository, valid_tag
-from core.plan import Plan
+from regpack.bundle import Bundle, Image, Layout, Severity
+from regpack.digest import Digest
+from regpack.errors import BundleError
+from regpack.layouts._common import SafeRoot, build_image, read_small
+from regpack.names import Reference, valid_repository, valid_tag
+from regpack.plan import Plan
 
 V2 = Path("docker", "registry", "v2")
 _LINK = re.compile(rb"sha256:[0-9a-f]{64}")

@@ -6,12 +6,12 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
-from core.bundle import Bundle, Image, Layout
-from core.digest import Digest
-from core.errors import BundleError
-from core.layouts._common import SafeRoot, build_image, read_small
-from core.names import Reference, parse_folder_reference
-from core.plan import Plan
+from regpack.bundle import Bundle, Image, Layout
+from regpack.digest import Digest
+from regpack.errors import BundleError
+from regpack.layouts._common import SafeRoot, build_image, read_small
+from regpack.names import Reference, parse_folder_reference
+from regpack.plan import Plan
 
 VERSION_PREFIX = b"Directory Transport Version: "
 VERSION_1_0 = b"Directory Transport Version: 1.0\n"

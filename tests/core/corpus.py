@@ -2,7 +2,7 @@
 
 The good bundles are small but real: every blob is bytes hashing to its digest, four images share a base
 layer, one of them is a multi-arch list whose platform manifests sit beside it as ``<hex>.manifest.json``.
-Registry storage is made by ``core.jobs.pack`` from the skopeo dir tree; the OCI layout is written here.
+Registry storage is made by ``regpack.jobs.pack`` from the skopeo dir tree; the OCI layout is written here.
 
 Each ``Case`` builds one bundle in a fresh work folder and says what a demanding user expects regpack to say
 about it: the finding codes ``regpack verify`` may use, words its message must hold, and the file it must name.
@@ -180,7 +180,7 @@ def write_skopeo(root: Path) -> Path:
 
 def write_registry(root: Path) -> Path:
     """Registry v2 storage made by regpack itself from the skopeo tree (copied: no inode is shared)."""
-    from core.jobs import pack
+    from regpack.jobs import pack
 
     src = root.parent / (root.name + ".skopeo-src")
     write_skopeo(src)
@@ -1227,7 +1227,7 @@ def cli_env() -> dict[str, str]:
 
 
 def start_cli(args: Sequence[str | Path]) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "core.cli", *(os.fsencode(a) if isinstance(a, Path) else a for a in args)]
+    argv = [sys.executable, "-m", "regpack", *(os.fsencode(a) if isinstance(a, Path) else a for a in args)]
     return subprocess.Popen(argv, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -1255,12 +1255,12 @@ def run_many(commands: Sequence[Sequence[str | Path]]) -> list[Run]:
 def run_cli_as_nobody(*args: str | Path) -> Run:
     """``regpack ARGS`` in a forked child that dropped root for ``nobody``, so file permissions apply.
 
-    The child does not exec (the interpreter lives where nobody may not look): it runs ``core.cli.main``
+    The child does not exec (the interpreter lives where nobody may not look): it runs ``regpack.cli.main``
     with every module imported beforehand.
     """
-    import core.cli
-    import core.jobs
-    import core.verify
+    import regpack.cli
+    import regpack.jobs
+    import regpack.verify
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         pid = os.fork()
@@ -1275,7 +1275,7 @@ def run_cli_as_nobody(*args: str | Path) -> Run:
                 os.setresgid(NOBODY, NOBODY, NOBODY)
                 os.setresuid(NOBODY, NOBODY, NOBODY)
                 try:
-                    code = core.cli.main([os.fspath(a) for a in args])
+                    code = regpack.cli.main([os.fspath(a) for a in args])
                 except BaseException:
                     import traceback
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def regpack(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=120
+        [sys.executable, "-m", "regpack", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
 
 
@@ -73,10 +73,11 @@ def test_missing_blob_is_refused_naming_image_and_file(dir_bundle: Path, tmp_pat
 
 def test_core_never_imports_qt() -> None:
     code = (
-        "import sys, pkgutil, importlib, core, core.layouts\n"
-        "for m in pkgutil.walk_packages(core.__path__, 'core.'):\n"
-        "    importlib.import_module(m.name)\n"
-        "bad = [m for m in sys.modules if m.startswith(('PySide6', 'gui'))]\n"
+        "import sys, pkgutil, importlib, regpack\n"
+        "for m in pkgutil.walk_packages(regpack.__path__, 'regpack.'):\n"
+        "    if not m.name.startswith(('regpack.gui', 'regpack.resources', 'regpack.__main__')):\n"
+        "        importlib.import_module(m.name)\n"
+        "bad = [m for m in sys.modules if m.startswith(('PySide6', 'regpack.gui', 'shiboken'))]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

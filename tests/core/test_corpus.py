@@ -11,18 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # plain `pytest` does not put the project on sys.path
-    sys.path.insert(0, str(ROOT))
+from tests.core import corpus
+from tests.core.corpus import CASES, Case, Run
 
-from tests.core import corpus  # noqa: E402
-from tests.core.corpus import CASES, Case, Run  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 AS_ROOT = os.geteuid() == 0
 

@@ -30,16 +30,14 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import regpack.engine
+from regpack.errors import Cancelled, RegpackError
+from regpack.jobs import pack, unpack
+from regpack.progress import Progress
+from regpack.verify import verify
+from tests.core import corpus
 
-import core.engine  # noqa: E402
-from core.errors import Cancelled, RegpackError  # noqa: E402
-from core.jobs import pack, unpack  # noqa: E402
-from core.progress import Progress  # noqa: E402
-from core.verify import verify  # noqa: E402
-from tests.core import corpus  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 MB = 1 << 20
 
@@ -76,8 +74,7 @@ DRIVER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    sys.path.insert(0, {root!r})
-    from core.jobs import pack
+    from regpack.jobs import pack
 
     src, dest, marker, mode = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 
@@ -229,8 +226,7 @@ def test_sigterm_stops_the_job_cleanly(tmp_path: Path) -> None:
 SIGNAL_AT_STAGING = textwrap.dedent(
     """
     import os, signal, sys, tempfile
-    sys.path.insert(0, {root!r})
-    import core.cli
+    import regpack.cli
 
     real_mkdtemp = tempfile.mkdtemp
 
@@ -240,7 +236,7 @@ SIGNAL_AT_STAGING = textwrap.dedent(
         return path
 
     tempfile.mkdtemp = mkdtemp
-    sys.exit(core.cli.main(sys.argv[1:]))
+    sys.exit(regpack.cli.main(sys.argv[1:]))
     """
 )
 
@@ -330,7 +326,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(
 ) -> None:
     before = corpus.listing(small_bundle)
     full = _OsWithFullDisk(fail, budget)
-    monkeypatch.setattr(core.engine, "os", full)
+    monkeypatch.setattr(regpack.engine, "os", full)
     dest = tmp_path / "storage"
     with pytest.raises(RegpackError) as raised:
         pack(small_bundle, dest, copy=copy, jobs=2)
@@ -347,7 +343,7 @@ def test_disk_full_during_merge_leaves_storage_as_it_was(
     _, _, dest, before = _merge_setup(tmp_path)
     more = corpus.write_sized_skopeo(tmp_path / "more", images=3, layer_size=3 * MB)
     full = _OsWithFullDisk(fail, budget)
-    monkeypatch.setattr(core.engine, "os", full)
+    monkeypatch.setattr(regpack.engine, "os", full)
     with pytest.raises(RegpackError) as raised:
         pack(more, dest, copy=copy, jobs=2, merge=True)
     assert full.failures >= 1

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core import engine
-from core.errors import Cancelled, DestinationError
-from core.jobs import pack, unpack
-from core.progress import Progress
+from regpack import engine
+from regpack.errors import Cancelled, DestinationError
+from regpack.jobs import pack, unpack
+from regpack.progress import Progress
 from tests.core.conftest import tree, write_dir_image
 
 

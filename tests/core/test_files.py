@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.files import read_capped
+from regpack.files import read_capped
 
 
 @pytest.mark.parametrize("size", [0, 1, 70, 65535, 65536, 65537, 200_000])

@@ -12,18 +12,15 @@ import hashlib
 import os
 import shutil
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from regpack.jobs import pack
+from tests.core import corpus
+from tests.core.corpus import V2, Run, layer_hex
 
-from core.jobs import pack  # noqa: E402
-from tests.core import corpus  # noqa: E402
-from tests.core.corpus import V2, Run, layer_hex  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 Snapshot = dict[str, tuple[int, int, int, int, int, str]]
 SECRET = b"sentinel: nobody may write, link or replace this file\n"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core import layouts
-from core.bundle import Layout, Role
-from core.errors import BundleError
-from core.jobs import pack, unpack
-from core.layouts import registry
-from core.manifest import Kind
+from regpack import layouts
+from regpack.bundle import Layout, Role
+from regpack.errors import BundleError
+from regpack.jobs import pack, unpack
+from regpack.layouts import registry
+from regpack.manifest import Kind
 from tests.core.conftest import BASE, sha, tree, write_dir_image, write_dir_list
 
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from core.digest import Digest
-from core.errors import BundleError
-from core.manifest import MAX_MANIFEST_BYTES, Kind, parse_manifest
+from regpack.digest import Digest
+from regpack.errors import BundleError
+from regpack.manifest import MAX_MANIFEST_BYTES, Kind, parse_manifest
 from tests.core.conftest import (
     DOCKER_LIST,
     OCI_INDEX,

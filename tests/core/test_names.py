@@ -4,9 +4,9 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from core.digest import Digest
-from core.errors import BundleError
-from core.names import Reference, parse_folder_reference, valid_repository, valid_tag
+from regpack.digest import Digest
+from regpack.errors import BundleError
+from regpack.names import Reference, parse_folder_reference, valid_repository, valid_tag
 
 
 @pytest.mark.parametrize(

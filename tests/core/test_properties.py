@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import string
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -17,15 +16,11 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from core.digest import Digest  # noqa: E402
-from core.errors import RegpackError  # noqa: E402
-from core.layouts._common import SafeRoot  # noqa: E402
-from core.layouts.registry import link_text, read_link  # noqa: E402
-from core.manifest import (  # noqa: E402
+from regpack.digest import Digest
+from regpack.errors import RegpackError
+from regpack.layouts._common import SafeRoot
+from regpack.layouts.registry import link_text, read_link
+from regpack.manifest import (
     DOCKER_LIST,
     DOCKER_V1,
     DOCKER_V2,
@@ -35,7 +30,9 @@ from core.manifest import (  # noqa: E402
     Manifest,
     parse_manifest,
 )
-from core.names import Reference, parse_folder_reference, parse_reference, valid_repository, valid_tag  # noqa: E402
+from regpack.names import Reference, parse_folder_reference, parse_reference, valid_repository, valid_tag
+
+ROOT = Path(__file__).resolve().parents[2]
 
 COMMON = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -359,7 +356,7 @@ _PATH_TEXT = st.lists(_PARTS, max_size=6).map("/".join)
 @example("/")
 @example("a/")
 def test_a_plan_refuses_exactly_the_paths_that_could_leave_its_destination(dst: str) -> None:
-    from core.plan import Plan
+    from regpack.plan import Plan
 
     escapes = not dst or dst.startswith("/") or any(part in ("", ".", "..") for part in dst.split("/"))
     plan = Plan()

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core.analysis import analyse
-from core.bundle import Layout, Role
-from core.layouts import read
-from core.manifest import DOCKER_LIST, DOCKER_V2, OCI_INDEX, OCI_MANIFEST, Kind
-from core.synth import VERSION, generate, main, parse_size, split_layers
+from regpack.analysis import analyse
+from regpack.bundle import Layout, Role
+from regpack.layouts import read
+from regpack.manifest import DOCKER_LIST, DOCKER_V2, OCI_INDEX, OCI_MANIFEST, Kind
+from regpack.synth import VERSION, generate, main, parse_size, split_layers
 
 
 def _sha256(path: Path) -> str:

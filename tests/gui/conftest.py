@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
-from resources import make_sample
+from regpack.resources import make_sample
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def window(qtbot):  # type: ignore[no-untyped-def]
-    from gui.window import MainWindow
+    from regpack.gui.window import MainWindow
 
     win = MainWindow()
     qtbot.addWidget(win)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-import core.jobs
-from core.verify import verify
-from gui.dialogs import PACK, UNPACK, JobOptions
-from gui.models import ERROR_BACKGROUND, OBJECT_ROLE, VerifyModel
-from gui.window import MainWindow
+import regpack.jobs
+from regpack.gui.dialogs import PACK, UNPACK, JobOptions
+from regpack.gui.models import ERROR_BACKGROUND, OBJECT_ROLE, VerifyModel
+from regpack.gui.window import MainWindow
+from regpack.verify import verify
 
 
 def run_dialog(qtbot, window: MainWindow, action, dest: Path, *, copy: bool = False) -> None:
@@ -65,7 +65,7 @@ def test_pack_through_the_button_gives_output_that_verifies(
 
 def test_unpack_through_the_button_gives_skopeo_dirs(open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path):
     packed = tmp_path / "packed"
-    core.jobs.pack(sample_bundle, packed)
+    regpack.jobs.pack(sample_bundle, packed)
     open_and_wait(window, packed)
     dest = tmp_path / "unpacked"
     with qtbot.waitSignal(window.job_ended, timeout=60_000) as ended:
@@ -83,7 +83,7 @@ def test_cancel_mid_job_leaves_no_destination(
     open_and_wait, qtbot, window, synthetic_bundle: Path, tmp_path: Path, monkeypatch
 ):
     """The job stops inside core's first progress report until Cancel is clicked, so the cancel lands mid-job."""
-    real_pack = core.jobs.pack
+    real_pack = regpack.jobs.pack
     reported = threading.Event()
     seen = []
 
@@ -97,7 +97,7 @@ def test_cancel_mid_job_leaves_no_destination(
 
         return real_pack(src, dest, progress=hook, cancel=cancel, **options)
 
-    monkeypatch.setattr(core.jobs, "pack", pack_waiting_for_cancel)
+    monkeypatch.setattr(regpack.jobs, "pack", pack_waiting_for_cancel)
     open_and_wait(window, synthetic_bundle)
     dest = tmp_path / "packed"
     with qtbot.waitSignal(window.job_ended, timeout=60_000):

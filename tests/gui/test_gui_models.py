@@ -6,9 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, Qt
 
-from core.analysis import analyse
-from core.layouts import read
-from gui.models import (
+from regpack.analysis import analyse
+from regpack.gui.models import (
     OBJECT_ROLE,
     SORT_ROLE,
     BlobTreeModel,
@@ -18,7 +17,8 @@ from gui.models import (
     VerifyModel,
     verdicts,
 )
-from gui.sizes import human_size
+from regpack.gui.sizes import human_size
+from regpack.layouts import read
 
 
 def _analysis(path: Path):

@@ -9,8 +9,8 @@ import json
 import tarfile
 from pathlib import Path
 
-from gui.assets import sample_bundle
-from resources import make_sample
+from regpack.gui.assets import sample_bundle
+from regpack.resources import make_sample
 
 
 def tree(root: Path) -> dict[str, bytes]:

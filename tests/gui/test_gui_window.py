@@ -13,17 +13,17 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 
-import gui.window
-from gui.models import ERROR_BACKGROUND, OBJECT_ROLE, SORT_ROLE, BlobTreeModel, ImageTableModel
-from gui.sizes import human_size
-from gui.window import MainWindow
+import regpack.gui.window
+from regpack.gui.models import ERROR_BACKGROUND, OBJECT_ROLE, SORT_ROLE, BlobTreeModel, ImageTableModel
+from regpack.gui.sizes import human_size
+from regpack.gui.window import MainWindow
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def inspect_json(path: Path) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "core.cli", "inspect", str(path), "--json"],
+        [sys.executable, "-m", "regpack", "inspect", str(path), "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -81,7 +81,7 @@ def test_window_shows_the_same_numbers_as_inspect_json(
 
 
 def test_sample_bundle_is_the_default_and_real(open_and_wait, qtbot, window) -> None:
-    from gui.assets import sample_bundle
+    from regpack.gui.assets import sample_bundle
 
     loaded = open_and_wait(window, sample_bundle())
     bundle = loaded.bundle
@@ -96,13 +96,13 @@ def test_sample_bundle_is_the_default_and_real(open_and_wait, qtbot, window) -> 
 
 def test_loading_happens_off_the_gui_thread(qtbot, window, synthetic_bundle: Path, monkeypatch) -> None:
     threads: list[threading.Thread] = []
-    real_read = gui.window.read
+    real_read = regpack.gui.window.read
 
     def recording_read(path: Path):
         threads.append(threading.current_thread())
         return real_read(path)
 
-    monkeypatch.setattr(gui.window, "read", recording_read)
+    monkeypatch.setattr(regpack.gui.window, "read", recording_read)
     with qtbot.waitSignal(window.bundle_loaded, timeout=30_000):
         assert window.open_bundle(synthetic_bundle)
         # open_bundle returned at once: nothing is shown yet and the window refuses a second job meanwhile
@@ -242,7 +242,7 @@ def test_dropping_a_folder_opens_it(qtbot, window, sample_bundle: Path) -> None:
 def test_regpack_gui_without_a_path_opens_the_sample(tmp_path: Path) -> None:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
     out = subprocess.run(
-        [sys.executable, "-m", "gui.app", "--exit-after-load"],
+        [sys.executable, "-m", "regpack.gui", "--exit-after-load"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -259,7 +259,7 @@ def test_regpack_gui_with_a_bad_path_fails_with_the_reason(tmp_path: Path) -> No
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
     missing = tmp_path / "nowhere"
     out = subprocess.run(
-        [sys.executable, "-m", "gui.app", "--exit-after-load", str(missing)],
+        [sys.executable, "-m", "regpack.gui", "--exit-after-load", str(missing)],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -206,11 +206,11 @@ class Skopeo:
 
 
 def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m core.cli`` from the repository root, the way a user runs ``regpack``."""
+    """Run ``python -m regpack`` from the repository root, the way a user runs ``regpack``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("PYTHONWARNINGS", None)
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *map(str, args)],
+        [sys.executable, "-m", "regpack", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
