@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from regpack.analysis import analyse
 from regpack.layouts import read
 from regpack.resources.make_sample import SAMPLE_DIR, make_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def launch(path: Path) -> dict[str, float]:

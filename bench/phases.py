@@ -23,14 +23,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
 from regpack import layouts
 from regpack.analysis import analyse
 from regpack.engine import execute
 from regpack.layouts import registry, skopeo_dir
 from regpack.synth import generate, parse_size
 from regpack.verify import verify
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def phases(
