@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from regpack import layouts
+from regpack import __version__, layouts
 from regpack.analysis import Analysis, analyse
 from regpack.bundle import Bundle
 from regpack.errors import Cancelled, RegpackError, printable
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Pack container image bundles (skopeo dir trees, OCI layouts) into de-duplicated "
         "registry v2 storage, unpack them back, inspect and verify them.",
     )
+    p.add_argument("--version", action="version", version=f"regpack {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("inspect", help="list the images of a bundle and what de-duplication saves")
@@ -231,9 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stdout
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
+    received: list[int] = []
+
     def on_signal(signum: int, frame: object) -> None:
         # The first signal asks the job to stop at its next file, so it can remove what it staged; a second
         # one interrupts whatever is running.
+        received.append(signum)
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
@@ -243,17 +248,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(sig, on_signal)
     try:
         if args.command == "inspect":
-            return _inspect(args, out)
-        if args.command in ("pack", "unpack"):
-            return _job(args, out, cancel)
-        return _verify(args, out, cancel)
+            status = _inspect(args, out)
+        elif args.command in ("pack", "unpack"):
+            status = _job(args, out, cancel)
+        else:
+            status = _verify(args, out, cancel)
+        out.flush()  # a reader that went away is found here, not in the interpreter's exit
+        return status
     except Cancelled:
         sys.stderr.write("regpack: cancelled; nothing was written\n")
-        return 1
+        # as a shell reports a command ended by that signal: 130 for Ctrl-C, 143 for SIGTERM
+        return 128 + received[0] if received else 1
     except KeyboardInterrupt:
         cancel.set()
         sys.stderr.write("regpack: interrupted; nothing was written\n")
-        return 130
+        return 128 + received[0] if received else 130
+    except BrokenPipeError:
+        # `regpack inspect X | head -1`: the reader has gone, which is no error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except RegpackError as e:
         sys.stderr.write(f"regpack: error: {e}\n")
         return 1
