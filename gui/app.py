@@ -27,6 +27,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "path", nargs="?", type=Path, help="a skopeo dir tree, registry storage or OCI layout (default: the sample)"
     )
+    entry = parser.add_mutually_exclusive_group()
+    entry.add_argument(
+        "--install-desktop-entry",
+        action="store_true",
+        help="add regpack to the desktop's application menu for this user (XDG_DATA_HOME) and exit",
+    )
+    entry.add_argument(
+        "--uninstall-desktop-entry", action="store_true", help="remove what --install-desktop-entry added and exit"
+    )
     # Used by bench/gui_load.py: print load figures as JSON once the window is populated, then quit.
     parser.add_argument("--exit-after-load", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_known_args(argv)[0]
@@ -45,8 +54,28 @@ def create_application(argv: list[str]) -> QApplication:
     return app
 
 
+def desktop_entry(install: bool) -> int:
+    """--install-desktop-entry / --uninstall-desktop-entry: plain files, no Qt and no display needed."""
+    from regpack.gui.desktop import install_desktop_entry, uninstall_desktop_entry
+
+    try:
+        paths = install_desktop_entry() if install else uninstall_desktop_entry()
+    except OSError as e:
+        print(f"regpack-gui: error: {e.filename or ''} {e.strerror or e}".strip(), file=sys.stderr)
+        return 1
+    verb = "wrote" if install else "removed"
+    for path in paths:
+        print(f"{verb} {path}")
+    if not paths:
+        print("no desktop entry was installed")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
+    early = parse_args(argv[1:])  # --help and the desktop entry need no display
+    if early.install_desktop_entry or early.uninstall_desktop_entry:
+        return desktop_entry(early.install_desktop_entry)
     app = create_application(argv)
     args = parse_args(app.arguments()[1:])  # Qt has taken its own options (-platform, -qwindowgeometry, ...)
     window = MainWindow()
