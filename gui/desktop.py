@@ -14,7 +14,7 @@ from pathlib import Path
 
 ENTRY = "regpack.desktop"
 ICON = "regpack.svg"
-_RESERVED = set(' \t\n"\'\\><~|&;$*?#()`')
+_RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")
 
 
 def data_home() -> Path:
