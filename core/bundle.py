@@ -5,13 +5,13 @@ Only layouts/ knows paths; everything else (analysis, plans, the GUI) works on t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from regpack.digest import Digest
-from regpack.errors import BundleError
+from regpack.errors import BundleError, Code, Problem, Severity, worst_by_image
 from regpack.manifest import Kind, Manifest
 from regpack.names import Reference
 
@@ -26,28 +26,6 @@ class Role(StrEnum):
     MANIFEST = "manifest"
     CONFIG = "config"
     LAYER = "layer"
-
-
-class Severity(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Something wrong found while reading or verifying: which image, which file, why."""
-
-    severity: Severity
-    reason: str
-    path: Path | None = None
-    image: str | None = None
-    code: str = "invalid"
-
-    def error(self) -> BundleError:
-        return BundleError(self.reason, self.path, self.image)
-
-    def __str__(self) -> str:
-        return self.error().describe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,21 +127,26 @@ class Bundle:
     blobs: dict[Digest, Blob] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
-    def add_blob(self, blob: Blob) -> None:
-        known = self.blobs.get(blob.digest)
-        if known is None or (known.file is None and blob.file is not None):
-            self.blobs[blob.digest] = blob
+    def add_blob(self, digest: Digest, size: int, role: Role, media_type: str, file: str | None) -> None:
+        """Record a blob once; a copy with bytes replaces one known only by reference (an absent foreign layer)."""
+        known = self.blobs.get(digest)
+        if known is None or (known.file is None and file is not None):
+            self.blobs[digest] = Blob(digest, size, role, media_type, file)
 
     def problem(
         self,
         reason: str,
         path: Path | str | None = None,
         image: str | None = None,
-        code: str = "invalid",
+        code: Code = Code.INVALID,
         severity: Severity = Severity.ERROR,
     ) -> None:
         where = Path(path) if isinstance(path, str) else path
-        self.problems.append(Problem(severity, reason, where, image, code))
+        self.problems.append(Problem(severity, code, reason, where, image))
+
+    def statuses(self) -> dict[str | None, Severity]:
+        """Status per image found while reading: the worst severity of its problems."""
+        return worst_by_image((img.name for img in self.images), self.problems)
 
     @property
     def errors(self) -> list[Problem]:
@@ -175,11 +158,8 @@ class Bundle:
         if errors:
             first = errors[0]
             more = f" (and {len(errors) - 1} more problem(s); run 'regpack verify' for all)" if len(errors) > 1 else ""
-            raise BundleError(first.reason + more, first.path, first.image)
+            raise BundleError(first.reason + more, first.path, first.image, first.code)
         return self
-
-    def iter_blobs(self) -> Iterator[Blob]:
-        return iter(self.blobs.values())
 
     @property
     def stored_bytes(self) -> int:

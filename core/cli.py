@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from regpack import __version__, layouts
 from regpack.analysis import Analysis, analyse
 from regpack.bundle import Bundle
-from regpack.errors import Cancelled, RegpackError, printable
+from regpack.errors import Cancelled, RegpackError, Severity, printable
 from regpack.jobs import JobResult, pack, unpack
 from regpack.progress import Progress
 from regpack.units import human_rate, human_size
@@ -215,12 +215,12 @@ def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> i
         json.dump(report.to_json(), out, indent=2)
         out.write("\n")
     else:
+        statuses = report.statuses()
         for name, found in report.by_image().items():
-            status = "ok" if not any(f.severity == "error" for f in found) else "FAILED"
             if name is not None:
-                out.write(f"{status:6}  {name}\n")
+                out.write(f"{'FAILED' if statuses[name] is Severity.ERROR else 'ok':6}  {name}\n")
             for f in found:
-                out.write(f"        {f.severity}: {f.path or ''}: {f.message} [{f.code}]\n")
+                out.write(f"        {f.severity}: {f.where or ''}: {f.reason} [{f.code}]\n")
         mode = "sizes only (--fast)" if report.fast else f"{human_size(report.bytes_hashed)} hashed"
         verdict = "OK" if report.ok else f"{len(report.errors)} error(s)"
         out.write(f"\n{len(report.images)} images, {mode}: {verdict}\n")

@@ -38,7 +38,7 @@ def _verify_staged(path: Path) -> None:
     if not report.ok:
         first = report.errors[0]
         raise BundleError(
-            f"output failed verification: {first.message} ({len(report.errors)} error(s))",
+            f"output failed verification: {first.reason} ({len(report.errors)} error(s))",
             first.path,
             first.image,
         )

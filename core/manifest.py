@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from regpack.digest import Digest
-from regpack.errors import BundleError
+from regpack.errors import BundleError, Code
 from regpack.files import read_capped
 
 # The registry refuses manifests larger than this; a bigger one is hostile or broken, never read into memory.
@@ -102,9 +102,9 @@ def read_manifest_bytes(path: Path | str, image: str | None = None) -> bytes:
     except IsADirectoryError:
         raise BundleError("manifest is a folder, not a file", path, image) from None
     except PermissionError:
-        raise BundleError("manifest is not readable (permission denied)", path, image, "unreadable") from None
+        raise BundleError("manifest is not readable (permission denied)", path, image, Code.UNREADABLE) from None
     except OSError as e:
-        raise BundleError(f"cannot read manifest: {e.strerror or e}", path, image, "unreadable") from None
+        raise BundleError(f"cannot read manifest: {e.strerror or e}", path, image, Code.UNREADABLE) from None
     if len(data) > MAX_MANIFEST_BYTES:
         raise BundleError(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes, refusing to parse it", path, image)
     return data

@@ -16,36 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from regpack import layouts
-from regpack.bundle import Bundle, Layout, Problem, Role, Severity
+from regpack.bundle import Bundle, Layout, Role
 from regpack.digest import Digest, hash_file
 from regpack.engine import default_jobs
-from regpack.errors import BundleError, Cancelled, printable
+from regpack.errors import BundleError, Cancelled, Code, Problem, Severity, printable, worst_by_image
 from regpack.progress import Meter, ProgressCallback
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    severity: str  # "error" | "warning"
-    image: str | None
-    path: str | None
-    code: str
-    message: str
-
-    @staticmethod
-    def of(problem: Problem) -> Finding:
-        path = printable(problem.path) if problem.path is not None else None
-        return Finding(problem.severity.value, problem.image, path, problem.code, problem.reason)
-
-    def __str__(self) -> str:
-        where = ": ".join(x for x in (self.image and f"image {self.image}", self.path) if x)
-        return f"{self.severity}: {where}: {self.message}" if where else f"{self.severity}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
     root: Path
     layout: str
-    findings: tuple[Finding, ...]
+    findings: tuple[Problem, ...]
     images: tuple[str, ...]
     bytes_hashed: int
     files_hashed: int
@@ -53,19 +35,25 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not any(f.severity == Severity.ERROR.value for f in self.findings)
+        return not self.errors
 
     @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == Severity.ERROR.value]
+    def errors(self) -> list[Problem]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
 
-    def by_image(self) -> dict[str | None, list[Finding]]:
-        grouped: dict[str | None, list[Finding]] = {name: [] for name in self.images}
+    def by_image(self) -> dict[str | None, list[Problem]]:
+        """Findings per image, every image listed (clean ones too); ``None``: findings about the bundle."""
+        grouped: dict[str | None, list[Problem]] = {name: [] for name in self.images}
         for f in self.findings:
             grouped.setdefault(f.image, []).append(f)
         return grouped
 
+    def statuses(self) -> dict[str | None, Severity]:
+        """Status per image (the worst severity of its findings), in the order of ``by_image``."""
+        return worst_by_image(self.images, self.findings)
+
     def to_json(self) -> dict[str, Any]:
+        statuses = self.statuses()
         return {
             "root": printable(self.root),
             "layout": self.layout,
@@ -74,7 +62,7 @@ class Report:
             "images": [
                 {
                     "name": name,
-                    "ok": not any(f.severity == "error" for f in found),
+                    "ok": statuses[name] is not Severity.ERROR,
                     "findings": [_finding_json(f) for f in found],
                 }
                 for name, found in self.by_image().items()
@@ -88,8 +76,8 @@ class Report:
         }
 
 
-def _finding_json(f: Finding) -> dict[str, Any]:
-    return {"severity": f.severity, "code": f.code, "path": f.path, "message": f.message}
+def _finding_json(f: Problem) -> dict[str, Any]:
+    return {"severity": f.severity.value, "code": f.code.value, "path": f.where, "message": f.reason}
 
 
 def verify(
@@ -105,8 +93,7 @@ def verify(
     try:
         bundle = layouts.read(path)
     except BundleError as e:
-        finding = Finding("error", e.image, printable(e.path) if e.path else None, e.code, e.reason)
-        return Report(path, "unknown", (finding,), (), 0, 0, fast)
+        return Report(path, "unknown", (Problem.of(e),), (), 0, 0, fast)
     return verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel)
 
 
@@ -118,7 +105,7 @@ def verify_bundle(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Report:
-    findings = [Finding.of(p) for p in bundle.problems]
+    findings = list(bundle.problems)
     names = tuple(img.name for img in bundle.images)
     hashed_bytes = hashed_files = 0
     if not fast:
@@ -132,7 +119,7 @@ def _hash_blobs(
     jobs: int,
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
-) -> tuple[int, int, list[Finding]]:
+) -> tuple[int, int, list[Problem]]:
     """Hash each distinct file (by inode) once; a bad file is reported for every image that uses it."""
     # Manifests were hashed while reading (their digest is computed from their bytes); hash config and layers.
     users: dict[tuple[int, int], list[str]] = defaultdict(list)
@@ -156,7 +143,7 @@ def _hash_blobs(
     meter = Meter(progress, sum(v[2] for _, v in todo), len(todo), "verifying")
     stop = cancel or threading.Event()
 
-    def check(item: tuple[tuple[int, int], tuple[str, Digest, int]]) -> list[Finding]:
+    def check(item: tuple[tuple[int, int], tuple[str, Digest, int]]) -> list[Problem]:
         key, (location, digest, size) = item
         if stop.is_set():
             raise Cancelled()
@@ -164,25 +151,29 @@ def _hash_blobs(
             hex_, read = hash_file(location, digest.algorithm, stop, lambda n: meter.add(n, 0))
         except OSError as e:
             msg = f"cannot read blob: {e.strerror or e}"
-            return [Finding("error", name, printable(location), "unreadable", msg) for name in users[key]]
+            return _for_users(Code.UNREADABLE, msg, location, users[key])
         finally:
             meter.add(0, 1)
         if read != size:
             msg = f"blob changed while it was verified ({size} bytes before, {read} read)"
-            return [Finding("error", name, printable(location), "size", msg) for name in users[key]]
+            return _for_users(Code.SIZE, msg, location, users[key])
         if hex_ != digest.hex:
             msg = f"blob content hashes to {digest.algorithm}:{hex_}, expected {digest}"
             if bundle.layout is Layout.REGISTRY:
                 msg += " (the registry would serve it as-is)"
-            return [Finding("error", name, printable(location), "digest-mismatch", msg) for name in users[key]]
+            return _for_users(Code.DIGEST_MISMATCH, msg, location, users[key])
         return []
 
-    out: list[Finding] = []
+    out: list[Problem] = []
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="regpack-verify") as pool:
         for found in pool.map(check, todo):
             out.extend(found)
     meter.finish()
     return meter.done_bytes, len(todo), out
+
+
+def _for_users(code: Code, reason: str, location: str, images: list[str]) -> list[Problem]:
+    return [Problem(Severity.ERROR, code, reason, Path(location), name) for name in images]
 
 
 VerifyFn = Callable[[Path], Report]

@@ -4,7 +4,7 @@ verify report. Each has column constants, SORT_ROLE (a raw sortable value) and O
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,8 +20,10 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
 
 from regpack.analysis import Analysis, BlobUsage, ImageStats
 from regpack.bundle import Image, Role
+from regpack.errors import Problem, Severity
 from regpack.gui.sizes import human_size
 from regpack.manifest import Manifest
+from regpack.verify import Report
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -34,6 +36,15 @@ ERROR_BACKGROUND = QColor("#f8d0cc")
 ERROR_FOREGROUND = QColor("#8c1d13")
 WARNING_BACKGROUND = QColor("#fcefc7")
 HIGHLIGHT_BACKGROUND = QColor("#d7e7f8")
+
+
+def _status_brush(severity: Severity, role: int) -> QBrush | None:
+    """Row colours for an image's status: red for an error, yellow for a warning."""
+    if role == Qt.ItemDataRole.BackgroundRole and severity is not Severity.OK:
+        return QBrush(ERROR_BACKGROUND if severity is Severity.ERROR else WARNING_BACKGROUND)
+    if role == Qt.ItemDataRole.ForegroundRole and severity is Severity.ERROR:
+        return QBrush(ERROR_FOREGROUND)
+    return None
 
 
 def _mono() -> QFont:
@@ -89,7 +100,7 @@ class ImageTableModel(_RowsTableModel):
         super().__init__(parent)
         self._rows: list[ImageStats] = []
         self._sort_keys: list[tuple[Any, ...]] = []  # per row, per column: sorting calls data() n·log n times
-        self._status: dict[str, str] = {}  # image name -> "error" | "warning"
+        self._status: dict[str | None, Severity] = {}
         self._mono = _mono()
 
     def set_analysis(self, analysis: Analysis | None) -> None:
@@ -99,17 +110,14 @@ class ImageTableModel(_RowsTableModel):
         self._status = {}
         self.endResetModel()
 
-    def set_status(self, status: dict[str, str]) -> None:
-        """Colour rows by verify/read outcome: image name -> "error" or "warning"."""
+    def set_status(self, status: dict[str | None, Severity]) -> None:
+        """Colour rows by verify/read outcome: image name -> its worst severity."""
         if not status and not self._status:
             return
         self._status = dict(status)
         if self._rows:
             roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole]  # no re-sort needed
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.HEADERS) - 1), roles)
-
-    def status_of(self, name: str) -> str | None:
-        return self._status.get(name)
 
     def stats(self, row: int) -> ImageStats:
         return self._rows[row]
@@ -147,12 +155,7 @@ class ImageTableModel(_RowsTableModel):
             return _RIGHT if col in self.NUMERIC else None
         if role == Qt.ItemDataRole.FontRole:
             return self._mono if col == self.DIGEST else None
-        status = self._status.get(image.name)
-        if role == Qt.ItemDataRole.BackgroundRole and status is not None:
-            return QBrush(ERROR_BACKGROUND if status == "error" else WARNING_BACKGROUND)
-        if role == Qt.ItemDataRole.ForegroundRole and status == "error":
-            return QBrush(ERROR_FOREGROUND)
-        return None
+        return _status_brush(self._status.get(image.name, Severity.OK), role)
 
     def _raw_size(self, stats: ImageStats, col: int) -> int:
         return {self.SIZE: stats.total_bytes, self.UNIQUE: stats.unique_bytes, self.SHARED: stats.shared_bytes}[col]
@@ -526,61 +529,33 @@ class LayersModel(_RowsTableModel):
 
 # ------------------------------------------------------------------------------------------ verify report
 
-STATUS_WORDS = {
-    "missing-blob": "missing blob",
-    "digest-mismatch": "digest mismatch",
-    "bad-link": "broken link",
-    "missing-link": "broken link",
-    "missing-revision": "broken link",
-    "missing-child": "missing platform manifest",
-    "size": "size mismatch",
-    "bad-manifest": "bad manifest",
-    "bad-name": "bad name",
-    "bad-version": "bad version file",
-    "unsafe": "unsafe path",
-    "loop": "manifest loop",
-    "empty": "empty bundle",
-    "unreadable": "unreadable",
-}
-
-
-def status_word(code: str) -> str:
-    return STATUS_WORDS.get(code, code.replace("-", " "))
-
-
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One row of the verify view: an image (or the bundle as a whole) and what was found about it."""
+    """One row of the verify view: an image (or the bundle as a whole), its status and what was found about it."""
 
     image: str | None
-    findings: tuple[Any, ...] = field(default=())  # core.verify.Finding
-
-    @property
-    def severity(self) -> str:
-        """The worst finding: "error", "warning" or "ok"."""
-        severities = {f.severity for f in self.findings}
-        return "error" if "error" in severities else "warning" if "warning" in severities else "ok"
+    severity: Severity = Severity.OK
+    findings: tuple[Problem, ...] = field(default=())
 
     @property
     def status(self) -> str:
         if not self.findings:
-            return "ok"
+            return Severity.OK.value
         words: list[str] = []
         for finding in self.findings:
-            word = status_word(finding.code)
-            if word not in words:
-                words.append(word)
+            if finding.code.label not in words:
+                words.append(finding.code.label)
         return ", ".join(words)
 
 
-def verdicts(images: Iterable[str], by_image: dict[str | None, list[Any]]) -> list[Verdict]:
+def verdicts(report: Report) -> list[Verdict]:
     """Every image of the report in order (ok ones too), then images only the findings name, then the bundle."""
-    rows = [Verdict(name, tuple(by_image.get(name, ()))) for name in images]
-    named = {row.image for row in rows}
-    rows += [Verdict(name, tuple(found)) for name, found in by_image.items() if name is not None and name not in named]
-    if by_image.get(None):
-        rows.append(Verdict(None, tuple(by_image[None])))
-    return rows
+    found = report.by_image()
+    return [Verdict(name, severity, tuple(found.get(name, ()))) for name, severity in _bundle_last(report.statuses())]
+
+
+def _bundle_last(statuses: dict[str | None, Severity]) -> list[tuple[str | None, Severity]]:
+    return sorted(statuses.items(), key=lambda item: item[0] is None)  # stable: the bundle row goes last
 
 
 class VerifyModel(_RowsTableModel):
@@ -618,20 +593,15 @@ class VerifyModel(_RowsTableModel):
             if not verdict.findings:
                 return ""
             first = verdict.findings[0]
-            text = first.message + (f" — {first.path}" if first.path else "")  # the path is often long: last
+            text = first.reason + (f" — {first.where}" if first.where else "")  # the path is often long: last
             more = len(verdict.findings) - 1
             return text + (f"  (+{more} more)" if more else "")
         if role == SORT_ROLE:
-            return (verdict.image or "", verdict.severity, len(verdict.findings))[col]
+            return (verdict.image or "", verdict.severity.rank, len(verdict.findings))[col]
         if role == OBJECT_ROLE:
             return verdict
         if role == Qt.ItemDataRole.ToolTipRole and verdict.findings:
             return "\n".join(
-                f"{f.severity}: {f.path + ': ' if f.path else ''}{f.message}" for f in verdict.findings[:40]
+                f"{f.severity}: {f.where + ': ' if f.where else ''}{f.reason}" for f in verdict.findings[:40]
             )
-        severity = verdict.severity
-        if role == Qt.ItemDataRole.BackgroundRole and severity != "ok":
-            return QBrush(ERROR_BACKGROUND if severity == "error" else WARNING_BACKGROUND)
-        if role == Qt.ItemDataRole.ForegroundRole and severity == "error":
-            return QBrush(ERROR_FOREGROUND)
-        return None
+        return _status_brush(verdict.severity, role)

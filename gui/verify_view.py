@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -18,8 +17,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from regpack.errors import Severity
 from regpack.gui.models import VerifyModel, verdicts
 from regpack.gui.sizes import human_size
+from regpack.verify import Report
 
 
 class VerifyView(QWidget):
@@ -28,7 +29,7 @@ class VerifyView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.report: Any = None
+        self.report: Report | None = None
         self.summary = QLabel("Verify re-hashes every blob and checks every reference and link.")
         self.summary.setObjectName("verifySummary")
         self.summary.setWordWrap(True)
@@ -63,13 +64,13 @@ class VerifyView(QWidget):
         self.export_button.setEnabled(False)
         self._set_summary("Verify re-hashes every blob and checks every reference and link.", "")
 
-    def set_report(self, report: Any) -> None:
+    def set_report(self, report: Report) -> None:
         self.report = report
-        self.model.set_verdicts(verdicts(report.images, report.by_image()))
+        self.model.set_verdicts(verdicts(report))
         self.export_button.setEnabled(True)
-        errors = sum(1 for f in report.findings if f.severity == "error")
+        errors = len(report.errors)
         warnings = len(report.findings) - errors
-        bad = sum(1 for row in range(self.model.rowCount()) if self.model.verdict(row).severity == "error")
+        bad = sum(1 for severity in report.statuses().values() if severity is Severity.ERROR)
         hashed = f" · {human_size(report.bytes_hashed)} hashed" if report.bytes_hashed else ""
         if report.ok:
             text = f"OK: {len(report.images)} images verified{hashed}"
@@ -89,14 +90,9 @@ class VerifyView(QWidget):
         self.summary.style().unpolish(self.summary)
         self.summary.style().polish(self.summary)
 
-    def image_statuses(self) -> dict[str, str]:
-        """Image name -> "error" | "warning" for rows that are not ok (to colour the images table)."""
-        out: dict[str, str] = {}
-        for row in range(self.model.rowCount()):
-            verdict = self.model.verdict(row)
-            if verdict.image is not None and verdict.severity != "ok":
-                out[verdict.image] = verdict.severity
-        return out
+    def image_statuses(self) -> dict[str | None, Severity]:
+        """Status per image of the shown report (to colour the images table)."""
+        return {} if self.report is None else self.report.statuses()
 
     def export_json(self, path: Path) -> None:
         if self.report is None:

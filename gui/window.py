@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from regpack.analysis import Analysis, analyse
-from regpack.bundle import Bundle, Image, Layout, Severity
+from regpack.bundle import Bundle, Image, Layout
 from regpack.errors import RegpackError
 from regpack.gui.assets import sample_bundle
 from regpack.gui.chart import SavingsView
@@ -402,13 +402,7 @@ class MainWindow(QMainWindow):
         self.savings.set_analysis(analysis)
         self.verify_view.clear()
         self.details.set_image(bundle, analysis, None)
-        status: dict[str, str] = {}
-        for problem in bundle.problems:
-            if problem.image is not None:
-                level = "error" if problem.severity is Severity.ERROR else "warning"
-                if status.get(problem.image) != "error":
-                    status[problem.image] = level
-        self.image_model.set_status(status)
+        self.image_model.set_status(bundle.statuses())
         self.setWindowTitle(f"regpack — {bundle.root.name}")
         self.setWindowFilePath(str(bundle.root))
         self.summary_label.setText(self._summary_text())
@@ -439,7 +433,7 @@ class MainWindow(QMainWindow):
             self.problems_label.clear()
             self.problems_label.setToolTip("")
             return
-        errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+        errors = len(bundle.errors)
         self.problems_label.setText(
             f"⚠ {len(problems)} problem{'s' if len(problems) != 1 else ''} while reading"
             + (f" ({errors} errors)" if errors else "")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from regpack.bundle import Bundle, Layout
-from regpack.errors import BundleError
+from regpack.errors import BundleError, Code
 from regpack.layouts import oci, registry, skopeo_dir
 
 
@@ -17,7 +17,7 @@ def detect(path: Path) -> Layout:
     """Which layout ``path`` holds; BundleError when it is none of them."""
     path = Path(path)
     if not path.exists():
-        raise BundleError("no such file or folder", path, code="unreadable")
+        raise BundleError("no such file or folder", path, code=Code.UNREADABLE)
     if not path.is_dir():
         raise BundleError("not a folder (a bundle is a folder: skopeo dir tree, registry storage or OCI layout)", path)
     if registry.detect(path):
@@ -30,7 +30,7 @@ def detect(path: Path) -> Layout:
         "no images found: not a skopeo dir tree (no manifest.json below), registry storage "
         "(no docker/registry/v2) or OCI layout (no oci-layout + index.json)",
         path,
-        code="empty",
+        code=Code.EMPTY,
     )
 
 

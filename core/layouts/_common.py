@@ -7,9 +7,9 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from regpack.bundle import Blob, Bundle, Image, Role
+from regpack.bundle import Bundle, Image, Role
 from regpack.digest import Digest
-from regpack.errors import BundleError
+from regpack.errors import BundleError, Code
 from regpack.files import read_capped
 from regpack.manifest import Descriptor, Manifest, parse_manifest, read_manifest_bytes
 from regpack.names import Reference
@@ -81,21 +81,21 @@ class SafeRoot:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code="unreadable") from None
+            raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code=Code.UNREADABLE) from None
         if not (real_parent.startswith(self._real_prefix) or real_parent == self._real_text):
             raise BundleError(
-                f"{what} is in a folder that links outside the bundle (to {real_parent})", path, code="unsafe"
+                f"{what} is in a folder that links outside the bundle (to {real_parent})", path, code=Code.UNSAFE
             )
         if stat.S_ISLNK(st.st_mode):
             real = os.path.realpath(text)
             if not self.inside(real):
                 raise BundleError(
-                    f"{what} is a symbolic link pointing outside the bundle (to {real})", path, code="unsafe"
+                    f"{what} is a symbolic link pointing outside the bundle (to {real})", path, code=Code.UNSAFE
                 )
             try:
                 st = os.stat(real)
             except OSError:
-                raise BundleError(f"{what} is a dangling symbolic link", path, code="missing") from None
+                raise BundleError(f"{what} is a dangling symbolic link", path, code=Code.MISSING) from None
         elif real_parent == parent:
             real = text
         else:
@@ -112,17 +112,7 @@ def read_small(real: Path | str, limit: int, what: str, path: Path | str) -> byt
     try:
         return read_capped(os.fspath(real), limit)[:limit]
     except OSError as e:
-        raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code="unreadable") from None
-
-
-def _add_blob(bundle: Bundle, digest: Digest, size: int, role: Role, media_type: str, real: str) -> None:
-    known = bundle.blobs.get(digest)
-    if known is None or known.file is None:
-        bundle.add_blob(Blob(digest, size, role, media_type, real))
-
-
-def _code(error: BundleError, default: str) -> str:
-    return error.code if error.code != "invalid" else default
+        raise BundleError(f"cannot read {what}: {e.strerror or e}", path, code=Code.UNREADABLE) from None
 
 
 def build_image(
@@ -147,26 +137,26 @@ def build_image(
     try:
         found = safe.file(top_path, "manifest")
         if found is None:
-            bundle.problem("manifest is missing", top_path, name, code="missing-manifest")
+            bundle.problem("manifest is missing", top_path, name, code=Code.MISSING_MANIFEST)
             return None
         real, _ = found
         top = parse_manifest(read_manifest_bytes(real, name), top_path, name)
     except BundleError as e:
-        bundle.problem(e.reason, e.path or top_path, name, code=_code(e, "bad-manifest"))
+        bundle.problem(e.reason, e.path or top_path, name, code=e.code_or(Code.BAD_MANIFEST))
         return None
     if expected_digest is not None and top.digest != expected_digest:
         bundle.problem(
             f"manifest bytes hash to {top.digest}, but the link names {expected_digest}",
             top_path,
             name,
-            code="digest-mismatch",
+            code=Code.DIGEST_MISMATCH,
         )
     if expected_size is not None and top.size != expected_size:
         bundle.problem(
-            f"manifest is {top.size} bytes, its descriptor declares {expected_size}", top_path, name, code="size"
+            f"manifest is {top.size} bytes, its descriptor declares {expected_size}", top_path, name, code=Code.SIZE
         )
     locations: dict[Digest, str] = {top.digest: real}
-    _add_blob(bundle, top.digest, top.size, Role.MANIFEST, top.media_type, real)
+    bundle.add_blob(top.digest, top.size, Role.MANIFEST, top.media_type, real)
 
     children: list[Manifest] = []
     # (list, digests of the lists above it): a child may appear twice (two platforms, one manifest), but a
@@ -181,7 +171,7 @@ def build_image(
                     f"manifest list {parent.digest} contains {desc.digest}, which contains it: a loop",
                     locations.get(parent.digest),
                     name,
-                    code="loop",
+                    code=Code.LOOP,
                 )
                 continue
             if desc.digest in visited:
@@ -195,20 +185,20 @@ def build_image(
                         f"platform manifest {desc.digest} named by the list is missing",
                         path,
                         name,
-                        code="missing-child",
+                        code=Code.MISSING_CHILD,
                     )
                     continue
                 real, st = found
                 child = parse_manifest(read_manifest_bytes(real, name), path, name, desc.media_type)
             except BundleError as e:
-                bundle.problem(e.reason, e.path or path, name, code=_code(e, "bad-manifest"))
+                bundle.problem(e.reason, e.path or path, name, code=e.code_or(Code.BAD_MANIFEST))
                 continue
             if child.digest != desc.digest:
                 bundle.problem(
                     f"platform manifest bytes hash to {child.digest}, not {desc.digest}",
                     path,
                     name,
-                    "digest-mismatch",
+                    Code.DIGEST_MISMATCH,
                 )
                 continue
             if st.st_size != desc.size:
@@ -216,10 +206,10 @@ def build_image(
                     f"platform manifest is {st.st_size} bytes, the list declares {desc.size}",
                     path,
                     name,
-                    "size",
+                    Code.SIZE,
                 )
             locations[child.digest] = real
-            _add_blob(bundle, child.digest, child.size, Role.MANIFEST, child.media_type, real)
+            bundle.add_blob(child.digest, child.size, Role.MANIFEST, child.media_type, real)
             children.append(child)
             if child.kind.is_list:
                 pending.append((child, ancestors | {child.digest}))
@@ -234,14 +224,14 @@ def build_image(
             try:
                 found = safe.file(path, "blob")
             except BundleError as e:
-                code = "missing-blob" if e.code == "missing" else _code(e, "unsafe")
+                code = Code.MISSING_BLOB if e.code == Code.MISSING else e.code_or(Code.UNSAFE)
                 bundle.problem(e.reason, e.path, name, code=code)
                 continue
             if found is None:
                 if blob_ref.foreign:
-                    bundle.add_blob(Blob(blob_ref.digest, max(blob_ref.size, 0), role, blob_ref.media_type, None))
+                    bundle.add_blob(blob_ref.digest, max(blob_ref.size, 0), role, blob_ref.media_type, None)
                 else:
-                    bundle.problem(f"{role.value} blob {blob_ref.digest} is missing", path, name, code="missing-blob")
+                    bundle.problem(f"{role.value} blob {blob_ref.digest} is missing", path, name, Code.MISSING_BLOB)
                 continue
             real, st = found
             if blob_ref.size >= 0 and st.st_size != blob_ref.size:
@@ -249,10 +239,10 @@ def build_image(
                     f"{role.value} blob is {st.st_size} bytes, the manifest declares {blob_ref.size}",
                     path,
                     name,
-                    code="size",
+                    code=Code.SIZE,
                 )
                 continue
             locations[blob_ref.digest] = real
-            _add_blob(bundle, blob_ref.digest, st.st_size, role, blob_ref.media_type, real)
+            bundle.add_blob(blob_ref.digest, st.st_size, role, blob_ref.media_type, real)
 
     return Image(reference, top, tuple(children), locations, folder, signatures or {})

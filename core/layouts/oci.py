@@ -9,7 +9,7 @@ from pathlib import Path
 
 from regpack.bundle import Bundle, Layout
 from regpack.digest import Digest
-from regpack.errors import BundleError
+from regpack.errors import BundleError, Code
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.manifest import MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest
 from regpack.names import Reference, parse_reference, valid_repository, valid_tag
@@ -63,10 +63,10 @@ def read(root: Path) -> Bundle:
         index = parse_manifest(data, index_path, None, OCI_INDEX)
         raw_entries = json.loads(data).get("manifests", [])
     except BundleError as e:
-        bundle.problem(e.reason, e.path or index_path, code=e.code if e.code != "invalid" else "bad-manifest")
+        bundle.problem(e.reason, e.path or index_path, code=e.code_or(Code.BAD_MANIFEST))
         return bundle
     if not index.kind.is_list:
-        bundle.problem("index.json is not an image index", index_path, code="bad-manifest")
+        bundle.problem("index.json is not an image index", index_path, code=Code.BAD_MANIFEST)
         return bundle
 
     base = os.path.abspath(root)
@@ -80,7 +80,7 @@ def read(root: Path) -> Bundle:
         try:
             reference = reference_for(str(ref_name), root, desc.digest, index_path)
         except BundleError as e:
-            bundle.problem(e.reason, index_path, str(ref_name), code="bad-name")
+            bundle.problem(e.reason, index_path, str(ref_name), code=Code.BAD_NAME)
             continue
         image = build_image(
             bundle,
@@ -95,5 +95,5 @@ def read(root: Path) -> Bundle:
         if image is not None:
             bundle.images.append(image)
     if not bundle.images and not bundle.problems:
-        bundle.problem("index.json lists no image", index_path, code="empty")
+        bundle.problem("index.json lists no image", index_path, code=Code.EMPTY)
     return bundle

@@ -6,9 +6,9 @@ import os
 import re
 from pathlib import Path
 
-from regpack.bundle import Bundle, Image, Layout, Severity
+from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
-from regpack.errors import BundleError
+from regpack.errors import BundleError, Code, Severity
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.names import Reference, valid_repository, valid_tag
 from regpack.plan import Plan
@@ -80,7 +80,8 @@ def repositories(v2: Path, bundle: Bundle | None = None, safe: SafeRoot | None =
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as e:
             if bundle is not None:
-                bundle.problem(f"cannot list folder: {e.strerror or e}", Path(e.filename or folder), code="unreadable")
+                where = Path(e.filename or folder)
+                bundle.problem(f"cannot list folder: {e.strerror or e}", where, None, Code.UNREADABLE)
             continue
         if safe is not None:
             safe.trust_folders(folder, entries)
@@ -92,7 +93,7 @@ def repositories(v2: Path, bundle: Bundle | None = None, safe: SafeRoot | None =
                     pending.append(entry.path)
             elif entry.is_symlink() and entry.is_dir() and bundle is not None:
                 bundle.problem(
-                    "folder is a symbolic link; not followed in a received bundle", Path(entry.path), code="unsafe"
+                    "folder is a symbolic link; not followed in a received bundle", Path(entry.path), code=Code.UNSAFE
                 )
     found.sort(key=lambda item: item[0].split("/"))
     return found
@@ -110,18 +111,18 @@ def read(path: Path) -> Bundle:
     v2 = v2_root(path)
     bundle = Bundle(path, Layout.REGISTRY)
     if v2 is None:
-        bundle.problem("not a registry storage folder (no docker/registry/v2)", path, code="empty")
+        bundle.problem("not a registry storage folder (no docker/registry/v2)", path, code=Code.EMPTY)
         return bundle
     safe = SafeRoot(path)
     blob_folders = _BlobFolders(safe, os.path.abspath(v2))
     has_signatures = os.path.isdir(path / SIGNATURES)
     for name, repo_dir in repositories(v2, bundle, safe):
         if not valid_repository(name):
-            bundle.problem(f"invalid repository name {name[:300]!r}", repo_dir, code="bad-name")
+            bundle.problem(f"invalid repository name {name[:300]!r}", repo_dir, code=Code.BAD_NAME)
             continue
         _read_repository(bundle, safe, name, repo_dir, blob_folders, has_signatures)
     if not bundle.images and not bundle.problems:
-        bundle.problem("registry storage holds no tagged image", v2, code="empty")
+        bundle.problem("registry storage holds no tagged image", v2, code=Code.EMPTY)
     return bundle
 
 
@@ -138,10 +139,10 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
     except FileNotFoundError:
         return found
     except OSError as e:
-        bundle.problem(f"cannot list folder: {e.strerror or e}", folder, name, code="unreadable")
+        bundle.problem(f"cannot list folder: {e.strerror or e}", folder, name, code=Code.UNREADABLE)
         return found
     if entries and not safe.folder_inside(folder):
-        bundle.problem("folder links outside the bundle; not read", folder, name, code="unsafe")
+        bundle.problem("folder links outside the bundle; not read", folder, name, code=Code.UNSAFE)
         return found
     for entry in entries:
         link = f"{folder}/{entry.name}/link"
@@ -150,10 +151,10 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
             if digest is None:
                 digest = read_link(link, safe)
         except BundleError as e:
-            bundle.problem(e.reason, e.path, name, code=e.code if e.code != "invalid" else "bad-link")
+            bundle.problem(e.reason, e.path, name, code=e.code_or(Code.BAD_LINK))
             continue
         if digest.hex != entry.name:
-            bundle.problem(f"{kind} link names {digest}, its folder says {entry.name}", link, name, code="bad-link")
+            bundle.problem(f"{kind} link names {digest}, its folder says {entry.name}", link, name, code=Code.BAD_LINK)
             continue
         found.add(digest)
     return found
@@ -221,26 +222,26 @@ def _read_repository(
     for tag in _listdir(tags_dir):
         ref = f"{name}:{tag}"
         if not valid_tag(tag):
-            bundle.problem(f"invalid tag {tag[:200]!r}", tags_dir / tag, ref, code="bad-name")
+            bundle.problem(f"invalid tag {tag[:200]!r}", tags_dir / tag, ref, code=Code.BAD_NAME)
             continue
         tag_dir = f"{tags_text}/{tag}"
         current = f"{tag_dir}/current/link"
         try:
             digest = read_link(current, safe)
         except BundleError as e:
-            bundle.problem(e.reason, e.path, ref, code=e.code if e.code != "invalid" else "bad-link")
+            bundle.problem(e.reason, e.path, ref, code=e.code_or(Code.BAD_LINK))
             continue
         if digest not in revisions:
             bundle.problem(
                 f"tag points at {digest}, which has no revision link in {name} (the registry would answer 404)",
                 current,
                 ref,
-                code="missing-revision",
+                code=Code.MISSING_REVISION,
             )
             continue
         index_link = f"{tag_dir}/index/sha256/{digest.hex}/link"
         if not os.path.exists(index_link):
-            bundle.problem("tag index link is missing", index_link, ref, "bad-link", Severity.WARNING)
+            bundle.problem("tag index link is missing", index_link, ref, Code.BAD_LINK, Severity.WARNING)
         reference = Reference(name, tag)
         image = build_image(
             bundle,
@@ -290,7 +291,7 @@ def _signatures(bundle: Bundle, safe: SafeRoot, reference: Reference) -> dict[st
         try:
             hit = safe.file(folder / entry, "signature")
         except BundleError as e:
-            bundle.problem(e.reason, e.path, str(reference), code="unsafe")
+            bundle.problem(e.reason, e.path, str(reference), code=Code.UNSAFE)
             continue
         if hit is not None:
             found[entry] = Path(hit[0])
@@ -307,7 +308,7 @@ def _check_repo_links(
                 f"platform manifest {child.digest} has no revision link in {name}",
                 repo_dir / "_manifests" / "revisions" / "sha256" / child.digest.hex / "link",
                 image.name,
-                code="missing-link",
+                code=Code.MISSING_LINK,
             )
     for digest in image.blob_digests():
         blob = bundle.blobs.get(digest)
@@ -318,7 +319,7 @@ def _check_repo_links(
                 f"blob {digest} has no _layers link in {name} (the registry would answer 404)",
                 repo_dir / "_layers" / "sha256" / digest.hex / "link",
                 image.name,
-                code="missing-link",
+                code=Code.MISSING_LINK,
             )
 
 

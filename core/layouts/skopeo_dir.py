@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
-from regpack.errors import BundleError
+from regpack.errors import BundleError, Code
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.names import Reference, parse_folder_reference
 from regpack.plan import Plan
@@ -55,7 +55,8 @@ def _image_folders(
                 entries = list(listing)
         except OSError as e:
             if bundle is not None:
-                bundle.problem(f"cannot list folder: {e.strerror or e}", Path(e.filename or folder), code="unreadable")
+                where = Path(e.filename or folder)
+                bundle.problem(f"cannot list folder: {e.strerror or e}", where, None, Code.UNREADABLE)
             continue
         names = [entry.name for entry in entries]
         if "manifest.json" in names:
@@ -75,7 +76,7 @@ def _image_folders(
                         bundle.problem(
                             f"folder is a symbolic link pointing outside the bundle (to {real}); not followed",
                             Path(entry.path),
-                            code="unsafe",
+                            code=Code.UNSAFE,
                         )
                 elif os.path.isfile(f"{entry.path}/manifest.json"):
                     found.append((entry.path, None))
@@ -100,13 +101,13 @@ def read_version(folder: Path, bundle: Bundle, image: str, safe: SafeRoot) -> st
     try:
         found = safe.file(path, "version file")
     except BundleError as e:
-        bundle.problem(e.reason, path, image, code="bad-version")
+        bundle.problem(e.reason, path, image, code=Code.BAD_VERSION)
         return "1.1"
     if found is None:
         return "1.1"  # skopeo itself treats a missing version file as the current format
     real, st = found
     if st.st_size > 64:
-        bundle.problem(f"version file is {st.st_size} bytes, not a skopeo dir version", path, image, "bad-version")
+        bundle.problem(f"version file is {st.st_size} bytes, not a skopeo dir version", path, image, Code.BAD_VERSION)
         return "1.1"
     try:
         data = read_small(real, 64, "version file", path)
@@ -119,7 +120,7 @@ def read_version(folder: Path, bundle: Bundle, image: str, safe: SafeRoot) -> st
             f"unknown skopeo dir version {data[:40]!r} (expected {VERSION_1_1!r})",
             path,
             image,
-            code="bad-version",
+            code=Code.BAD_VERSION,
         )
         return "1.1"
     return version
@@ -136,13 +137,13 @@ def read(root: Path) -> Bundle:
         try:
             reference = parse_folder_reference(rel, folder)
         except BundleError as e:
-            bundle.problem(e.reason, folder, relative, code="bad-name")
+            bundle.problem(e.reason, folder, relative, code=Code.BAD_NAME)
             continue
         image = read_image_folder(bundle, safe, Path(folder), reference, names)
         if image is not None:
             bundle.images.append(image)
     if not bundle.images and not bundle.problems:
-        bundle.problem("no image folders (folders holding manifest.json) found", root, code="empty")
+        bundle.problem("no image folders (folders holding manifest.json) found", root, code=Code.EMPTY)
     return bundle
 
 
@@ -156,14 +157,14 @@ def read_image_folder(
     try:
         entries = sorted(names if names is not None else os.listdir(folder))
     except OSError as e:
-        bundle.problem(f"cannot list image folder: {e.strerror or e}", folder, name, code="unreadable")
+        bundle.problem(f"cannot list image folder: {e.strerror or e}", folder, name, code=Code.UNREADABLE)
         return None
     for entry in entries:
         if _SIGNATURE.fullmatch(entry):
             try:
                 found = safe.file(folder / entry, "signature")
             except BundleError as e:
-                bundle.problem(e.reason, e.path, name, code="unsafe")
+                bundle.problem(e.reason, e.path, name, code=Code.UNSAFE)
                 continue
             if found is not None:
                 signatures[entry] = Path(found[0])
@@ -183,7 +184,7 @@ def read_image_folder(
             f"folder is named for {reference.digest} but manifest.json hashes to {image.digest}",
             folder / "manifest.json",
             name,
-            code="digest-mismatch",
+            code=Code.DIGEST_MISMATCH,
         )
     return image
 

@@ -7,9 +7,12 @@ from pathlib import Path
 from PySide6.QtCore import QModelIndex, Qt
 
 from regpack.analysis import analyse
+from regpack.errors import Code, Problem, Severity
 from regpack.gui.models import (
+    ERROR_BACKGROUND,
     OBJECT_ROLE,
     SORT_ROLE,
+    WARNING_BACKGROUND,
     BlobTreeModel,
     ImageFilterProxy,
     ImageTableModel,
@@ -19,6 +22,7 @@ from regpack.gui.models import (
 )
 from regpack.gui.sizes import human_size
 from regpack.layouts import read
+from regpack.verify import Report
 
 
 def _analysis(path: Path):
@@ -96,27 +100,33 @@ def test_layers_model_passes_modeltester(qtmodeltester, sample_bundle: Path) -> 
     assert model.index(1, LayersModel.SIZE).data() == human_size(web.manifest.layers[1].size)
 
 
-class _Finding:
-    def __init__(self, severity: str, image: str | None, code: str, message: str, path: str | None = None):
-        self.severity, self.image, self.code, self.message, self.path = severity, image, code, message, path
+def _report(images: tuple[str, ...], *findings: Problem) -> Report:
+    return Report(Path("/bundle"), "skopeo-dir", findings, images, 0, 0)
 
 
-def test_verify_model_passes_modeltester() -> None:
-    found = {
-        "b:1": [_Finding("error", "b:1", "digest-mismatch", "hashes to sha256:00", "b:1/abc")],
-        None: [_Finding("warning", None, "empty", "stray folder")],
-    }
+def test_verify_model_passes_modeltester(qtmodeltester) -> None:
+    report = _report(
+        ("a:1", "b:1"),
+        Problem(Severity.ERROR, Code.DIGEST_MISMATCH, "hashes to sha256:00", Path("b:1/abc"), "b:1"),
+        Problem(Severity.WARNING, Code.EMPTY, "stray folder"),
+        Problem(Severity.WARNING, Code.BAD_LINK, "tag index link is missing", None, "c:1"),
+    )
     model = VerifyModel()
-    model.set_verdicts(verdicts(["a:1", "b:1"], found))
-    assert [model.index(r, 0).data() for r in range(model.rowCount())] == ["a:1", "b:1", "(bundle)"]
+    model.set_verdicts(verdicts(report))
+    qtmodeltester.check(model)
+    assert [model.index(r, 0).data() for r in range(model.rowCount())] == ["a:1", "b:1", "c:1", "(bundle)"]
+    assert [model.verdict(r).severity for r in range(model.rowCount())] == [
+        Severity.OK,
+        Severity.ERROR,
+        Severity.WARNING,
+        Severity.WARNING,
+    ]
     assert model.index(0, VerifyModel.STATUS).data() == "ok"
     assert model.index(1, VerifyModel.STATUS).data() == "digest mismatch"
-    assert model.index(1, 0).data(Qt.ItemDataRole.BackgroundRole) is not None
+    assert model.index(2, VerifyModel.STATUS).data() == "broken link"
+    assert model.index(1, VerifyModel.DETAILS).data() == "hashes to sha256:00 — b:1/abc"
+    assert model.index(1, 0).data(Qt.ItemDataRole.BackgroundRole).color() == ERROR_BACKGROUND
+    assert model.index(2, 0).data(Qt.ItemDataRole.BackgroundRole).color() == WARNING_BACKGROUND
     assert model.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) is None
     assert model.data(QModelIndex()) is None
 
-
-def test_verify_model_modeltester(qtmodeltester) -> None:
-    model = VerifyModel()
-    model.set_verdicts(verdicts(["a:1"], {"a:1": [_Finding("error", "a:1", "missing-blob", "gone")]}))
-    qtmodeltester.check(model)
