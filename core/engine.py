@@ -10,7 +10,7 @@ import errno
 import os
 import shutil
 import stat
-import tempfile
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -54,8 +54,7 @@ def check_destination(dest: Path, merge: bool) -> bool:
         raise DestinationError("destination exists and is not a folder", dest)
     if merge:
         return True
-    with os.scandir(dest) as it:
-        if any(True for _ in it):
+    if not _is_empty(dest):
             raise DestinationError("destination exists and is not empty (choose a new folder, or --merge)", dest)
     return True
 
@@ -216,7 +215,7 @@ def execute(
     exists = check_destination(dest, merge)
     cancel = cancel or threading.Event()
     jobs = jobs or default_jobs()
-    if merge and exists and any(True for _ in os.scandir(dest)):
+    if merge and exists and not _is_empty(dest):
         return _merge(plan, dest, copy, jobs, progress, cancel, message)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging: Path | None = None
@@ -242,28 +241,25 @@ def execute(
     return ExecStats(plan.total_files, plan.total_bytes, copied, linked)
 
 
-def _umask() -> int:
-    # Read, not set: os.umask() would change it for every thread of the process for a moment.
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
+def _is_empty(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return next(entries, None) is None
 
 
 def _new_staging(dest: Path) -> Path:
-    """A fresh staging folder beside ``dest``, with the permissions a plain mkdir would give.
+    """A fresh staging folder beside ``dest``, made by a plain mkdir (the umask decides its permissions).
 
-    mkdtemp makes it 0700; renamed into place, that would hide the output from a registry running as its
-    own user.
+    Not mkdtemp: it makes the folder 0700, and renamed into place that would hide the output from a registry
+    running as its own user.
     """
     _remove_stale_staging(dest)
-    staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
-    os.chmod(staging, 0o777 & ~_umask())
-    return staging
+    while True:
+        staging = dest.parent / f"{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            staging.mkdir()
+        except FileExistsError:
+            continue
+        return staging
 
 
 def _remove_stale_staging(dest: Path) -> None:

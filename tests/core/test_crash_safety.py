@@ -1,10 +1,11 @@
 """A job killed, out of disk or cancelled half-way leaves no half bundle that looks complete, and can be rerun.
 
 - SIGKILL in the middle of ``pack`` (no cleanup can run): the destination does not exist; the rerun succeeds
-  and verifies. The kill lands deterministically through a small driver that parks the job in its progress
-  callback, and once more on the real CLI copying a few hundred MB.
+  and verifies. The kill lands deterministically through small drivers that park the job: in its progress
+  callback, and in the real CLI right after it copied a blob.
 - SIGKILL in the middle of ``pack --merge``: the existing storage still verifies, and the rerun completes it.
-- SIGTERM (what ``kill`` and service managers send): the job stops, cleans up and says nothing was written.
+- SIGTERM (what ``kill`` and service managers send) to the parked CLI: the job stops, cleans up and says
+  nothing was written.
 - A full disk (ENOSPC injected in each write path of the engine, and a real 2 MB tmpfs): a clear error
   naming the lack of space, no destination, no staging folder.
 - Cancel from the progress callback: ``Cancelled``, no destination, no staging folder.
@@ -118,7 +119,7 @@ def _start_driver(tmp_path: Path, src: Path, dest: Path, mode: str) -> tuple[sub
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)  # reaps it and closes its pipes
     assert proc.returncode == -signal.SIGKILL
 
 
@@ -140,25 +141,63 @@ def test_sigkill_mid_pack_leaves_no_destination_and_rerun_succeeds(tmp_path: Pat
     assert all(p.name.startswith("storage.partial-") for p in corpus.partials(dest))
 
 
-def test_sigkill_real_cli_copying_hundreds_of_megabytes(tmp_path: Path) -> None:
-    src = corpus.write_sized_skopeo(tmp_path / "src", images=4, layer_size=48 * MB)  # 240 MB of layers to pack
+CLI_DRIVER = textwrap.dedent(
+    """
+    import os, signal, sys, threading
+    from pathlib import Path
+    import regpack.cli, regpack.engine
+
+    marker = Path(sys.argv[1])
+    terminated = threading.Event()
+    real_signal, real_copy = signal.signal, regpack.engine._copy_file
+
+    def chained(signum, handler):
+        # The CLI's own SIGTERM handler runs first; then the parked copy may go on and find the job cancelled.
+        if signum != signal.SIGTERM or not callable(handler):
+            return real_signal(signum, handler)
+        def on_term(n, frame):
+            try:
+                handler(n, frame)
+            finally:
+                terminated.set()
+        return real_signal(signum, on_term)
+
+    def copy_then_park(*args):
+        real_copy(*args)
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            terminated.wait(3600)  # a SIGKILL ends the process here
+
+    signal.signal = chained
+    regpack.engine._copy_file = copy_then_park
+    sys.exit(regpack.cli.main(sys.argv[2:]))
+    """
+)
+
+
+def _start_cli_parked(tmp_path: Path, args: list[str | Path]) -> tuple[subprocess.Popen[bytes], Path]:
+    """The real CLI, parked right after it copied its first blob into the staging folder."""
+    script = tmp_path / "cli_driver.py"
+    script.write_text(CLI_DRIVER)
+    marker = tmp_path / "parked-cli"
+    argv = [sys.executable, str(script), str(marker), *(str(a) for a in args)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=corpus.cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc, marker
+
+
+def _copied_some(dest: Path) -> bool:
+    return any(p.is_file() and p.stat().st_size > 0 for s in corpus.partials(dest) for p in s.rglob("data"))
+
+
+def test_sigkill_real_cli_mid_copy(tmp_path: Path) -> None:
+    src = corpus.write_sized_skopeo(tmp_path / "src", images=4, layer_size=2 * MB)
     dest = tmp_path / "storage"
+    proc, marker = _start_cli_parked(tmp_path, ["pack", src, "-o", dest, "--copy", "--jobs", "1", "--quiet"])
+    _wait_for(marker.exists, proc, "the CLI copied a blob")
+    assert _copied_some(dest), "the kill lands after a blob was copied into the staging folder"
+    _kill(proc)
 
-    def copying() -> bool:
-        return any(p.is_file() and p.stat().st_size > 0 for s in corpus.partials(dest) for p in s.rglob("data"))
-
-    proc = corpus.start_cli(["pack", src, "-o", dest, "--copy", "--jobs", "1", "--quiet"])
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and not copying() and time.monotonic() < deadline:
-        time.sleep(0.002)
-    finished_first = proc.poll() is not None
-    if not finished_first:
-        _kill(proc)
-    if os.path.lexists(dest):
-        # The job won the race and renamed its output into place before the kill: then it is complete.
-        _assert_verifies(dest, 4)
-        return
-    assert not finished_first, "the job ended but wrote no destination"
+    assert not os.path.lexists(dest), "a killed job must not leave a destination that looks complete"
     rerun = corpus.run_cli("pack", src, "-o", dest, "--copy", "--quiet")
     assert rerun.code == 0, str(rerun)
     check = corpus.run_cli("verify", dest)
@@ -199,25 +238,14 @@ def test_sigkill_mid_merge_keeps_storage_valid_and_rerun_completes(tmp_path: Pat
 
 
 def test_sigterm_stops_the_job_cleanly(tmp_path: Path) -> None:
-    src = corpus.write_sized_skopeo(tmp_path / "src", images=4, layer_size=48 * MB)
+    src = corpus.write_sized_skopeo(tmp_path / "src", images=4, layer_size=2 * MB)
     dest = tmp_path / "storage"
-    proc = corpus.start_cli(["pack", src, "-o", dest, "--copy", "--jobs", "1", "--quiet"])
-
-    def copying() -> bool:
-        return any(p.is_file() and p.stat().st_size > 0 for s in corpus.partials(dest) for p in s.rglob("data"))
-
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and not copying() and time.monotonic() < deadline:
-        time.sleep(0.002)
-    if proc.poll() is not None:
-        pytest.skip("the job finished before it could be signalled")
+    proc, marker = _start_cli_parked(tmp_path, ["pack", src, "-o", dest, "--copy", "--jobs", "1", "--quiet"])
+    _wait_for(marker.exists, proc, "the CLI copied a blob")
+    assert _copied_some(dest)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    if os.path.lexists(dest):
-        assert proc.returncode == 0, err.decode()  # the signal came as the output was put in place
-        _assert_verifies(dest, 4)
-        return
-    assert proc.returncode != 0
+    assert proc.returncode == 1, err.decode()
     assert b"Traceback" not in err, err.decode()
     assert b"nothing was written" in err, err.decode()
     _nothing_written(dest)
@@ -225,17 +253,18 @@ def test_sigterm_stops_the_job_cleanly(tmp_path: Path) -> None:
 
 SIGNAL_AT_STAGING = textwrap.dedent(
     """
-    import os, signal, sys, tempfile
-    import regpack.cli
+    import os, signal, sys
+    import regpack.cli, regpack.engine
 
-    real_mkdtemp = tempfile.mkdtemp
+    real_new_staging = regpack.engine._new_staging
 
-    def mkdtemp(*args, **kwargs):
-        path = real_mkdtemp(*args, **kwargs)
+    def new_staging(dest):
+        path = real_new_staging(dest)
+        assert path.is_dir()
         os.kill(os.getpid(), signal.SIGTERM)  # arrives the moment the staging folder exists
         return path
 
-    tempfile.mkdtemp = mkdtemp
+    regpack.engine._new_staging = new_staging
     sys.exit(regpack.cli.main(sys.argv[1:]))
     """
 )
