@@ -5,7 +5,7 @@ Only layouts/ knows paths; everything else (analysis, plans, the GUI) works on t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -160,6 +160,14 @@ class Bundle:
             more = f" (and {len(errors) - 1} more problem(s); run 'regpack verify' for all)" if len(errors) > 1 else ""
             raise BundleError(first.reason + more, first.path, first.image, first.code)
         return self
+
+    def stored_blobs(self, image: Image) -> Iterator[tuple[Blob, str]]:
+        """The config and layer blobs of ``image`` that have bytes, with the file to take them from (the image's
+        own copy when it has one). An absent foreign layer is left out: clients fetch it from its URLs."""
+        for digest in image.blob_digests():
+            blob = self.blobs.get(digest)
+            if blob is not None and blob.file is not None:
+                yield blob, image.locations.get(digest, blob.file)
 
     @property
     def stored_bytes(self) -> int:

@@ -57,10 +57,6 @@ class Digest(NamedTuple):
         return Digest(algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
-def is_hex_digest(name: str, algorithm: str = "sha256") -> bool:
-    return len(name) == ALGORITHMS[algorithm] and _HEX.fullmatch(name) is not None
-
-
 def hash_file(
     path: Path | str,
     algorithm: str = "sha256",

@@ -26,15 +26,6 @@ def valid_tag(tag: str) -> bool:
     return _TAG.fullmatch(tag) is not None
 
 
-def check_repository(name: str, where: Path | str | None = None) -> str:
-    if not valid_repository(name):
-        raise BundleError(
-            f"invalid repository name {name[:300]!r} (lowercase components [a-z0-9] joined by . _ __ - and /)",
-            where,
-        )
-    return name
-
-
 def check_tag(tag: str, where: Path | str | None = None, image: str | None = None) -> str:
     if not valid_tag(tag):
         raise BundleError(f"invalid tag {tag[:200]!r} (allowed: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})", where, image)

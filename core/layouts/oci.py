@@ -23,10 +23,6 @@ def detect(path: Path) -> bool:
     return (path / "oci-layout").is_file() and (path / "index.json").is_file()
 
 
-def blob_path(root: Path, digest: Digest) -> Path:
-    return root / "blobs" / digest.algorithm / digest.hex
-
-
 def default_repository(root: Path) -> str:
     """Repository for ref names that are only a tag (``skopeo copy oci:layout:v1``): the layout's folder name."""
     name = re.sub(r"[^a-z0-9._/-]+", "-", root.resolve().name.lower()).strip("._-") or "image"

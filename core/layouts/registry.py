@@ -32,10 +32,6 @@ def detect(path: Path) -> bool:
     return v2_root(path) is not None
 
 
-def blob_path(v2: Path, digest: Digest) -> Path:
-    return v2 / "blobs" / digest.algorithm / digest.hex[:2] / digest.hex / "data"
-
-
 def link_text(digest: Digest) -> bytes:
     """A link file's exact content: the digest, no newline (the registry rejects a trailing one)."""
     return str(digest).encode()
@@ -338,11 +334,9 @@ def plan_pack(bundle: Bundle) -> Plan:
             digest = manifest.digest
             plan.place(image.locations[digest], _blob_rel(v2, digest), manifest.size, name)
             plan.write(f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
-        for digest in image.blob_digests():
-            blob = bundle.blobs.get(digest)
-            if blob is None or blob.file is None:
-                continue  # an absent foreign layer: clients fetch it from its URLs
-            plan.place(image.locations.get(digest, blob.file), _blob_rel(v2, digest), blob.size, name)
+        for blob, location in bundle.stored_blobs(image):
+            digest = blob.digest
+            plan.place(location, _blob_rel(v2, digest), blob.size, name)
             plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
         if image.tag is not None:
             tag = f"{repo}/_manifests/tags/{image.tag}"

@@ -201,13 +201,8 @@ def plan_unpack(bundle: Bundle) -> Plan:
         plan.place(image.locations[image.digest], f"{folder}/manifest.json", image.manifest.size, name)
         for child in image.children:
             plan.place(image.locations[child.digest], f"{folder}/{manifest_file_name(child.digest)}", child.size, name)
-        for digest in image.blob_digests():
-            blob = bundle.blobs.get(digest)
-            if blob is None or blob.file is None:
-                continue
-            plan.place(
-                image.locations.get(digest, blob.file), f"{folder}/{blob_file_name(digest, '1.1')}", blob.size, name
-            )
+        for blob, location in bundle.stored_blobs(image):
+            plan.place(location, f"{folder}/{blob_file_name(blob.digest, '1.1')}", blob.size, name)
         for file_name, signature in image.signatures.items():
             plan.place(signature, f"{folder}/{file_name}", signature.stat().st_size, name)
     return plan

@@ -107,7 +107,7 @@ DRIVER = textwrap.dedent(
 
 def _start_driver(tmp_path: Path, src: Path, dest: Path, mode: str) -> tuple[subprocess.Popen[bytes], Path]:
     script = tmp_path / "driver.py"
-    script.write_text(DRIVER.format(root=str(ROOT)))
+    script.write_text(DRIVER)
     marker = tmp_path / f"parked-{mode}"
     proc = subprocess.Popen(
         [sys.executable, str(script), str(src), str(dest), str(marker), mode],
@@ -274,7 +274,7 @@ def test_sigterm_as_staging_is_created_leaves_nothing(tmp_path: Path) -> None:
     src = corpus.write_skopeo(tmp_path / "src")
     dest = tmp_path / "storage"
     script = tmp_path / "signal_at_staging.py"
-    script.write_text(SIGNAL_AT_STAGING.format(root=str(ROOT)))
+    script.write_text(SIGNAL_AT_STAGING)
     done = subprocess.run(
         [sys.executable, str(script), "pack", str(src), "-o", str(dest), "--quiet"], capture_output=True, timeout=60
     )
