@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,8 +20,8 @@ from regpack.analysis import Analysis, analyse
 from regpack.bundle import Bundle
 from regpack.errors import Cancelled, RegpackError, Severity, printable
 from regpack.jobs import JobResult, pack, unpack
-from regpack.progress import Progress
-from regpack.units import human_rate, human_size
+from regpack.progress import Progress, Tracker
+from regpack.units import human_duration, human_rate, human_size
 from regpack.verify import Report, verify
 
 
@@ -32,7 +31,7 @@ class ProgressBar:
     def __init__(self, stream: TextIO, enabled: bool) -> None:
         self.stream = stream
         self.enabled = enabled and stream.isatty()
-        self.started = time.monotonic()
+        self.tracker = Tracker()
         self.drawn = False
 
     def __call__(self, p: Progress) -> None:
@@ -40,12 +39,12 @@ class ProgressBar:
             return
         width = 30
         filled = int(width * p.fraction)
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = p.done_bytes / elapsed
+        estimate = self.tracker.update(p)
+        left = f" {human_duration(estimate.seconds_left)} left" if estimate.seconds_left is not None else ""
         line = (
             f"\r{p.message or 'working'} [{'#' * filled}{'.' * (width - filled)}] {p.fraction * 100:5.1f}% "
             f"{human_size(p.done_bytes)}/{human_size(p.total_bytes)} {p.done_files}/{p.total_files} files "
-            f"{human_rate(rate)}"
+            f"{human_rate(estimate.rate)}{left}"
         )
         self.stream.write(line.ljust(100))
         self.stream.flush()

@@ -1,11 +1,19 @@
-"""Progress events for long jobs, and a thread-safe counter that reports them at a bounded rate."""
+"""One progress model for the CLI and the window: events, a thread-safe counter that reports them at a bounded
+rate, and a tracker that turns them into rate and time left."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from regpack.units import human_duration, human_rate, human_size
+
+UPDATE_INTERVAL = 0.1  # seconds between progress events: about 10 updates a second, enough for a bar or a window
+
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +35,7 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class Meter:
-    """Counts work done on many threads; calls the callback at most ``rate`` times a second (and at the end)."""
+    """Counts work done on many threads; calls the callback at most once per ``interval`` (and at the end)."""
 
     def __init__(
         self,
@@ -35,7 +43,8 @@ class Meter:
         total_bytes: int,
         total_files: int,
         message: str,
-        rate: float = 20.0,
+        interval: float = UPDATE_INTERVAL,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.callback = callback
         self.total_bytes = total_bytes
@@ -43,8 +52,9 @@ class Meter:
         self.message = message
         self.done_bytes = 0
         self.done_files = 0
-        self._interval = 1.0 / rate
-        self._last = 0.0
+        self._interval = interval
+        self._clock = clock
+        self._last = float("-inf")
         self._lock = threading.Lock()
 
     def add(self, nbytes: int, nfiles: int = 1) -> None:
@@ -53,7 +63,7 @@ class Meter:
             self.done_files += nfiles
             if self.callback is None:
                 return
-            now = time.monotonic()
+            now = self._clock()
             if now - self._last < self._interval:
                 return
             self._last = now
@@ -66,3 +76,56 @@ class Meter:
     def finish(self) -> None:
         if self.callback is not None:
             self.callback(self.snapshot())
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A progress event with the recent rate (bytes a second) and the time left (None: unknown)."""
+
+    progress: Progress
+    rate: float
+    seconds_left: float | None
+
+    @property
+    def fraction(self) -> float:
+        """0..1 by bytes, or -1 when the total is unknown."""
+        p = self.progress
+        return min(1.0, p.done_bytes / p.total_bytes) if p.total_bytes > 0 else -1.0
+
+    def text(self) -> str:
+        """'12.0 MiB of 40.0 MiB · 5 of 9 files · 5.0 MiB/s · 6 seconds left'."""
+        p = self.progress
+        done = human_size(p.done_bytes)
+        parts = [f"{done} of {human_size(p.total_bytes)}" if p.total_bytes > 0 else done]
+        if p.total_files:
+            parts.append(f"{p.done_files} of {p.total_files} files")
+        if self.rate > 0:
+            parts.append(human_rate(self.rate))
+        if self.seconds_left is not None:
+            parts.append(f"{human_duration(self.seconds_left)} left")
+        return " · ".join(parts)
+
+
+class Tracker:
+    """Turns progress events into rate and time left.
+
+    The rate is measured over the last few seconds, so a burst of hard links (which copy no data) does not
+    make the estimate jump forever after.
+    """
+
+    WINDOW = 5.0
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self.samples: deque[tuple[float, int]] = deque([(clock(), 0)])
+
+    def update(self, progress: Progress) -> Estimate:
+        now = self.clock()
+        done, total = progress.done_bytes, progress.total_bytes
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.WINDOW:
+            self.samples.popleft()
+        t0, d0 = self.samples[0]
+        rate = (done - d0) / (now - t0) if now > t0 else 0.0
+        left = (total - done) / rate if rate > 0 and total > done else None
+        return Estimate(progress, rate, left)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from regpack.analysis import Analysis, BlobUsage
 from regpack.bundle import Bundle, Image
+from regpack.digest import Digest
 from regpack.gui.models import LayersModel, kind_text
 from regpack.gui.sizes import human_size
 from regpack.manifest import Manifest
@@ -88,7 +89,7 @@ class DetailsView(QWidget):
         super().__init__(parent)
         self.bundle: Bundle | None = None
         self.image: Image | None = None
-        self._usage: dict[Any, BlobUsage] = {}
+        self._usage: dict[Digest, BlobUsage] = {}
         self._analysis: Analysis | None = None
 
         self.header = QLabel("Select an image to see its details.")
@@ -185,7 +186,7 @@ class DetailsView(QWidget):
             return
         self._show_manifest(self.image.manifest, self.image.children[row])
 
-    def _locate(self, digest: Any) -> Path | None:
+    def _locate(self, digest: Digest) -> Path | None:
         if self.image is not None and digest in self.image.locations:
             return Path(self.image.locations[digest])
         blob = self.bundle.blobs.get(digest) if self.bundle is not None else None

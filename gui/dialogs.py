@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -27,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from regpack.gui.sizes import human_duration, human_size
-from regpack.gui.workers import ProgressText
+from regpack.jobs import JobResult
+from regpack.progress import Estimate
 
 PACK, UNPACK = "pack", "unpack"
 
@@ -168,7 +168,7 @@ class ResultDialog(QDialog):
         self.accept()
 
 
-def job_summary(kind: str, result: Any) -> str:
+def job_summary(kind: str, result: JobResult) -> str:
     """Text for a core.jobs.JobResult."""
     verb = "Packed" if kind == PACK else "Unpacked"
     lines = [
@@ -211,12 +211,12 @@ class ProgressPanel(QWidget):
         self.cancel_button.setText("Cancel")
         self.show()
 
-    def update_progress(self, text: ProgressText) -> None:
-        if text.fraction >= 0:
+    def update_progress(self, estimate: Estimate) -> None:
+        if estimate.fraction >= 0:
             self.bar.setRange(0, 1000)
-            self.bar.setValue(int(text.fraction * 1000))
-            self.bar.setFormat(f"{text.fraction * 100:.0f}%")
-        self.detail.setText(text.text)
+            self.bar.setValue(int(estimate.fraction * 1000))
+            self.bar.setFormat(f"{estimate.fraction * 100:.0f}%")
+        self.detail.setText(estimate.text())
 
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)

@@ -20,6 +20,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
 
 from regpack.analysis import Analysis, BlobUsage, ImageStats
 from regpack.bundle import Image, Role
+from regpack.digest import Digest
 from regpack.errors import Problem, Severity
 from regpack.gui.sizes import human_size
 from regpack.manifest import Manifest
@@ -241,10 +242,10 @@ class BlobTreeModel(QAbstractItemModel):
         self._mode = self.BY_BLOB
         self._usages: list[BlobUsage] = []
         self._images: list[ImageStats] = []
-        self._usage_by_digest: dict[Any, BlobUsage] = {}
+        self._usage_by_digest: dict[Digest, BlobUsage] = {}
         self._image_layers: dict[int, list[BlobUsage]] = {}
         self._highlight_image: Image | None = None
-        self._highlight_digests: frozenset[Any] = frozenset()
+        self._highlight_digests: frozenset[Digest] = frozenset()
         self._mono = _mono()
         self._bold = QFont()
         self._bold.setBold(True)
@@ -478,7 +479,7 @@ class LayersModel(_RowsTableModel):
         self._rows: list[LayerRow] = []
         self._mono = _mono()
 
-    def set_manifest(self, manifest: Manifest | None, usage: dict[Any, BlobUsage] | None = None) -> None:
+    def set_manifest(self, manifest: Manifest | None, usage: dict[Digest, BlobUsage] | None = None) -> None:
         self.beginResetModel()
         self._rows = []
         if manifest is not None:

@@ -1,25 +1,15 @@
 """Sizes, rates and durations as the window writes them: binary units, like ``du -h``.
 
-Sizes and rates come from core.units, so the window and the CLI print the same text for the same bytes.
+Sizes, rates and durations come from core.units, so the window and the CLI print the same text for the same bytes.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-
-import humanize
-
-from regpack.units import human_rate, human_size
+from regpack.units import human_duration, human_rate, human_size
 
 __all__ = ["human_duration", "human_rate", "human_size", "size_scale"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_duration(seconds: float) -> str:
-    if seconds < 1:
-        return "less than a second"
-    return str(humanize.precisedelta(_dt.timedelta(seconds=round(seconds)), minimum_unit="seconds"))
 
 
 def size_scale(largest: int | float) -> tuple[float, str]:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShowEvent
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -50,8 +60,11 @@ from regpack.gui.dialogs import (
 from regpack.gui.models import OBJECT_ROLE, BlobTreeModel, ImageFilterProxy, ImageTableModel
 from regpack.gui.sizes import human_size
 from regpack.gui.verify_view import VerifyView
-from regpack.gui.workers import ProgressTracker, Task, TaskKeeper
+from regpack.gui.workers import Task, TaskKeeper
+from regpack.jobs import JobResult
 from regpack.layouts import read
+from regpack.progress import Progress, ProgressCallback, Tracker
+from regpack.verify import Report
 
 MAX_RECENT = 8
 VERIFY = "verify"
@@ -64,7 +77,9 @@ class Loaded:
     analysis: Analysis
 
 
-def load_bundle(path: Path, *, progress: Any = None, cancel: Any = None) -> Loaded:
+def load_bundle(
+    path: Path, *, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+) -> Loaded:
     """Read and analyse a bundle (runs on a worker thread: no Qt here)."""
     bundle = read(path)
     return Loaded(path, bundle, analyse(bundle))
@@ -114,7 +129,7 @@ class MainWindow(QMainWindow):
         self.job: Task | None = None
         self.job_kind: str | None = None
         self.job_options: JobOptions | None = None
-        self.tracker: ProgressTracker | None = None
+        self.tracker: Tracker | None = None
         self.job_dialog: JobDialog | None = None
         self.result_dialog: ResultDialog | None = None
         self.error_dialog: ErrorDialog | None = None
@@ -128,7 +143,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------------------- building
 
-    def _icon(self, pixmap: QStyle.StandardPixmap) -> Any:
+    def _icon(self, pixmap: QStyle.StandardPixmap) -> QIcon:
         return self.style().standardIcon(pixmap)
 
     def _build_actions(self) -> None:
@@ -548,7 +563,7 @@ class MainWindow(QMainWindow):
             self.show_error("Pack and unpack are not available", f"regpack.jobs cannot be imported: {e}")
             return False
 
-        def job(progress: Any, cancel: Any) -> Any:
+        def job(progress: ProgressCallback, cancel: threading.Event) -> JobResult:
             run = jobs.pack if options.kind == PACK else jobs.unpack
             return run(
                 options.source, options.dest, copy=options.copy, verify=options.verify, progress=progress, cancel=cancel
@@ -571,7 +586,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.verify_view)
         return self._start_job(VERIFY, f"Verifying {root.name}", partial(verify, root))
 
-    def _start_job(self, kind: str, title: str, job: Any) -> bool:
+    def _start_job(self, kind: str, title: str, job: Callable[..., object]) -> bool:
         if self.busy():
             return False
         task = Task(job)
@@ -581,7 +596,7 @@ class MainWindow(QMainWindow):
         task.signals.cancelled.connect(self._job_cancelled)
         task.signals.done.connect(self._job_done)
         self.job, self.job_kind = task, kind
-        self.tracker = ProgressTracker()
+        self.tracker = Tracker()
         self.progress.start(title)
         self.statusBar().showMessage(title + "…")
         self._update_actions()
@@ -593,18 +608,19 @@ class MainWindow(QMainWindow):
             self.job.cancel()
             self.statusBar().showMessage("Cancelling…")
 
-    def _job_progress(self, progress: Any) -> None:
+    def _job_progress(self, progress: Progress) -> None:
         if self.tracker is not None and self.job is not None:
             self.progress.update_progress(self.tracker.update(progress))
 
-    def _job_finished(self, result: Any) -> None:
+    def _job_finished(self, result: object) -> None:
         kind = self.job_kind
-        if kind == VERIFY:
+        if isinstance(result, Report):
             self.verify_view.set_report(result)
             self.image_model.set_status(self.verify_view.image_statuses())
             self.tabs.setCurrentWidget(self.verify_view)
             self.statusBar().showMessage(self.verify_view.summary.text(), 10000)
             return
+        assert isinstance(result, JobResult), result
         title = "Pack finished" if kind == PACK else "Unpack finished"
         dialog = ResultDialog(title, job_summary(kind or PACK, result), Path(result.dest), self)
         dialog.open_bundle.connect(self.open_bundle)
