@@ -6,7 +6,7 @@ list), then launches ``python -m regpack.gui --exit-after-load`` on it (offscree
 process launch to a populated window, and the peak RSS of that process. The shipped 4-image sample is timed
 the same way, to tell Qt's start-up cost from the cost of the bundle.
 
-    python bench/gui_load.py [--images 2000] [--runs 3] [--keep DIR]
+    python -m bench.gui_load [--images 2000] [--runs 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from regpack.analysis import analyse
 from regpack.layouts import read
-from regpack.resources.make_sample import SAMPLE_DIR, make_synthetic
+from tests.support.sample import SAMPLE_DIR, make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 

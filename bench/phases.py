@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where regpack's time goes: phase timings (read, plan, execute) and the top functions under cProfile.
 
-    python bench/phases.py [--images 500] [--layers 6] [--blob-size 32K] [--copy] [--top 15]
+    python -m bench.phases [--images 500] [--layers 6] [--blob-size 32K] [--copy] [--top 15]
 
 Generates one bundle under $TMPDIR, then for pack, unpack, inspect and verify prints the median of each phase
 over a few runs, and one cProfile listing per job. Point TMPDIR at a tmpfs (TMPDIR=/dev/shm) to take the disk
@@ -27,8 +27,8 @@ from regpack import layouts
 from regpack.analysis import analyse
 from regpack.engine import execute
 from regpack.layouts import registry, skopeo_dir
-from regpack.synth import generate, parse_size
 from regpack.verify import verify
+from tests.support.synth import generate, parse_size
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -35,8 +35,8 @@ if str(REPO) not in sys.path:
 from regpack import layouts  # noqa: E402
 from regpack.analysis import analyse  # noqa: E402
 from regpack.bundle import Role  # noqa: E402
-from regpack.synth import Summary, generate, parse_size  # noqa: E402
 from regpack.verify import verify  # noqa: E402
+from tests.support.synth import Summary, generate, parse_size  # noqa: E402
 
 PACK_SCRIPT = REPO / "bench" / "baseline" / "pack.sh"
 # Uncounted rounds before case 1's timed ones: the first folder-creating runs on a filesystem are the slowest.
@@ -478,7 +478,7 @@ class Suite:
         ours_lists_ok = ours_lists.returncode == 0 and verify(lists_dir.parent / "ours").ok
         rm(lists_dir.parent)
         lines += [
-            f"On a 20-image bundle with 2 multi-arch lists (`python -m regpack.synth OUT --images 20 --layers 3 "
+            f"On a 20-image bundle with 2 multi-arch lists (`python -m tests.support.synth OUT --images 20 --layers 3 "
             f"--blob-size 1024 --seed 2 --lists 2 --link`) the blog script fails ({blog_lists}); regpack "
             f"{'packs it and the output verifies' if ours_lists_ok else 'FAILS too'}.",
             "",
@@ -488,7 +488,7 @@ class Suite:
         head = [
             "## 1. pack, hard-link mode (many small images)",
             "",
-            f"Input: `python -m regpack.synth OUT --images {cfg.pack_images} --layers {cfg.pack_layers} "
+            f"Input: `python -m tests.support.synth OUT --images {cfg.pack_images} --layers {cfg.pack_layers} "
             f"--blob-size {cfg.pack_blob} --seed 1 --link`: {s.images} images, {s.distinct_blobs} distinct blobs, "
             f"{mib(s.dir_bytes)} as dirs, {mib(s.distinct_bytes)} distinct. All competitors are interleaved run "
             "by run; run outputs are kept until the case ends (see bench/README.md on deleting and creating many "
@@ -569,7 +569,7 @@ class Suite:
         lines = [
             "## 2. pack and unpack, copy mode (I/O bound)",
             "",
-            f"Input: `python -m regpack.synth OUT --images {cfg.io_images} --layers {layers} --blob-size {blob} "
+            f"Input: `python -m tests.support.synth OUT --images {cfg.io_images} --layers {layers} --blob-size {blob} "
             f"--seed 3 --link`{note}: {s.images} images, {s.distinct_blobs} distinct blobs, {mib(s.dir_bytes)} "
             f"as dirs, {mib(s.distinct_bytes)} distinct. Sources were read once before timing (warm page cache "
             "for every competitor; the machine has enough RAM to cache them all; outputs are dropped from the page "
@@ -629,7 +629,7 @@ class Suite:
         lines = [
             "## 3. inspect a big bundle",
             "",
-            f"Input: `python -m regpack.synth OUT --images {n} --layers 5 --blob-size 4096 --seed 4 "
+            f"Input: `python -m tests.support.synth OUT --images {n} --layers 5 --blob-size 4096 --seed 4 "
             f"--lists {n // 100} --link`: {s.images} images ({s.lists} multi-arch lists), {s.distinct_blobs} "
             "distinct blobs; also the same bundle packed to registry storage. Warm caches.",
             "",
@@ -710,7 +710,7 @@ class Suite:
         lines = [
             "## 4. verify throughput",
             "",
-            f"Input: `python -m regpack.synth OUT --images {n} --layers 3 --blob-size {blob} --seed 5 --link`: "
+            f"Input: `python -m tests.support.synth OUT --images {n} --layers 3 --blob-size {blob} --seed 5 --link`: "
             f"{len(files)} distinct config and layer blobs, {mib(nbytes)} hashed by every competitor (a linked "
             "tree: verify hashes each file once by inode). Warm page cache; sha256 throughout.",
             "",
@@ -772,7 +772,7 @@ class Suite:
         lines = [
             "## 5. peak memory (RSS) against blob size",
             "",
-            "Input: `python -m regpack.synth OUT --images 16 --layers 3 --lists 2 --seed 6 --link` at "
+            "Input: `python -m tests.support.synth OUT --images 16 --layers 3 --lists 2 --seed 6 --link` at "
             f"`--blob-size {small}` and `--blob-size {big}` ({'; '.join(inputs)}). Peak RSS from "
             "`/usr/bin/time -f %M`, median of the runs.",
             "",

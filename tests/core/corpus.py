@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.ocibuild import write_dir_folder
+
 ROOT = Path(__file__).resolve().parents[2]
 
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -159,16 +161,11 @@ IMAGES: dict[str, Single | MultiArch] = {"library/base:1": BASE, "app:1.0": APP,
 
 def write_image_folder(folder: Path, image: Single | MultiArch) -> Path:
     """One skopeo ``dir:`` image folder, as ``skopeo copy [--all]`` writes it."""
-    folder.mkdir(parents=True)
-    (folder / "version").write_bytes(DIR_VERSION)
-    (folder / "manifest.json").write_bytes(image.manifest)
+    if folder.exists():
+        raise FileExistsError(folder)
     platforms = list(image.children.values()) if isinstance(image, MultiArch) else [image]
-    for child in platforms:
-        if isinstance(image, MultiArch):
-            (folder / f"{child.digest}.manifest.json").write_bytes(child.manifest)
-        for hex_, data in child.blobs().items():
-            (folder / hex_).write_bytes(data)
-    return folder
+    children = [child.manifest for child in platforms] if isinstance(image, MultiArch) else []
+    return write_dir_folder(folder, image.manifest, children, [d for p in platforms for d in p.blobs().values()])
 
 
 def write_skopeo(root: Path) -> Path:
@@ -214,12 +211,7 @@ def write_sized_skopeo(root: Path, images: int, layer_size: int, prefix: str = "
                 ],
             }
         )
-        folder = root / f"{prefix}-{i}:1"
-        folder.mkdir(parents=True)
-        (folder / "version").write_bytes(DIR_VERSION)
-        (folder / "manifest.json").write_bytes(manifest)
-        for data in (config, base, own):
-            (folder / hex_of(data)).write_bytes(data)
+        write_dir_folder(root / f"{prefix}-{i}:1", manifest, (), (config, base, own))
     return root
 
 

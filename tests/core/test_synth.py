@@ -14,7 +14,7 @@ from regpack.analysis import analyse
 from regpack.bundle import Layout, Role
 from regpack.layouts import read
 from regpack.manifest import DOCKER_LIST, DOCKER_V2, OCI_INDEX, OCI_MANIFEST, Kind
-from regpack.synth import VERSION, generate, main, parse_size, split_layers
+from tests.support.synth import VERSION, generate, main, parse_size, split_layers
 
 
 def _sha256(path: Path) -> str:

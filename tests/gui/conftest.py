@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
-from regpack.resources import make_sample
+from tests.support import sample as make_sample
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The shipped sample is exactly what resources/make_sample.py writes, and skopeo-shaped."""
+"""The shipped sample is exactly what tests/support/sample.py writes, and skopeo-shaped."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 from regpack.gui.assets import sample_bundle
-from regpack.resources import make_sample
+from tests.support import sample as make_sample
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -263,18 +263,29 @@ def write_oci_layout(root: Path, refs: Mapping[str, Artifact] | Iterable[tuple[s
     return root
 
 
-def write_dir_image(folder: Path, art: Artifact) -> Path:
-    """One skopeo ``dir:`` image folder, as ``skopeo copy --all ... dir:<folder>`` writes it."""
+def write_dir_folder(
+    folder: Path, manifest: bytes, children: Iterable[bytes] = (), blobs: Iterable[bytes] = ()
+) -> Path:
+    """One skopeo ``dir:`` image folder, as ``skopeo copy [--all] ... dir:<folder>`` writes it: the version file,
+    the top manifest, each platform manifest of a list as ``<hex>.manifest.json``, each blob as ``<hex>``.
+
+    Every way the tests, the benchmarks and the sample maker write a dir image comes through here.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "version").write_bytes(DIR_VERSION)
-    (folder / "manifest.json").write_bytes(art.manifest.data)
-    if isinstance(art, Index):
-        for child in art.children:
-            (folder / f"{child.manifest.hex}.manifest.json").write_bytes(child.manifest.data)
-    for blob in art.blobs():
-        (folder / blob.hex).write_bytes(blob.data)
+    (folder / "manifest.json").write_bytes(manifest)
+    for child in children:
+        (folder / f"{hashlib.sha256(child).hexdigest()}.manifest.json").write_bytes(child)
+    for data in blobs:
+        (folder / hashlib.sha256(data).hexdigest()).write_bytes(data)
     return folder
+
+
+def write_dir_image(folder: Path, art: Artifact) -> Path:
+    """One skopeo ``dir:`` image folder for an image or an index built here."""
+    children = [child.manifest.data for child in art.children] if isinstance(art, Index) else []
+    return write_dir_folder(folder, art.manifest.data, children, (blob.data for blob in art.blobs()))
 
 
 def write_dir_bundle(root: Path, refs: Mapping[str, Artifact]) -> Path:

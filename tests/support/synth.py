@@ -12,9 +12,9 @@ Everything is deterministic for a seed. Each distinct blob's bytes are generated
 never a whole blob in memory); every other folder that uses it gets a real copy (what a bundle made by
 ``skopeo copy`` looks like on disk) or, with ``link=True``, a hard link (fast, when a case does not care).
 
-Command line::
+Command line, from a checkout::
 
-    python -m regpack.synth OUT --images N --layers L --blob-size BYTES [--seed S] [--lists K] [--link]
+    python -m tests.support.synth OUT --images N --layers L --blob-size BYTES [--seed S] [--lists K] [--link]
 """
 
 from __future__ import annotations
@@ -374,7 +374,7 @@ def parse_size(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m regpack.synth", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder to create (must not exist or be empty)")
     parser.add_argument("--images", type=int, required=True, help="number of images")
     parser.add_argument("--layers", type=int, required=True, help="layers per image (per platform)")

@@ -3,8 +3,10 @@
 Everything is deterministic: gzip headers carry mtime 0, tar entries a fixed mtime and owner, and "random"
 file contents come from a seeded generator, so running this twice gives byte-identical folders.
 
-    python -m regpack.resources.make_sample                      # regenerate resources/sample/
-    python -m regpack.resources.make_sample DEST --images 2000   # a synthetic bundle of 2,000 images
+From a checkout:
+
+    python -m tests.support.sample                      # regenerate resources/sample/
+    python -m tests.support.sample DEST --images 2000   # a synthetic bundle of 2,000 images
 """
 
 from __future__ import annotations
@@ -21,17 +23,13 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VERSION = b"Directory Transport Version: 1.1\n"
-DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+from tests.support.ocibuild import DOCKER_CONFIG, DOCKER_LIST, OCI_CONFIG, OCI_MANIFEST, write_dir_folder
+from tests.support.ocibuild import DOCKER_LAYER_GZIP as DOCKER_LAYER
+from tests.support.ocibuild import DOCKER_MANIFEST as DOCKER_V2
+from tests.support.ocibuild import OCI_LAYER_GZIP as OCI_LAYER
 
 TAR_MTIME = 1_700_000_000  # fixed so layers are reproducible
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "resources" / "sample"
 
 
 def sha256(data: bytes) -> str:
@@ -159,15 +157,7 @@ class ImageDir:
             self.blobs[layer.hex] = layer.data
 
     def write(self, root: Path) -> Path:
-        folder = root / self.reference
-        folder.mkdir(parents=True, exist_ok=False)
-        (folder / "version").write_bytes(VERSION)
-        (folder / "manifest.json").write_bytes(self.manifest)
-        for child in self.children:
-            (folder / f"{sha256(child)}.manifest.json").write_bytes(child)
-        for hex_, data in sorted(self.blobs.items()):
-            (folder / hex_).write_bytes(data)
-        return folder
+        return write_dir_folder(root / self.reference, self.manifest, self.children, self.blobs.values())
 
 
 def _noise(seed: str, size: int) -> bytes:
