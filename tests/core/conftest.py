@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-VERSION = b"Directory Transport Version: 1.1\n"
+from tests.support.ocibuild import write_dir_folder
+
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -53,34 +54,27 @@ def config_for(name: str, arch: str = "amd64") -> bytes:
 
 def write_dir_image(folder: Path, name: str, layers: list[bytes], arch: str = "amd64") -> Written:
     """A skopeo dir image folder as ``skopeo copy`` writes it."""
-    folder.mkdir(parents=True, exist_ok=True)
     config = config_for(name, arch)
     manifest = image_manifest(config, layers)
-    (folder / "version").write_bytes(VERSION)
-    (folder / "manifest.json").write_bytes(manifest)
     blobs = {sha(b): b for b in [config, *layers]}
-    for hex_, data in blobs.items():
-        (folder / hex_).write_bytes(data)
+    write_dir_folder(folder, manifest, (), blobs.values())
     return Written(folder, manifest, blobs)
 
 
 def write_dir_list(folder: Path, name: str, base: bytes, arches: tuple[str, ...] = ("amd64", "arm64")) -> Written:
     """A multi-arch image copied with ``--all``: the list in manifest.json, children as <hex>.manifest.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "version").write_bytes(VERSION)
     entries = []
+    children = []
     blobs: dict[str, bytes] = {}
     for arch in arches:
         config = config_for(name, arch)
         app = f"{name}-{arch}".encode() * 50
         child = image_manifest(config, [base, app])
-        (folder / f"{sha(child)}.manifest.json").write_bytes(child)
-        for data in (config, base, app):
-            (folder / sha(data)).write_bytes(data)
-            blobs[sha(data)] = data
+        children.append(child)
+        blobs.update((sha(data), data) for data in (config, base, app))
         entries.append(descriptor(child, SCHEMA2, platform={"architecture": arch, "os": "linux"}))
     manifest = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries}, indent=3).encode()
-    (folder / "manifest.json").write_bytes(manifest)
+    write_dir_folder(folder, manifest, children, blobs.values())
     return Written(folder, manifest, blobs)
 
 

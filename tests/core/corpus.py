@@ -761,12 +761,7 @@ def case_skopeo_foreign_layer_absent(work: Path) -> Path:
             ],
         }
     )
-    folder = root / "windows:1"
-    folder.mkdir()
-    (folder / "version").write_bytes(DIR_VERSION)
-    (folder / "manifest.json").write_bytes(manifest)
-    (folder / hex_of(config)).write_bytes(config)
-    (folder / layer_hex("base")).write_bytes(LAYERS["base"])
+    write_dir_folder(root / "windows:1", manifest, (), (config, LAYERS["base"]))
     return root
 
 
@@ -819,10 +814,7 @@ def case_skopeo_schema1_signature_infinite_length(work: Path) -> Path:
     manifest = json_bytes(
         {"schemaVersion": 1, "name": "old", "tag": "1", "fsLayers": [], "signatures": [{"protected": header}]}
     )
-    folder = root / "old:1"
-    folder.mkdir()
-    (folder / "version").write_bytes(DIR_VERSION)
-    (folder / "manifest.json").write_bytes(manifest)
+    write_dir_folder(root / "old:1", manifest)
     return root
 
 

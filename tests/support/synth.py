@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from regpack.manifest import DOCKER_LIST, DOCKER_V2, OCI_INDEX, OCI_MANIFEST
+from tests.support.ocibuild import DIR_VERSION, write_dir_folder
 
-VERSION = b"Directory Transport Version: 1.1\n"
+VERSION = DIR_VERSION
 CHUNK = 1 << 20
 
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -199,10 +200,19 @@ class _Writer:
         self.files += 1
         self.generated += len(data)
 
-    def content(self, folder: Path, data: bytes, name: str | None = None) -> tuple[str, int]:
-        """A small content-addressed file (config or manifest); named by its hex unless ``name`` is given."""
+    def folder(self, folder: Path, manifest: bytes, children: list[bytes]) -> None:
+        """The version file and the manifests, written by the one dir-image builder."""
+        write_dir_folder(folder, manifest, children)
+        for data in (VERSION, manifest, *children):
+            self.files += 1
+            self.generated += len(data)
+        for data in (manifest, *children):
+            self.distinct[hashlib.sha256(data).hexdigest()] = len(data)
+
+    def content(self, folder: Path, data: bytes) -> tuple[str, int]:
+        """A small content-addressed file (a config), named by its hex."""
         hex_ = hashlib.sha256(data).hexdigest()
-        self.small(folder / (name or hex_), data)
+        self.small(folder / hex_, data)
         self.distinct[hex_] = len(data)
         return hex_, len(data)
 
@@ -239,7 +249,6 @@ def _config(plan: _ImagePlan, platform: _Platform, layer_hexes: list[str]) -> by
 def _write_image(writer: _Writer, folder: Path, plan: _ImagePlan, sizes: dict[str, int]) -> int:
     """Write one image folder; return its manifest and blob bytes (the image total of core.analysis)."""
     folder.mkdir(parents=True)
-    writer.small(folder / "version", VERSION)
     total = 0
     manifests: list[tuple[_Platform, bytes]] = []
     for platform in plan.platforms:
@@ -272,11 +281,11 @@ def _write_image(writer: _Writer, folder: Path, plan: _ImagePlan, sizes: dict[st
         }
         manifests.append((platform, _dumps(manifest, plan.oci)))
     if not plan.is_list:
-        total += writer.content(folder, manifests[0][1], "manifest.json")[1]
-        return total
+        writer.folder(folder, manifests[0][1], [])
+        return total + len(manifests[0][1])
     children: list[dict[str, Any]] = []
     for platform, data in manifests:
-        hex_, size = writer.content(folder, data, f"{hashlib.sha256(data).hexdigest()}.manifest.json")
+        hex_, size = hashlib.sha256(data).hexdigest(), len(data)
         total += size
         plat: dict[str, str] = {"architecture": platform.architecture, "os": "linux"}
         if platform.variant:
@@ -290,7 +299,9 @@ def _write_image(writer: _Writer, folder: Path, plan: _ImagePlan, sizes: dict[st
             }
         )
     top = {"schemaVersion": 2, "mediaType": OCI_INDEX if plan.oci else DOCKER_LIST, "manifests": children}
-    total += writer.content(folder, _dumps(top, plan.oci), "manifest.json")[1]
+    top_data = _dumps(top, plan.oci)
+    writer.folder(folder, top_data, [data for _, data in manifests])
+    total += len(top_data)
     return total
 
 
