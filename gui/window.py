@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from regpack import jobs
 from regpack.analysis import Analysis, analyse
 from regpack.bundle import Bundle, Image, Layout
 from regpack.errors import RegpackError
@@ -64,7 +65,7 @@ from regpack.gui.workers import Task, TaskKeeper
 from regpack.jobs import JobResult
 from regpack.layouts import read
 from regpack.progress import Progress, ProgressCallback, Tracker
-from regpack.verify import Report
+from regpack.verify import Report, verify
 
 MAX_RECENT = 8
 VERIFY = "verify"
@@ -557,12 +558,6 @@ class MainWindow(QMainWindow):
             self.run_job(self.job_dialog.options())
 
     def run_job(self, options: JobOptions) -> bool:
-        try:
-            from regpack import jobs
-        except ImportError as e:
-            self.show_error("Pack and unpack are not available", f"regpack.jobs cannot be imported: {e}")
-            return False
-
         def job(progress: ProgressCallback, cancel: threading.Event) -> JobResult:
             run = jobs.pack if options.kind == PACK else jobs.unpack
             return run(
@@ -575,11 +570,6 @@ class MainWindow(QMainWindow):
 
     def start_verify(self) -> bool:
         if self.bundle is None or self.busy():
-            return False
-        try:
-            from regpack.verify import verify
-        except ImportError as e:
-            self.show_error("Verify is not available", f"regpack.verify cannot be imported: {e}")
             return False
         root = self.bundle.root
         self.verify_view.clear()
