@@ -55,7 +55,7 @@ def check_destination(dest: Path, merge: bool) -> bool:
     if merge:
         return True
     if not _is_empty(dest):
-            raise DestinationError("destination exists and is not empty (choose a new folder, or --merge)", dest)
+        raise DestinationError("destination exists and is not empty (choose a new folder, or --merge)", dest)
     return True
 
 

@@ -530,6 +530,7 @@ class LayersModel(_RowsTableModel):
 
 # ------------------------------------------------------------------------------------------ verify report
 
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """One row of the verify view: an image (or the bundle as a whole), its status and what was found about it."""

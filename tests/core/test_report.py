@@ -26,7 +26,6 @@ def test_report_status_per_image_is_the_worst_severity() -> None:
     assert (doc["errors"], doc["warnings"], doc["bundle_findings"]) == (1, 2, [])
 
 
-
 def test_a_problem_names_image_file_and_reason() -> None:
     problem = Problem.of(BundleError("manifest is empty", Path("a/manifest.json"), "a:1", Code.BAD_MANIFEST))
     assert str(problem) == "error: image a:1: a/manifest.json: manifest is empty"

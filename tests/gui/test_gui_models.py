@@ -129,4 +129,3 @@ def test_verify_model_passes_modeltester(qtmodeltester) -> None:
     assert model.index(2, 0).data(Qt.ItemDataRole.BackgroundRole).color() == WARNING_BACKGROUND
     assert model.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) is None
     assert model.data(QModelIndex()) is None
-

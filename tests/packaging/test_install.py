@@ -64,6 +64,7 @@ def test_the_wheel_claims_only_regpack_names_and_carries_the_licence(dist: tuple
     assert f"regpack-{VERSION}.dist-info/licenses/LICENSE" in names
     assert "regpack/py.typed" in names and "regpack/gui/app.py" in names
     assert "regpack/resources/sample/demo/base:3.19/manifest.json" in names
+    assert not [n for n in names if n.endswith(("/synth.py", "/make_sample.py"))], "test-data builders stay out"
     metadata = zipfile.ZipFile(dist[0]).read(f"regpack-{VERSION}.dist-info/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata
     assert "Classifier: Programming Language :: Python :: 3.11" in metadata
