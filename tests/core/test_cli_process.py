@@ -69,6 +69,7 @@ def test_a_reader_that_goes_away_is_no_error(dir_bundle: Path) -> None:
     )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # like `| head -0`: every write regpack makes meets a closed pipe
-    err = proc.stderr.read().decode()
+    with proc.stderr:
+        err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 128 + signal.SIGPIPE
     assert err == ""
