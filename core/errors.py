@@ -139,9 +139,6 @@ class Problem:
         """The file at fault as printable text."""
         return None if self.path is None else printable(self.path)
 
-    def error(self) -> BundleError:
-        return BundleError(self.reason, self.path, self.image, self.code)
-
     def __str__(self) -> str:
         return f"{self.severity}: {_describe(self.reason, self.path, self.image)}"
 
@@ -149,11 +146,10 @@ class Problem:
 def worst_by_image(images: Iterable[str], problems: Iterable[Problem]) -> dict[str | None, Severity]:
     """Status per image: the worst severity of its problems (``OK`` for none); ``None`` is the bundle itself,
     present only when a problem names no image. Images only the problems name come after the listed ones."""
-    out: dict[str | None, Severity] = dict.fromkeys(images, Severity.OK)
+    found: dict[str | None, list[Severity]] = {name: [] for name in images}
     for p in problems:
-        if p.severity.rank > out.get(p.image, Severity.OK).rank or p.image not in out:
-            out[p.image] = max(p.severity, out.get(p.image, Severity.OK), key=lambda s: s.rank)
-    return out
+        found.setdefault(p.image, []).append(p.severity)
+    return {name: Severity.worst(severities) for name, severities in found.items()}
 
 
 class DestinationError(RegpackError):

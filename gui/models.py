@@ -604,6 +604,6 @@ class VerifyModel(_RowsTableModel):
             return verdict
         if role == Qt.ItemDataRole.ToolTipRole and verdict.findings:
             return "\n".join(
-                f"{f.severity}: {f.where + ': ' if f.where else ''}{f.reason}" for f in verdict.findings[:40]
+                f"{f.severity.label}: {f.where + ': ' if f.where else ''}{f.reason}" for f in verdict.findings[:40]
             )
         return _status_brush(verdict.severity, role)

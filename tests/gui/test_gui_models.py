@@ -125,6 +125,7 @@ def test_verify_model_passes_modeltester(qtmodeltester) -> None:
     assert model.index(1, VerifyModel.STATUS).data() == "digest mismatch"
     assert model.index(2, VerifyModel.STATUS).data() == "broken link"
     assert model.index(1, VerifyModel.DETAILS).data() == "hashes to sha256:00 — b:1/abc"
+    assert model.index(1, 0).data(Qt.ItemDataRole.ToolTipRole) == "Error: b:1/abc: hashes to sha256:00"
     assert model.index(1, 0).data(Qt.ItemDataRole.BackgroundRole).color() == ERROR_BACKGROUND
     assert model.index(2, 0).data(Qt.ItemDataRole.BackgroundRole).color() == WARNING_BACKGROUND
     assert model.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) is None
