@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """regpack benchmark suite: one command generates its data, times regpack against its peers, writes RESULTS.md.
 
-    python bench/run.py            # full run (about 10 minutes on 2 cores, ~10 GB of temporary disk)
-    python bench/run.py --quick    # smaller inputs, fewer runs: a smoke test of the suite itself
+    python -m bench.run            # full run (about 10 minutes on 2 cores, ~10 GB of temporary disk)
+    python -m bench.run --quick    # smaller inputs, fewer runs: a smoke test of the suite itself
 
 Data goes to a fresh folder under $TMPDIR (or /tmp) and is removed at the end (--keep keeps it). Every figure
 is the median of several runs; competitors are interleaved run by run, so a ratio compares runs made under the
@@ -28,15 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from regpack import layouts
+from regpack.analysis import analyse
+from regpack.bundle import Role
+from regpack.verify import verify
+from tests.support.synth import Summary, generate, parse_size
 
-from regpack import layouts  # noqa: E402
-from regpack.analysis import analyse  # noqa: E402
-from regpack.bundle import Role  # noqa: E402
-from regpack.verify import verify  # noqa: E402
-from tests.support.synth import Summary, generate, parse_size  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 PACK_SCRIPT = REPO / "bench" / "baseline" / "pack.sh"
 # Uncounted rounds before case 1's timed ones: the first folder-creating runs on a filesystem are the slowest.
@@ -856,7 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     info.append(("load average at end", loadavg()))
-    command = "python bench/run.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    command = "python -m bench.run" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     text = "\n".join(
         [
             "# regpack benchmark results",
