@@ -59,10 +59,16 @@ class Image:
     locations: Mapping[Digest, str] = field(default_factory=dict, compare=False)
     folder: Path | None = None
     signatures: Mapping[str, Path] = field(default_factory=dict, compare=False)  # file name -> path
+    origin: str = field(default="", compare=False)  # its name in the source bundle, when a selection renamed it
 
     @property
     def name(self) -> str:
         return str(self.reference)
+
+    @property
+    def source_name(self) -> str:
+        """The name the source bundle gives this image (before any --rename)."""
+        return self.origin or self.name
 
     @property
     def repository(self) -> str:
@@ -140,9 +146,10 @@ class Bundle:
         image: str | None = None,
         code: Code = Code.INVALID,
         severity: Severity = Severity.ERROR,
+        repository: str | None = None,
     ) -> None:
         where = Path(path) if isinstance(path, str) else path
-        self.problems.append(Problem(severity, code, reason, where, image))
+        self.problems.append(Problem(severity, code, reason, where, image, repository))
 
     def statuses(self) -> dict[str | None, Severity]:
         """Status per image found while reading: the worst severity of its problems."""
@@ -158,7 +165,7 @@ class Bundle:
         if errors:
             first = errors[0]
             more = f" (and {len(errors) - 1} more problem(s); run 'regpack verify' for all)" if len(errors) > 1 else ""
-            raise BundleError(first.reason + more, first.path, first.image, first.code)
+            raise BundleError(first.reason + more, first.path, first.image, first.code, repository=first.repository)
         return self
 
     def stored_blobs(self, image: Image) -> Iterator[tuple[Blob, str]]:

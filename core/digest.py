@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from regpack.errors import BundleError, Cancelled
+from regpack.errors import BundleError, Cancelled, quoted
 
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _HEX = re.compile(r"[0-9a-f]+")
@@ -40,13 +40,13 @@ class Digest(NamedTuple):
             raise BundleError(f"digest must be a string, got {type(text).__name__}", where, image)
         algorithm, sep, hex_ = text.partition(":")
         if not sep:
-            raise BundleError(f"not a digest (no algorithm prefix): {text[:80]!r}", where, image)
+            raise BundleError(f"not a digest (no algorithm prefix): {quoted(text)}", where, image)
         length = ALGORITHMS.get(algorithm)
         if length is None:
-            raise BundleError(f"unsupported digest algorithm {algorithm[:20]!r}", where, image)
+            raise BundleError(f"unsupported digest algorithm {quoted(algorithm, 20)}", where, image)
         if len(hex_) != length or not _HEX.fullmatch(hex_):
             raise BundleError(
-                f"malformed {algorithm} digest {text[:80]!r} (need {length} lowercase hex digits)",
+                f"malformed {algorithm} digest {quoted(text)} (need {length} lowercase hex digits)",
                 where,
                 image,
             )

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from regpack.errors import BundleError, Cancelled, DestinationError, RegpackError
+from regpack.errors import BundleError, Cancelled, DestinationError, RegpackError, quoted
 from regpack.plan import PlaceBlob, Plan, WriteFile
 from regpack.progress import Meter, ProgressCallback
 
@@ -189,8 +189,10 @@ def _run_ops(
     return runner.copied, runner.linked
 
 
-def _wrap_os_error(e: OSError, dest: Path) -> RegpackError:
-    where = e.filename or dest
+def _wrap_os_error(e: OSError, dest: Path, staging: Path | None = None) -> RegpackError:
+    where = os.fsdecode(e.filename) if e.filename else str(dest)
+    if staging is not None and (where + "/").startswith(f"{staging}/"):
+        where = str(dest) + where[len(str(staging)) :]  # the staging folder is gone by now: name the output
     if e.errno == errno.ENOSPC:
         return DestinationError("no space left on the device; nothing was written", where)
     if e.errno == errno.EDQUOT:
@@ -236,7 +238,7 @@ def execute(
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, OSError) and not isinstance(e, RegpackError):
-            raise _wrap_os_error(e, dest) from e
+            raise _wrap_os_error(e, dest, staging) from e
         raise
     return ExecStats(plan.total_files, plan.total_bytes, copied, linked)
 
@@ -307,7 +309,7 @@ def _merge(
                 current = _read_small(target)
                 if current != op.data:
                     raise DestinationError(
-                        f"already holds {current[:80]!r}, the bundle says {op.data[:80]!r}; "
+                        f"already holds {quoted(current)}, the bundle says {quoted(op.data)}; "
                         "refusing to overwrite (remove it first to retag)",
                         target,
                     )
@@ -345,7 +347,7 @@ def _merge(
         meter.finish()
     except BaseException as e:
         if isinstance(e, OSError) and not isinstance(e, RegpackError):
-            raise _wrap_os_error(e, dest) from e
+            raise _wrap_os_error(e, dest, staging) from e
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

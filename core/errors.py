@@ -37,6 +37,7 @@ class Code(StrEnum):
     DIGEST_MISMATCH = "digest-mismatch"
     SIZE = "size"
     LOOP = "loop"
+    COLLISION = "collision"  # two images would land in one place of the output
 
     @property
     def label(self) -> str:
@@ -57,6 +58,7 @@ _CODE_LABELS = {
     Code.UNSAFE: "unsafe path",
     Code.LOOP: "manifest loop",
     Code.EMPTY: "empty bundle",
+    Code.COLLISION: "name clash",
 }
 
 
@@ -83,14 +85,39 @@ class Severity(StrEnum):
 _RANKS = {Severity.OK: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
+def quoted(value: str | bytes, limit: int = 80) -> str:
+    """Text or bytes from a bundle as a message shows them: in double quotes, cut at ``limit`` characters,
+    undecodable bytes and control characters escaped (``\\x00``, ``\\n``), never as a Python repr."""
+    if isinstance(value, bytes):
+        text = value[: limit * 4].decode("utf-8", "backslashreplace")
+    else:
+        text = value[: limit + 1]
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # undecodable bytes of a file name, or lone surrogates
+            text = "".join(_surrogate(c) for c in text)
+    cut = len(text) > limit
+    return '"' + text[:limit].translate(_CONTROL) + ('..."' if cut else '"')
+
+
+def _surrogate(c: str) -> str:
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # a byte that was not UTF-8, as os.fsdecode keeps it
+    return f"\\u{code:04x}" if 0xD800 <= code <= 0xDFFF else c
+
+
 class RegpackError(Exception):
     """Base of every error regpack raises on purpose."""
 
 
-def _describe(reason: str, path: Path | None, image: str | None) -> str:
+def _describe(reason: str, path: Path | None, image: str | None, repository: str | None = None) -> str:
     parts = []
     if image:
         parts.append(f"image {image}")
+    elif repository:
+        parts.append(f"repository {repository}")
     if path is not None:
         parts.append(printable(path))
     where = ": ".join(parts)
@@ -104,16 +131,23 @@ class BundleError(RegpackError):
     """
 
     def __init__(
-        self, reason: str, path: Path | str | None = None, image: str | None = None, code: Code = Code.INVALID
+        self,
+        reason: str,
+        path: Path | str | None = None,
+        image: str | None = None,
+        code: Code = Code.INVALID,
+        *,
+        repository: str | None = None,
     ) -> None:
         self.reason = reason
         self.path = Path(path) if path is not None else None
         self.image = image
         self.code = code
+        self.repository = repository  # a problem of a whole repository (registry storage), not of one image
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        return _describe(self.reason, self.path, self.image)
+        return _describe(self.reason, self.path, self.image, self.repository)
 
     def code_or(self, default: Code) -> Code:
         """This error's code, or ``default`` when it has none more precise than ``INVALID``."""
@@ -129,10 +163,18 @@ class Problem:
     reason: str
     path: Path | None = None
     image: str | None = None
+    repository: str | None = None  # a problem of a repository of registry storage, not of one image
 
     @staticmethod
     def of(error: BundleError, severity: Severity = Severity.ERROR) -> Problem:
-        return Problem(severity, error.code, error.reason, error.path, error.image)
+        return Problem(severity, error.code, error.reason, error.path, error.image, error.repository)
+
+    @property
+    def subject(self) -> str | None:
+        """What the problem is about: "image NAME", "repository NAME", or None for the bundle as a whole."""
+        if self.image:
+            return f"image {self.image}"
+        return f"repository {self.repository}" if self.repository else None
 
     @property
     def where(self) -> str | None:
@@ -140,7 +182,7 @@ class Problem:
         return None if self.path is None else printable(self.path)
 
     def __str__(self) -> str:
-        return f"{self.severity}: {_describe(self.reason, self.path, self.image)}"
+        return f"{self.severity}: {_describe(self.reason, self.path, self.image, self.repository)}"
 
 
 def worst_by_image(images: Iterable[str], problems: Iterable[Problem]) -> dict[str | None, Severity]:

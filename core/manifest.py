@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from regpack.digest import Digest
-from regpack.errors import BundleError, Code
+from regpack.errors import BundleError, Code, quoted
 from regpack.files import read_capped
 
 # The registry refuses manifests larger than this; a bigger one is hostile or broken, never read into memory.
@@ -149,13 +149,13 @@ class _Parser:
         doc = self.doc
         version = doc.get("schemaVersion")
         if isinstance(version, bool) or version not in (1, 2):
-            raise self.fail(f"unsupported schemaVersion {version!r} (expected 1 or 2)")
+            raise self.fail(f"unsupported schemaVersion {json.dumps(version)[:40]} (expected 1 or 2)")
         media_type = doc.get("mediaType", "")
         if not isinstance(media_type, str):
             raise self.fail("mediaType must be a string")
         if version == 1:
             if media_type and media_type not in (DOCKER_V1, DOCKER_V1_SIGNED):
-                raise self.fail(f"schemaVersion 1 with unexpected mediaType {media_type!r}")
+                raise self.fail(f"schemaVersion 1 with unexpected mediaType {quoted(media_type, 100)}")
             return self._schema1()
         if not media_type:
             # OCI allows the field to be absent; tell manifest from index by shape, the same way skopeo does.
@@ -185,7 +185,7 @@ class _Parser:
             children = tuple(self._descriptor(x, f"manifests[{i}]", platform=True) for i, x in enumerate(raw))
             subject = self._descriptor(doc["subject"], "subject") if doc.get("subject") is not None else None
             return Manifest(digest, len(self.data), kind, media_type, None, (), children, subject, self._annotations())
-        raise self.fail(f"unknown manifest mediaType {media_type[:100]!r}")
+        raise self.fail(f"unknown manifest mediaType {quoted(media_type, 100)}")
 
     def _annotations(self) -> dict[str, str]:
         raw = self.doc.get("annotations")
@@ -201,7 +201,7 @@ class _Parser:
             raise self.fail(f"'{field_name}' has no digest")
         size = raw.get("size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise self.fail(f"'{field_name}' size must be a non-negative integer, got {size!r}")
+            raise self.fail(f"'{field_name}' size must be a non-negative integer, got {json.dumps(size)[:40]}")
         media_type = raw.get("mediaType", "")
         if not isinstance(media_type, str):
             raise self.fail(f"'{field_name}' mediaType must be a string")

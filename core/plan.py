@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from regpack.errors import BundleError
+from regpack.errors import BundleError, quoted
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class Plan:
         if known is not None:
             if known.data != data:
                 raise BundleError(
-                    f"conflicting content for {dst}: two images claim it ({known.data[:80]!r} vs {data[:80]!r})",
+                    f"conflicting content for {dst}: two images claim it ({quoted(known.data)} vs {quoted(data)})",
                     None,
                     image,
                 )
@@ -82,4 +82,4 @@ def _check_relative(dst: str) -> None:
     # No empty, "." or ".." component and not absolute; with slashes around it, each shows as a substring.
     wrapped = f"/{dst}/"
     if dst.startswith("/") or "//" in wrapped or "/./" in wrapped or "/../" in wrapped:
-        raise BundleError(f"refusing to write outside the destination: {dst!r}")
+        raise BundleError(f"refusing to write outside the destination: {quoted(dst, 300)}")

@@ -77,7 +77,8 @@ class Report:
 
 
 def _finding_json(f: Problem) -> dict[str, Any]:
-    return {"severity": f.severity.value, "code": f.code.value, "path": f.where, "message": f.reason}
+    found = {"severity": f.severity.value, "code": f.code.value, "path": f.where, "message": f.reason}
+    return found | ({"repository": f.repository} if f.repository else {})
 
 
 def verify(

@@ -553,7 +553,17 @@ class Verdict:
 def verdicts(report: Report) -> list[Verdict]:
     """Every image of the report in order (ok ones too), then images only the findings name, then the bundle."""
     found = report.by_image()
-    return [Verdict(name, severity, tuple(found.get(name, ()))) for name, severity in _bundle_last(report.statuses())]
+    rows = [Verdict(name, severity, tuple(found.get(name, ()))) for name, severity in _bundle_last(report.statuses())]
+    if rows and rows[-1].image is None:
+        # Problems of a whole repository of registry storage get a row of their own, labelled as such.
+        loose = rows.pop().findings
+        for repository in dict.fromkeys(f.repository for f in loose if f.repository):
+            own = tuple(f for f in loose if f.repository == repository)
+            rows.append(Verdict(f"repository {repository}", Severity.worst(f.severity for f in own), own))
+        rest = tuple(f for f in loose if not f.repository)
+        if rest:
+            rows.append(Verdict(None, Severity.worst(f.severity for f in rest), rest))
+    return rows
 
 
 def _bundle_last(statuses: dict[str | None, Severity]) -> list[tuple[str | None, Severity]]:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from regpack.bundle import Bundle, Layout
 from regpack.digest import Digest
-from regpack.errors import BundleError, Code
+from regpack.errors import BundleError, Code, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.manifest import MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest
 from regpack.names import Reference, parse_reference, valid_repository, valid_tag
 
 REF_NAME = "org.opencontainers.image.ref.name"
+# containerd, nerdctl and docker save (25+) put the full name here and only the tag in REF_NAME.
+CONTAINERD_NAME = "io.containerd.image.name"
 LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
 
 
@@ -29,7 +31,22 @@ def default_repository(root: Path) -> str:
     return name if valid_repository(name) else "image"
 
 
-def reference_for(ref_name: str, root: Path, digest: Digest, where: Path) -> Reference:
+def containerd_reference(full_name: str, digest: Digest, where: Path) -> Reference:
+    """``docker.io/library/alpine:3.18`` (or ``name@digest``, or ``name:tag@digest``) as containerd writes it."""
+    name, at, digest_text = full_name.partition("@")
+    if at and ":" in name.rpartition("/")[2]:
+        pinned = Digest.parse(digest_text, where)
+        if pinned != digest:
+            raise BundleError(
+                f"{CONTAINERD_NAME} {quoted(full_name, 300)} pins {pinned}, but the entry's manifest is {digest}", where
+            )
+        full_name = name
+    return parse_reference(full_name, where)
+
+
+def reference_for(ref_name: str, root: Path, digest: Digest, where: Path, full_name: str = "") -> Reference:
+    if full_name:
+        return containerd_reference(full_name, digest, where)
     if not ref_name:
         return Reference(default_repository(root), None, digest)
     if "/" in ref_name or (":" in ref_name and not valid_tag(ref_name)):
@@ -73,10 +90,11 @@ def read(root: Path) -> Bundle:
     for desc, raw in zip(index.children, raw_entries, strict=True):
         annotations = raw.get("annotations") if isinstance(raw, dict) else None
         ref_name = annotations.get(REF_NAME, "") if isinstance(annotations, dict) else ""
+        full_name = annotations.get(CONTAINERD_NAME, "") if isinstance(annotations, dict) else ""
         try:
-            reference = reference_for(str(ref_name), root, desc.digest, index_path)
+            reference = reference_for(str(ref_name), root, desc.digest, index_path, str(full_name))
         except BundleError as e:
-            bundle.problem(e.reason, index_path, str(ref_name), code=Code.BAD_NAME)
+            bundle.problem(e.reason, index_path, str(full_name or ref_name), code=Code.BAD_NAME)
             continue
         image = build_image(
             bundle,

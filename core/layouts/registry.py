@@ -8,7 +8,7 @@ from pathlib import Path
 
 from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
-from regpack.errors import BundleError, Code, Severity
+from regpack.errors import BundleError, Code, Severity, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.names import Reference, valid_repository, valid_tag
 from regpack.plan import Plan
@@ -53,7 +53,7 @@ def parse_link(data: bytes, path: Path | str) -> Digest:
         if data.rstrip(b"\r\n") != data and _LINK.fullmatch(data.rstrip(b"\r\n")):
             reason = "link file ends with a newline (the registry refuses it)"
         else:
-            reason = f"link file does not hold a sha256 digest: {data[:80]!r}"
+            reason = f"link file does not hold a sha256 digest: {quoted(data)}"
         raise BundleError(reason, path)
     return Digest("sha256", data[7:].decode())
 
@@ -114,7 +114,7 @@ def read(path: Path) -> Bundle:
     has_signatures = os.path.isdir(path / SIGNATURES)
     for name, repo_dir in repositories(v2, bundle, safe):
         if not valid_repository(name):
-            bundle.problem(f"invalid repository name {name[:300]!r}", repo_dir, code=Code.BAD_NAME)
+            bundle.problem(f"invalid repository name {quoted(name, 300)}", repo_dir, code=Code.BAD_NAME)
             continue
         _read_repository(bundle, safe, name, repo_dir, blob_folders, has_signatures)
     if not bundle.images and not bundle.problems:
@@ -135,10 +135,10 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
     except FileNotFoundError:
         return found
     except OSError as e:
-        bundle.problem(f"cannot list folder: {e.strerror or e}", folder, name, code=Code.UNREADABLE)
+        bundle.problem(f"cannot list folder: {e.strerror or e}", folder, code=Code.UNREADABLE, repository=name)
         return found
     if entries and not safe.folder_inside(folder):
-        bundle.problem("folder links outside the bundle; not read", folder, name, code=Code.UNSAFE)
+        bundle.problem("folder links outside the bundle; not read", folder, code=Code.UNSAFE, repository=name)
         return found
     for entry in entries:
         link = f"{folder}/{entry.name}/link"
@@ -147,10 +147,15 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
             if digest is None:
                 digest = read_link(link, safe)
         except BundleError as e:
-            bundle.problem(e.reason, e.path, name, code=e.code_or(Code.BAD_LINK))
+            bundle.problem(e.reason, e.path, code=e.code_or(Code.BAD_LINK), repository=name)
             continue
         if digest.hex != entry.name:
-            bundle.problem(f"{kind} link names {digest}, its folder says {entry.name}", link, name, code=Code.BAD_LINK)
+            bundle.problem(
+                f"{kind} link names {digest}, its folder says {quoted(entry.name)}",
+                link,
+                code=Code.BAD_LINK,
+                repository=name,
+            )
             continue
         found.add(digest)
     return found
@@ -218,7 +223,7 @@ def _read_repository(
     for tag in _listdir(tags_dir):
         ref = f"{name}:{tag}"
         if not valid_tag(tag):
-            bundle.problem(f"invalid tag {tag[:200]!r}", tags_dir / tag, ref, code=Code.BAD_NAME)
+            bundle.problem(f"invalid tag {quoted(tag, 200)}", tags_dir / tag, ref, code=Code.BAD_NAME)
             continue
         tag_dir = f"{tags_text}/{tag}"
         current = f"{tag_dir}/current/link"
@@ -344,7 +349,7 @@ def plan_pack(bundle: Bundle) -> Plan:
             plan.write(f"{tag}/current/link", link_text(top), name)
             plan.write(f"{tag}/index/{top.algorithm}/{top.hex}/link", link_text(top), name)
         for file_name, src in image.signatures.items():
-            plan.place(src, f"{SIGNATURES}/{image.reference}/{file_name}", src.stat().st_size, name)
+            plan.place(src, f"{SIGNATURES}/{image.reference.stored}/{file_name}", src.stat().st_size, name)
     return plan
 
 

@@ -8,9 +8,9 @@ from pathlib import Path, PurePosixPath
 
 from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
-from regpack.errors import BundleError, Code
+from regpack.errors import BundleError, Code, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
-from regpack.names import Reference, parse_folder_reference
+from regpack.names import Reference, parse_folder_reference, unpack_folder
 from regpack.plan import Plan
 
 VERSION_PREFIX = b"Directory Transport Version: "
@@ -117,7 +117,7 @@ def read_version(folder: Path, bundle: Bundle, image: str, safe: SafeRoot) -> st
     version = KNOWN_VERSIONS.get(data)
     if version is None:
         bundle.problem(
-            f"unknown skopeo dir version {data[:40]!r} (expected {VERSION_1_1!r})",
+            f"unknown skopeo dir version {quoted(data, 40)} (expected {quoted(VERSION_1_1)})",
             path,
             image,
             code=Code.BAD_VERSION,
@@ -190,11 +190,12 @@ def read_image_folder(
 
 
 def plan_unpack(bundle: Bundle) -> Plan:
-    """A skopeo dir tree: ``<repository>:<tag>/`` (or ``<repository>@<digest>/``) per image, as skopeo writes."""
+    """A skopeo dir tree: ``<repository>:<tag>/`` (or ``<repository>@<digest>/``) per image, as skopeo writes;
+    no host (see names.unpack_folder). Images that would share a folder are refused before this (selection)."""
     plan = Plan(images=len(bundle.images))
     for image in bundle.images:
         name = image.name
-        folder = str(image.reference)
+        folder = unpack_folder(image.reference)
         digests = image.all_digests()
         version = VERSION_1_1 if all(d.algorithm == "sha256" for d in digests) else VERSION_1_2
         plan.write(f"{folder}/version", version, name)

@@ -30,7 +30,14 @@ from regpack.manifest import (
     Manifest,
     parse_manifest,
 )
-from regpack.names import Reference, parse_folder_reference, parse_reference, valid_repository, valid_tag
+from regpack.names import (
+    DOCKER_HUB,
+    Reference,
+    parse_folder_reference,
+    parse_reference,
+    valid_repository,
+    valid_tag,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -257,10 +264,13 @@ def references(draw: st.DrawFn) -> Reference:
     assume(scoped or len(parts) == 1 or not ("." in parts[0] or parts[0] == "localhost"))
     repository = "/".join(parts)
     assume(valid_repository(repository))
+    chosen_host = draw(host) if scoped else ""
+    # A one-level name on Docker Hub is an official image: docker.io/alpine reads as library/alpine.
+    assume(chosen_host not in DOCKER_HUB or len(parts) > 1)
     if draw(st.booleans()):
-        return Reference(repository, draw(tag), None, draw(host) if scoped else "")
+        return Reference(repository, draw(tag), None, chosen_host)
     digest = Digest.parse(draw(valid_digest_text))
-    return Reference(repository, None, digest, draw(host) if scoped else "")
+    return Reference(repository, None, digest, chosen_host)
 
 
 name_chars = string.ascii_letters + string.digits + "._-:@/ \n\x00" + "\u00e9\udcff"

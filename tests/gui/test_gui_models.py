@@ -130,3 +130,15 @@ def test_verify_model_passes_modeltester(qtmodeltester) -> None:
     assert model.index(2, 0).data(Qt.ItemDataRole.BackgroundRole).color() == WARNING_BACKGROUND
     assert model.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) is None
     assert model.data(QModelIndex()) is None
+
+
+def test_repository_problems_get_a_row_labelled_as_the_repository() -> None:
+    image_problem = Problem(Severity.ERROR, Code.MISSING_LINK, "platform manifest has no revision link", None, "a:1")
+    repo_problem = Problem(Severity.ERROR, Code.BAD_LINK, "link file is missing", Path("/s/link"), None, "a")
+    bundle_problem = Problem(Severity.WARNING, Code.EMPTY, "stray folder")
+    rows = verdicts(_report(("a:1",), image_problem, repo_problem, bundle_problem))
+    assert [(r.image, r.severity, r.findings) for r in rows] == [
+        ("a:1", Severity.ERROR, (image_problem,)),
+        ("repository a", Severity.ERROR, (repo_problem,)),
+        (None, Severity.WARNING, (bundle_problem,)),
+    ]

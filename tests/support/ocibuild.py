@@ -320,3 +320,25 @@ def write_registry_storage(root: Path, refs: Mapping[str, Artifact]) -> Path:
         (tag_dir / "current" / "link").write_bytes(art.digest.encode())
         _write_once(tag_dir / "index" / "sha256" / art.manifest.hex / "link", art.digest.encode())
     return Path(root)
+
+
+CONTAINERD_NAME = "io.containerd.image.name"
+
+
+def write_containerd_export(root: Path, items: Iterable[tuple[str, Artifact]]) -> Path:
+    """An OCI image layout as containerd, nerdctl and docker save (25+) export one: the full image name in the
+    ``io.containerd.image.name`` annotation, only the tag (or nothing, for a digest) in the ref name."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "oci-layout").write_bytes(b'{"imageLayoutVersion":"1.0.0"}')
+    entries = []
+    for full_name, art in items:
+        for blob in [*art.manifests(), *art.blobs()]:
+            _write_once(root / "blobs" / "sha256" / blob.hex, blob.data)
+        last = full_name.rpartition("/")[2]
+        annotations = {CONTAINERD_NAME: full_name}
+        if "@" not in last and ":" in last:
+            annotations[REF_NAME] = last.rpartition(":")[2]
+        entries.append(art.manifest.descriptor(annotations=annotations))
+    (root / "index.json").write_bytes(json_bytes({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}))
+    return root
