@@ -18,9 +18,10 @@ from typing import Any, TextIO
 from regpack import __version__, layouts
 from regpack.analysis import Analysis, analyse
 from regpack.bundle import Bundle
-from regpack.errors import Cancelled, RegpackError, Severity, printable
+from regpack.errors import Cancelled, RegpackError, Severity, printable, quoted
 from regpack.jobs import JobResult, pack, unpack
 from regpack.progress import Progress, Tracker
+from regpack.selection import Reason, Rename, Selection
 from regpack.units import human_duration, human_rate, human_size
 from regpack.verify import Report, verify
 
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="add into an existing registry storage, rewriting nothing",
             )
+        add_selection_options(s)
 
     s = sub.add_parser("verify", help="check every manifest, blob and link of a bundle")
     s.add_argument("path", type=Path)
@@ -95,11 +97,53 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """The "selection" group: which images a command carries, under which names."""
+    g = parser.add_argument_group(
+        "selection", "which images, under which names; PATTERN and FROM match the names 'regpack inspect' lists"
+    )
+    g.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="carry only images matching PATTERN: a repository glob (calico/*), or REPO:TAG (alpine:3.*); repeatable",
+    )
+    g.add_argument(
+        "--exclude", action="append", default=[], metavar="PATTERN", help="leave out images matching PATTERN"
+    )
+    g.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        type=_rename,
+        metavar="FROM=TO",
+        help="repositories starting with the components FROM start with TO instead (e.g. "
+        "mirror.example.com:5000/library=mirror/library); repeatable, the longest FROM wins",
+    )
+    g.add_argument(
+        "--skip-broken",
+        action="store_true",
+        help="leave out broken images (listed by name; blobs are hashed first) and carry the rest, checked",
+    )
+
+
+def _rename(text: str) -> Rename:
+    try:
+        return Rename.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def selection_of(args: argparse.Namespace) -> Selection:
+    return Selection(tuple(args.only), tuple(args.exclude), tuple(args.rename), args.skip_broken)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number: {quoted(text)}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
@@ -168,7 +212,22 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _report_left_out(result: JobResult) -> None:
+    """Broken images by name; the ones a filter left out by count (a filter may leave out thousands)."""
+    for x in result.left_out:
+        if x.reason is Reason.BROKEN:
+            sys.stderr.write(f"regpack: left out {x.name}: {x.detail}\n")
+    counts = [f"{n} {r.value}" for r in Reason if (n := sum(1 for x in result.left_out if x.reason is r))]
+    if counts:
+        sys.stderr.write(f"regpack: {sum(1 for _ in result.left_out)} left out ({', '.join(counts)})\n")
+
+
 def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    try:
+        selection = selection_of(args)
+    except ValueError as e:
+        sys.stderr.write(f"regpack: error: {e}\n")
+        return 2
     bar = ProgressBar(sys.stderr, not args.quiet)
     try:
         result: JobResult
@@ -180,6 +239,7 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
                 jobs=args.jobs,
                 merge=args.merge,
                 verify=args.verify,
+                selection=selection,
                 progress=bar,
                 cancel=cancel,
             )
@@ -190,11 +250,13 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
                 copy=args.copy,
                 jobs=args.jobs,
                 verify=args.verify,
+                selection=selection,
                 progress=bar,
                 cancel=cancel,
             )
     finally:
         bar.close()
+    _report_left_out(result)
     skipped = f", {result.skipped} already present" if result.skipped else ""
     out.write(
         f"{args.command}ed {result.images} images into {printable(result.dest)}: {result.files} files{skipped}, "
@@ -215,9 +277,18 @@ def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> i
         out.write("\n")
     else:
         statuses = report.statuses()
-        for name, found in report.by_image().items():
-            if name is not None:
-                out.write(f"{'FAILED' if statuses[name] is Severity.ERROR else 'ok':6}  {name}\n")
+        groups = {f"image {name}" if name else None: found for name, found in report.by_image().items()}
+        # Problems of a whole repository (registry storage) get their own heading, after the images.
+        for f in groups.pop(None, []):
+            groups.setdefault(f"repository {f.repository}" if f.repository else None, []).append(f)
+        for heading, found in groups.items():
+            if heading is not None:
+                name = heading.removeprefix("image ")
+                if heading.startswith("image "):
+                    failed = statuses.get(name) is Severity.ERROR
+                else:
+                    failed = any(f.severity is Severity.ERROR for f in found)
+                out.write(f"{'FAILED' if failed else 'ok':6}  {name}\n")
             for f in found:
                 out.write(f"        {f.severity}: {f.where or ''}: {f.reason} [{f.code}]\n")
         mode = "sizes only (--fast)" if report.fast else f"{human_size(report.bytes_hashed)} hashed"

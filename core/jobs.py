@@ -5,18 +5,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from regpack import layouts
-from regpack.bundle import Bundle
+from regpack.bundle import Bundle, Image
 from regpack.engine import ExecStats, execute
 from regpack.errors import BundleError
 from regpack.layouts import registry, skopeo_dir
+from regpack.names import unpack_folder
 from regpack.plan import Plan
 from regpack.progress import Progress, ProgressCallback
+from regpack.selection import LeftOut, Reason, Selected, Selection, check_destinations, select
 
-__all__ = ["JobResult", "Progress", "pack", "unpack"]
+__all__ = ["JobResult", "Progress", "Selection", "pack", "unpack"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,59 +31,106 @@ class JobResult:
     bytes_linked: int
     seconds: float
     skipped: int = 0
+    left_out: tuple[LeftOut, ...] = ()  # images the selection did not carry, and why
 
 
-def _verify_staged(path: Path) -> None:
+def _in_dest(path: Path | None, staged: Path, dest: Path) -> Path | None:
+    """A path inside the staged output, as the user will find it: below ``dest``."""
+    if path is None:
+        return None
+    try:
+        return dest / Path(path).relative_to(staged)
+    except ValueError:
+        return path
+
+
+def _verify_staged(staged: Path, dest: Path, fast: bool, written: bool = False) -> None:
     from regpack.verify import verify
 
-    report = verify(path)
+    report = verify(staged, fast=fast)
     if not report.ok:
         first = report.errors[0]
         raise BundleError(
-            f"output failed verification: {first.reason} ({len(report.errors)} error(s))",
-            first.path,
+            f"output failed verification: {first.reason} ({len(report.errors)} error(s))"
+            + ("" if written else "; nothing was written"),
+            _in_dest(first.path, staged, dest),
             first.image,
+            first.code,
         )
+
+
+def _hash_failures(selected: Selected, jobs: int | None, cancel: threading.Event | None) -> dict[str, str]:
+    """Image name -> the first content error found by hashing its blobs (for --skip-broken)."""
+    from regpack.verify import verify_bundle
+
+    found: dict[str, str] = {}
+    for f in verify_bundle(selected.bundle, jobs=jobs, cancel=cancel).errors:
+        if f.image is not None:
+            found.setdefault(f.image, f"{f.where}: {f.reason}" if f.where else f.reason)
+    return found
 
 
 def _run(
     src: Path,
     dest: Path,
     to_plan: Callable[[Bundle], Plan],
+    destination: Callable[[Image], str],
+    what: str,
     *,
     copy: bool,
     jobs: int | None,
     merge: bool,
     verify: bool,
+    selection: Selection | None,
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
     message: str,
 ) -> JobResult:
     started = time.monotonic()
-    bundle = layouts.read(Path(src)).check()
+    selection = selection or Selection()
+    bundle = layouts.read(Path(src))
+    chosen = select(bundle, selection)
+    if selection.skip_broken:
+        # Broken content is found only by hashing: do it before anything is written, so that the images whose
+        # blobs are corrupt are left out too, and what is written can be checked by structure afterwards.
+        unrenamed = select(bundle, replace(selection, renames=()))
+        chosen = select(bundle, selection, _hash_failures(unrenamed, jobs, cancel))
+    selected = chosen.bundle.check()
+    if not selected.images:
+        raise BundleError("no image left to carry: " + _left_out_summary(chosen), Path(src))
+    check_destinations(selected, destination, what)
+    dest = Path(dest)
+    fast = not verify  # --skip-broken alone: the source was hashed, the output is checked by structure
+    check_output = verify or selection.skip_broken
     stats: ExecStats = execute(
-        to_plan(bundle),
-        Path(dest),
+        to_plan(selected),
+        dest,
         copy=copy,
         jobs=jobs,
         merge=merge,
         progress=progress,
         cancel=cancel,
-        check=_verify_staged if verify and not merge else None,
+        check=(lambda staged: _verify_staged(staged, dest, fast)) if check_output and not merge else None,
         message=message,
     )
-    if verify and merge:
-        _verify_staged(Path(dest))
+    if check_output and merge:
+        _verify_staged(dest, dest, fast, written=True)
     return JobResult(
-        Path(dest),
-        len(bundle.images),
+        dest,
+        len(selected.images),
         stats.files,
         stats.bytes_total,
         stats.bytes_copied,
         stats.bytes_linked,
         time.monotonic() - started,
         stats.skipped,
+        chosen.left_out,
     )
+
+
+def _left_out_summary(chosen: Selected) -> str:
+    counts = [f"{chosen.count(r)} {r.value}" for r in Reason if chosen.count(r)]
+    return ", ".join(counts) if counts else "the bundle holds no image"
 
 
 def pack(
@@ -92,13 +141,14 @@ def pack(
     jobs: int | None = None,
     merge: bool = False,
     verify: bool = False,
+    selection: Selection | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> JobResult:
     """Pack the bundle at ``src`` into registry v2 storage at ``dest`` (``dest/docker/registry/v2``)."""
     return _run(
-        src, dest, registry.plan_pack, copy=copy, jobs=jobs, merge=merge, verify=verify,
-        progress=progress, cancel=cancel, message="packing",
+        src, dest, registry.plan_pack, lambda image: image.reference.stored, "image", copy=copy, jobs=jobs,
+        merge=merge, verify=verify, selection=selection, progress=progress, cancel=cancel, message="packing",
     )  # fmt: skip
 
 
@@ -109,11 +159,13 @@ def unpack(
     copy: bool = False,
     jobs: int | None = None,
     verify: bool = False,
+    selection: Selection | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> JobResult:
     """Unpack the bundle at ``src`` into a skopeo dir tree at ``dest``: one ``<repository>:<tag>`` folder a tag."""
     return _run(
-        src, dest, skopeo_dir.plan_unpack, copy=copy, jobs=jobs, merge=False, verify=verify,
-        progress=progress, cancel=cancel, message="unpacking",
+        src, dest, skopeo_dir.plan_unpack, lambda image: unpack_folder(image.reference) + "/", "folder", copy=copy,
+        jobs=jobs, merge=False, verify=verify, selection=selection, progress=progress, cancel=cancel,
+        message="unpacking",
     )  # fmt: skip
