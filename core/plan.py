@@ -34,12 +34,18 @@ class Plan:
     files: dict[str, WriteFile] = field(default_factory=dict)
 
     def place(self, src: str | Path, dst: str, size: int, image: str | None = None) -> None:
-        if dst not in self.blobs:
+        known = self.blobs.get(dst)
+        if known is None:
             src = os.fspath(src)
             _check_relative(dst)
             if dst in self.files:
                 raise BundleError(f"{dst} is planned both as a blob and as a small file", src, image)
             self.blobs[dst] = PlaceBlob(src, dst, size)
+        elif known.size != size:
+            # The same file name for one digest always has one size: two sizes mean two images claim one place.
+            raise BundleError(
+                f"conflicting content for {dst}: two images claim it ({known.size} and {size} bytes)", src, image
+            )
 
     def write(self, dst: str, data: bytes, image: str | None = None) -> None:
         known = self.files.get(dst)

@@ -402,3 +402,13 @@ def test_a_write_error_names_the_destination_not_the_staging_folder(
         unpack(tree, dest)
     assert caught.value.path == dest / "app:1" / "version"
     assert ".partial-" not in str(caught.value) and not dest.exists()
+
+
+def test_a_plan_refuses_a_second_claim_on_one_file_with_other_content() -> None:
+    from regpack.plan import Plan
+
+    plan = Plan()
+    plan.place("/src/a", "app:1/manifest.json", 10, "a/app:1")
+    plan.place("/src/b", "app:1/manifest.json", 10, "b/app:1")  # one digest, one size: a shared blob
+    with pytest.raises(BundleError, match="two images claim it"):
+        plan.place("/src/c", "app:1/manifest.json", 12, "c/app:1")
