@@ -59,12 +59,14 @@ def _verify_staged(staged: Path, dest: Path, fast: bool, written: bool = False) 
         )
 
 
-def _hash_failures(selected: Selected, jobs: int | None, cancel: threading.Event | None) -> dict[str, str]:
+def _hash_failures(
+    selected: Selected, jobs: int | None, progress: ProgressCallback | None, cancel: threading.Event | None
+) -> dict[str, str]:
     """Image name -> the first content error found by hashing its blobs (for --skip-broken)."""
     from regpack.verify import verify_bundle
 
     found: dict[str, str] = {}
-    for f in verify_bundle(selected.bundle, jobs=jobs, cancel=cancel).errors:
+    for f in verify_bundle(selected.bundle, jobs=jobs, progress=progress, cancel=cancel).errors:
         if f.image is not None:
             found.setdefault(f.image, f"{f.where}: {f.reason}" if f.where else f.reason)
     return found
@@ -94,7 +96,7 @@ def _run(
         # Broken content is found only by hashing: do it before anything is written, so that the images whose
         # blobs are corrupt are left out too, and what is written can be checked by structure afterwards.
         unrenamed = select(bundle, replace(selection, renames=()))
-        chosen = select(bundle, selection, _hash_failures(unrenamed, jobs, cancel))
+        chosen = select(bundle, selection, _hash_failures(unrenamed, jobs, progress, cancel))
     selected = chosen.bundle.check()
     if not selected.images:
         raise BundleError("no image left to carry: " + _left_out_summary(chosen), Path(src))
