@@ -14,6 +14,7 @@ import pytest
 
 from tests.support import ocibuild as ob
 from tests.support.catalog import Generated, RealBundle, build_catalog, build_generated_refs
+from tests.support.realtools import Containerd, Release, missing_real_tools, push_release
 from tests.support.tools import Registry, Skopeo, missing_tools, start_registry
 
 
@@ -25,6 +26,16 @@ def require_tools() -> None:
     if os.environ.get("CI", "").strip().lower() == "true":
         pytest.fail(f"{message} (CI=true, so this is an error, not a skip)", pytrace=False)
     pytest.skip(message)
+
+
+def require_real_tools() -> None:
+    """buildah and containerd, which some tests build and export images with: required in CI like the rest."""
+    missing = missing_real_tools()
+    if missing:
+        message = f"these tests need {', '.join(missing)} on PATH"
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(f"{message} (CI=true, so this is an error, not a skip)", pytrace=False)
+        pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +108,22 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
     dir_root = ob.write_dir_bundle(work / "dir", refs)
     storage_root = ob.write_registry_storage(work / "storage", refs)
     return Generated(refs, dir_root, storage_root)
+
+
+@pytest.fixture(scope="session")
+def buildah_release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    """A small release built by buildah and pushed into a live registry (see tests/support/realtools.py)."""
+    require_tools()
+    require_real_tools()
+    release = push_release(tmp_path_factory.mktemp("buildah-release"))
+    yield release
+    release.registry.stop()
+
+
+@pytest.fixture(scope="session")
+def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]:
+    """A private containerd daemon driven with ctr."""
+    require_real_tools()
+    daemon = Containerd(tmp_path_factory.mktemp("containerd"))
+    yield daemon
+    daemon.stop()

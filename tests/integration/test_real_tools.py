@@ -8,76 +8,14 @@ into folders that skopeo pushes with every digest unchanged.
 from __future__ import annotations
 
 import hashlib
-import os
-import random
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.realtools import Buildah, missing_real_tools
+from tests.support.realtools import ALL_REFS, Release
 from tests.support.tools import Registry, Skopeo, run_cli, start_registry
 
 pytestmark = pytest.mark.integration
-
-# repository:tag in the registry -> the buildah image pushed there
-PUSHED = {
-    "base:3.19": "base",
-    "team/app1:1.0": "app1",
-    "team/app1:latest": "app1",
-    "team/sub/app2:2.0": "app2",
-}
-ZSTD_REF = "team/zstd-app:1"
-LIST_REF = "tools:1.0"
-ALL_REFS = [*PUSHED, ZSTD_REF, LIST_REF]
-
-
-def _require_real_tools() -> None:
-    missing = missing_real_tools()
-    if missing:
-        message = f"these tests need {', '.join(missing)} on PATH"
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"{message} (CI=true, so this is an error, not a skip)", pytrace=False)
-        pytest.skip(message)
-
-
-def _payload(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-@dataclass
-class Release:
-    registry: Registry
-    storage: Path
-
-    def ref(self, name: str) -> str:
-        return self.registry.ref(name)
-
-
-@pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    """A small release in a live registry: a one-level base, nested apps on it, two tags of one image, a zstd
-    layer, and a manifest list of two platforms, all built and pushed by buildah."""
-    _require_real_tools()
-    work = tmp_path_factory.mktemp("buildah-release")
-    build = Buildah(work / "buildah")
-    build.image("base", {"/etc/os-release": _payload(1, 200_000)})
-    build.image("app1", {"/app/app1": _payload(2, 150_000)}, base="base")
-    build.image("app2", {"/app/app2": _payload(3, 120_000)}, base="base")
-    build.image("tools-amd64", {"/bin/tool": _payload(4, 90_000)}, arch="amd64")
-    build.image("tools-arm64", {"/bin/tool": _payload(5, 90_000)}, arch="arm64")
-    build.manifest_list("tools-list", "tools-amd64", "tools-arm64")
-    storage = work / "storage"
-    registry = start_registry(storage, work / "registry-run")
-    try:
-        for ref, image in PUSHED.items():
-            build.push(image, f"docker://{registry.ref(ref).removeprefix('docker://')}")
-        build.push("app2", registry.ref(ZSTD_REF), "--compression-format", "zstd")
-        build.push_list("tools-list", registry.ref(LIST_REF))
-        yield Release(registry, storage)
-    finally:
-        registry.stop()
 
 
 def _sync(skopeo: Skopeo, release: Release, dest: Path, *extra: str) -> None:
@@ -116,21 +54,22 @@ def _assert_served_like(skopeo: Skopeo, served: Registry, release: Release, work
 
 @pytest.mark.parametrize("scoped", [False, True], ids=["sync", "sync-scoped"])
 def test_a_skopeo_synced_tree_packs_into_storage_the_registry_serves_byte_exact(
-    release: Release, skopeo: Skopeo, serve_readonly, tmp_path: Path, scoped: bool
+    buildah_release: Release, skopeo: Skopeo, serve_readonly, tmp_path: Path, scoped: bool
 ) -> None:
     tree = tmp_path / "bundle"
-    _sync(skopeo, release, tree, *(("--scoped",) if scoped else ()))
+    _sync(skopeo, buildah_release, tree, *(("--scoped",) if scoped else ()))
     inspect = run_cli("inspect", tree, "--json")
     assert inspect.returncode == 0, inspect.stderr
     packed = tmp_path / "packed"
     run = run_cli("pack", tree, "-o", packed, "--verify")
     assert run.returncode == 0, run.stderr
-    _assert_served_like(skopeo, serve_readonly(packed), release, tmp_path / "pulled", scoped=scoped)
+    _assert_served_like(skopeo, serve_readonly(packed), buildah_release, tmp_path / "pulled", scoped=scoped)
 
 
 def test_the_registrys_own_storage_unpacks_to_folders_skopeo_pushes_unchanged(
-    release: Release, skopeo: Skopeo, tmp_path: Path
+    buildah_release: Release, skopeo: Skopeo, tmp_path: Path
 ) -> None:
+    release = buildah_release
     verify = run_cli("verify", release.storage)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     tree = tmp_path / "dirs"

@@ -6,10 +6,14 @@ nothing but 127.0.0.1, and is stopped by the test.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.tools import Registry, start_registry
 
 REAL_TOOLS = ("buildah", "containerd", "ctr")
 
@@ -133,3 +137,53 @@ class Containerd:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+# --- a small release built and pushed by buildah ---------------------------------------------------------------
+
+# repository:tag in the registry -> the buildah image pushed there
+PUSHED = {
+    "base:3.19": "base",
+    "team/app1:1.0": "app1",
+    "team/app1:latest": "app1",
+    "team/sub/app2:2.0": "app2",
+}
+ZSTD_REF = "team/zstd-app:1"
+LIST_REF = "tools:1.0"
+ALL_REFS = [*PUSHED, ZSTD_REF, LIST_REF]
+
+
+@dataclass
+class Release:
+    registry: Registry
+    storage: Path
+
+    def ref(self, name: str) -> str:
+        return self.registry.ref(name)
+
+
+def _payload(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def push_release(work: Path) -> Release:
+    """A release in a live registry: a one-level base, nested apps on it, two tags of one image, a zstd layer, and
+    a manifest list of two platforms, all built and pushed by buildah. The caller stops ``release.registry``."""
+    build = Buildah(work / "buildah")
+    build.image("base", {"/etc/os-release": _payload(1, 200_000)})
+    build.image("app1", {"/app/app1": _payload(2, 150_000)}, base="base")
+    build.image("app2", {"/app/app2": _payload(3, 120_000)}, base="base")
+    build.image("tools-amd64", {"/bin/tool": _payload(4, 90_000)}, arch="amd64")
+    build.image("tools-arm64", {"/bin/tool": _payload(5, 90_000)}, arch="arm64")
+    build.manifest_list("tools-list", "tools-amd64", "tools-arm64")
+    storage = work / "storage"
+    registry = start_registry(storage, work / "registry-run")
+    try:
+        for ref, image in PUSHED.items():
+            build.push(image, registry.ref(ref))
+        build.push("app2", registry.ref(ZSTD_REF), "--compression-format", "zstd")
+        build.push_list("tools-list", registry.ref(LIST_REF))
+    except BaseException:
+        registry.stop()
+        raise
+    return Release(registry, storage)
