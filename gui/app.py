@@ -6,14 +6,17 @@ import argparse
 import json
 import resource
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
+from types import TracebackType
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from regpack.gui.assets import app_icon, sample_bundle, style_sheet
-from regpack.gui.window import Loaded, MainWindow
+from regpack.gui.window import Loaded, MainWindow, error_text
 
 ORGANIZATION = "regpack"
 APPLICATION = "regpack-gui"
@@ -71,6 +74,36 @@ def desktop_entry(install: bool) -> int:
     return 0
 
 
+class ExceptionReporter(QObject):
+    """``sys.excepthook`` (and ``threading.excepthook``): an unexpected exception reaches the error dialog,
+    with its traceback under "Show Details", instead of only stderr. From other threads it is queued to the
+    GUI thread, where this object lives."""
+
+    raised = Signal(str, str)  # message, details
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.raised.connect(lambda message, details: window.show_error("Unexpected error", message, details))
+
+    def hook(self, etype: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        traceback.print_exception(etype, value, tb)  # stderr keeps it too, for bug reports
+        if issubclass(etype, KeyboardInterrupt):
+            QApplication.exit(130)
+            return
+        message, details = error_text(value)
+        if not details:
+            details = "".join(traceback.format_exception(etype, value, tb))
+        self.raised.emit(message, details)
+
+    def thread_hook(self, args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            self.hook(args.exc_type, args.exc_value, args.exc_traceback)
+
+    def install(self) -> None:
+        sys.excepthook = self.hook
+        threading.excepthook = self.thread_hook
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     early = parse_args(argv[1:])  # --help and the desktop entry need no display
@@ -79,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_application(argv)
     args = parse_args(app.arguments()[1:])  # Qt has taken its own options (-platform, -qwindowgeometry, ...)
     window = MainWindow()
+    ExceptionReporter(window).install()
     window.show()
     if args.exit_after_load:
         started = time.monotonic()

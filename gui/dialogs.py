@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +45,20 @@ class JobOptions:
 class JobDialog(QDialog):
     """Destination and mode for Pack or Unpack. Non-blocking: use ``open()`` and read ``options()``."""
 
-    def __init__(self, kind: str, source: Path, suggested: Path, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        source: Path,
+        suggested: Path,
+        parent: QWidget | None = None,
+        *,
+        check: Callable[[JobOptions], str] | None = None,
+        previous: JobOptions | None = None,
+    ) -> None:
         super().__init__(parent)
         self.kind = kind
         self.source = source
+        self.check = check  # the pre-check on OK (writable? enough space?): '' or why not
         verb = "Pack" if kind == PACK else "Unpack"
         self.setWindowTitle(f"{verb} bundle")
         what = (
@@ -100,9 +111,21 @@ class JobDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.warning)
         layout.addWidget(self.buttons)
+        if previous is not None:  # the choices of the last attempt, e.g. after it failed
+            self.dest_edit.setText(str(previous.dest))
+            self.copy_radio.setChecked(previous.copy)
+            self.verify_check.setChecked(previous.verify)
         self.dest_edit.textChanged.connect(self._validate)
         self._validate()
-        self.resize(560, self.sizeHint().height())
+        self.resize(640, self.sizeHint().height())
+
+    def accept(self) -> None:
+        problem = self.check(self.options()) if self.check is not None else ""
+        if problem:  # stay open with everything the user chose
+            self.warning.setText(problem)
+            self.warning.setVisible(True)
+            return
+        super().accept()
 
     def _browse(self) -> None:
         start = str(Path(self.dest_edit.text()).parent) if self.dest_edit.text() else str(self.source.parent)
@@ -203,12 +226,14 @@ class ProgressPanel(QWidget):
         layout.addWidget(self.cancel_button)
         self.hide()
 
-    def start(self, title: str) -> None:
+    def start(self, title: str, *, cancellable: bool = True) -> None:
         self.title.setText(title)
         self.bar.setRange(0, 0)  # busy until the first progress arrives
+        self.bar.setFormat("%p%")
         self.detail.setText("starting…")
         self.cancel_button.setEnabled(True)
         self.cancel_button.setText("Cancel")
+        self.cancel_button.setVisible(cancellable)
         self.show()
 
     def update_progress(self, estimate: Estimate) -> None:

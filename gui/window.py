@@ -58,17 +58,16 @@ from regpack.gui.dialogs import (
     ResultDialog,
     job_summary,
 )
+from regpack.gui.jobs import Job, JobController, JobKind, needed_bytes, prepare
 from regpack.gui.models import OBJECT_ROLE, BlobTreeModel, ImageFilterProxy, ImageTableModel
 from regpack.gui.sizes import human_size
 from regpack.gui.verify_view import VerifyView
-from regpack.gui.workers import Task, TaskKeeper
-from regpack.jobs import JobResult
+from regpack.gui.workers import ProgressText
 from regpack.layouts import read
 from regpack.progress import Progress, ProgressCallback, Tracker
 from regpack.verify import Report, verify
 
 MAX_RECENT = 8
-VERIFY = "verify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +122,17 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
-        self.tasks = TaskKeeper()
+        self.jobs = JobController(self)
+        self.jobs.started.connect(self._job_started)
+        self.jobs.progress.connect(self._job_progress)
+        self.jobs.finished.connect(self._job_finished)
+        self.jobs.failed.connect(self._job_failed)
+        self.jobs.cancelled.connect(self._job_cancelled)
+        self.jobs.ended.connect(self._job_ended)
         self.bundle: Bundle | None = None
         self.analysis: Analysis | None = None
         self.loading_path: Path | None = None
-        self.job: Task | None = None
-        self.job_kind: str | None = None
         self.job_options: JobOptions | None = None
-        self.tracker: Tracker | None = None
         self.job_dialog: JobDialog | None = None
         self.result_dialog: ResultDialog | None = None
         self.error_dialog: ErrorDialog | None = None
@@ -343,7 +345,7 @@ class MainWindow(QMainWindow):
         self._rebuild_recent()
 
     def busy(self) -> bool:
-        return self.job is not None or self.loading_path is not None
+        return self.jobs.busy
 
     def _update_actions(self) -> None:
         busy = self.busy()
@@ -378,23 +380,15 @@ class MainWindow(QMainWindow):
         path = Path(path).expanduser().absolute()
         self.loading_path = path
         self.summary_label.setText(f"Loading {path}…")
-        self.progress.start(f"Reading {path.name}")
-        self.progress.cancel_button.hide()
-        task = Task(partial(load_bundle, path))
-        task.signals.finished.connect(self._loaded)
-        task.signals.failed.connect(self._load_failed)
-        task.signals.done.connect(self._load_done)
-        self._update_actions()
-        self.tasks.start(task)
-        return True
+        job = Job(JobKind.LOAD, f"Reading {path.name}", partial(load_bundle, path), cancellable=False)
+        return self.jobs.start(job)
 
     def _loaded(self, loaded: Loaded) -> None:
         if loaded.path != self.loading_path:
             return
+        self.loading_path = None
         self.show_bundle(loaded.bundle, loaded.analysis)
         self._add_recent(loaded.path)
-        self.loading_path = None
-        self._update_actions()
         self.bundle_loaded.emit(loaded)
 
     def _load_failed(self, exc: BaseException) -> None:
@@ -403,13 +397,7 @@ class MainWindow(QMainWindow):
         message, details = error_text(exc)
         self.summary_label.setText("No bundle open" if self.bundle is None else self._summary_text())
         self.show_error(f"Cannot open {path}", message, details)
-        self._update_actions()
         self.load_failed.emit(message)
-
-    def _load_done(self) -> None:
-        if self.job is None:
-            self.progress.finish()
-        self.progress.cancel_button.show()
 
     def show_bundle(self, bundle: Bundle, analysis: Analysis) -> None:
         self.bundle, self.analysis = bundle, analysis
@@ -547,93 +535,98 @@ class MainWindow(QMainWindow):
         """Open the Pack/Unpack dialog (non-blocking); accepting it starts the job."""
         if self.bundle is None or self.busy():
             return None
-        dialog = JobDialog(kind, self.bundle.root, self._suggest_destination(kind), self)
+        previous = self.job_options
+        if previous is None or previous.kind != kind or previous.source != self.bundle.root:
+            previous = None
+        dialog = JobDialog(
+            kind, self.bundle.root, self._suggest_destination(kind), self, check=self.check_job, previous=previous
+        )
         dialog.accepted.connect(self._job_dialog_accepted)
         self.job_dialog = dialog
         dialog.open()
         return dialog
+
+    def check_job(self, options: JobOptions) -> str:
+        """The pre-check before a pack/unpack starts: '' or why it cannot (naming the destination)."""
+        total = 0
+        if self.analysis is not None:
+            total = self.analysis.packed_bytes if options.kind == PACK else self.analysis.dir_bytes
+        return prepare(options.dest, needed_bytes(options.source, options.dest, total, copy=options.copy))
 
     def _job_dialog_accepted(self) -> None:
         if self.job_dialog is not None:
             self.run_job(self.job_dialog.options())
 
     def run_job(self, options: JobOptions) -> bool:
-        def job(progress: ProgressCallback, cancel: threading.Event) -> JobResult:
+        from regpack import jobs
+
+        def job(progress: Any, cancel: Any) -> Any:
             run = jobs.pack if options.kind == PACK else jobs.unpack
             return run(
                 options.source, options.dest, copy=options.copy, verify=options.verify, progress=progress, cancel=cancel
             )
 
-        verb = "Packing" if options.kind == PACK else "Unpacking"
+        kind = JobKind.PACK if options.kind == PACK else JobKind.UNPACK
+        verb = "Packing" if kind is JobKind.PACK else "Unpacking"
         self.job_options = options
-        return self._start_job(options.kind, f"{verb} into {options.dest.name}", job)
+        return self.jobs.start(Job(kind, f"{verb} into {options.dest.name}", job, dest=options.dest))
 
     def start_verify(self) -> bool:
         if self.bundle is None or self.busy():
             return False
+        from regpack.verify import verify
+
         root = self.bundle.root
         self.verify_view.clear()
         self.tabs.setCurrentWidget(self.verify_view)
-        return self._start_job(VERIFY, f"Verifying {root.name}", partial(verify, root))
-
-    def _start_job(self, kind: str, title: str, job: Callable[..., object]) -> bool:
-        if self.busy():
-            return False
-        task = Task(job)
-        task.signals.progress.connect(self._job_progress)
-        task.signals.finished.connect(self._job_finished)
-        task.signals.failed.connect(self._job_failed)
-        task.signals.cancelled.connect(self._job_cancelled)
-        task.signals.done.connect(self._job_done)
-        self.job, self.job_kind = task, kind
-        self.tracker = Tracker()
-        self.progress.start(title)
-        self.statusBar().showMessage(title + "…")
-        self._update_actions()
-        self.tasks.start(task)
-        return True
+        return self.jobs.start(Job(JobKind.VERIFY, f"Verifying {root.name}", partial(verify, root)))
 
     def cancel_job(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
+        if self.jobs.cancel():
             self.statusBar().showMessage("Cancelling…")
 
-    def _job_progress(self, progress: Progress) -> None:
-        if self.tracker is not None and self.job is not None:
-            self.progress.update_progress(self.tracker.update(progress))
+    def _job_started(self, job: Job) -> None:
+        self.progress.start(job.title, cancellable=job.cancellable)
+        if job.kind is not JobKind.LOAD:
+            self.statusBar().showMessage(job.title + "…")
+        self._update_actions()
 
-    def _job_finished(self, result: object) -> None:
-        kind = self.job_kind
-        if isinstance(result, Report):
+    def _job_progress(self, job: Job, text: ProgressText) -> None:
+        self.progress.update_progress(text)
+
+    def _job_finished(self, job: Job, result: Any) -> None:
+        kind = job.kind
+        if kind is JobKind.LOAD:
+            self._loaded(result)
+        elif kind is JobKind.VERIFY:
             self.verify_view.set_report(result)
             self.image_model.set_status(self.verify_view.image_statuses())
             self.tabs.setCurrentWidget(self.verify_view)
             self.statusBar().showMessage(self.verify_view.summary.text(), 10000)
+        elif kind in (JobKind.PACK, JobKind.UNPACK):
+            title = f"{kind.label} finished"
+            dialog = ResultDialog(title, job_summary(kind.value, result), Path(result.dest), self)
+            dialog.open_bundle.connect(self.open_bundle)
+            self.result_dialog = dialog
+            self.statusBar().showMessage(f"{title}: {result.dest}", 10000)
+            dialog.open()
+
+    def _job_failed(self, job: Job, exc: BaseException) -> None:
+        if job.kind is JobKind.LOAD:
+            self._load_failed(exc)
             return
-        assert isinstance(result, JobResult), result
-        title = "Pack finished" if kind == PACK else "Unpack finished"
-        dialog = ResultDialog(title, job_summary(kind or PACK, result), Path(result.dest), self)
-        dialog.open_bundle.connect(self.open_bundle)
-        self.result_dialog = dialog
-        self.statusBar().showMessage(f"{title}: {result.dest}", 10000)
-        dialog.open()
-
-    def _job_failed(self, exc: BaseException) -> None:
-        what = {PACK: "Pack", UNPACK: "Unpack", VERIFY: "Verify"}.get(self.job_kind or "", "The job")
         message, details = error_text(exc)
-        self.show_error(f"{what} failed", message, details)
+        self.show_error(f"{job.kind.label} failed", message, details)
 
-    def _job_cancelled(self) -> None:
-        what = {PACK: "Pack", UNPACK: "Unpack", VERIFY: "Verify"}.get(self.job_kind or "", "The job")
-        left = " Nothing was written." if self.job_kind in (PACK, UNPACK) else ""
-        self.statusBar().showMessage(f"{what} cancelled.{left}", 10000)
+    def _job_cancelled(self, job: Job) -> None:
+        left = " Nothing was written." if job.kind.writes else ""
+        self.statusBar().showMessage(f"{job.kind.label} cancelled.{left}", 10000)
 
-    def _job_done(self) -> None:
-        kind = self.job_kind or ""
-        self.job, self.job_kind, self.tracker = None, None, None
+    def _job_ended(self, job: Job) -> None:
         self.progress.finish()
         self._update_actions()
-        self.job_ended.emit(kind)
+        if job.kind is not JobKind.LOAD:
+            self.job_ended.emit(job.kind.value)
 
     # ---------------------------------------------------------------------------------------------- errors
 
@@ -690,6 +683,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
-        self.tasks.cancel_all()
-        self.tasks.wait()
+        self.jobs.shutdown()
         super().closeEvent(event)

@@ -1,0 +1,192 @@
+"""The window's job controller: one place that checks, starts, tracks, cancels and reports long work.
+
+A job is a core call (``run(progress=..., cancel=...)``) with a kind and a title. The controller runs one at
+a time on the thread pool, turns core Progress into what the progress panel shows, and reports the outcome
+through its signals; views only connect to those. New kinds of work add a ``JobKind`` and a dialog, not
+weight in the window.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from regpack.errors import printable
+from regpack.gui.sizes import human_size
+from regpack.gui.workers import ProgressText, ProgressTracker, Task, TaskKeeper
+from regpack.progress import Progress
+
+
+class JobKind(StrEnum):
+    LOAD = "load"
+    PACK = "pack"
+    UNPACK = "unpack"
+    VERIFY = "verify"
+
+    @property
+    def label(self) -> str:
+        """The word a title or an error dialog uses: "Pack failed", "Verify cancelled"."""
+        return "Open" if self is JobKind.LOAD else self.value.capitalize()
+
+    @property
+    def writes(self) -> bool:
+        """True for kinds that write a destination (a cancel leaves nothing there)."""
+        return self in (JobKind.PACK, JobKind.UNPACK)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: JobKind
+    title: str  # "Packing into release-packed"
+    run: Callable[..., Any]  # run(progress=..., cancel=...) -> result; raises Cancelled when cancelled
+    cancellable: bool = True
+    dest: Path | None = None  # what the job writes, when it writes something
+    on_result: Callable[[Any], None] | None = None  # called with the result before ``finished`` is emitted
+
+
+def _existing_ancestor(path: Path) -> Path:
+    here = path
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    return here
+
+
+def needed_bytes(source: Path, dest: Path, total_bytes: int, *, copy: bool) -> int:
+    """Bytes a pack/unpack will need on ``dest``'s file system: all of them when copying or crossing file
+    systems; none (beyond folders and small files) when hard links can be made."""
+    if copy:
+        return total_bytes
+    try:
+        same = os.stat(source).st_dev == os.stat(_existing_ancestor(dest)).st_dev
+    except OSError:
+        return total_bytes
+    return 0 if same else total_bytes
+
+
+def prepare(dest: Path, need: int = 0) -> str:
+    """Check ``dest`` before anything starts: '' when the job can write there, else why not (naming it)."""
+    where = printable(dest)
+    if dest.is_symlink():
+        return f"{where} is a symbolic link; choose the real folder."
+    if dest.exists() and not dest.is_dir():
+        return f"{where} exists and is not a folder."
+    parent = _existing_ancestor(dest.parent if not dest.exists() else dest)
+    if not parent.is_dir():
+        return f"{printable(parent)} is not a folder."
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"Cannot write in {printable(parent)}: permission denied."
+    if need > 0:
+        try:
+            free = shutil.disk_usage(parent).free
+        except OSError as e:
+            return f"Cannot read the free space of {printable(parent)}: {e.strerror or e}."
+        if free < need:
+            return (
+                f"Not enough space for {where}: {human_size(need)} needed, {human_size(free)} free on that file system."
+            )
+    return ""
+
+
+class JobController(QObject):
+    """Runs one job at a time and reports it. Signals carry the Job so handlers know what ended."""
+
+    started = Signal(object)  # Job
+    progress = Signal(object, object)  # Job, ProgressText
+    finished = Signal(object, object)  # Job, the job's result
+    failed = Signal(object, object)  # Job, the exception
+    cancelled = Signal(object)  # Job
+    ended = Signal(object)  # Job: after finished/failed/cancelled was handled; the controller is free again
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.tasks = TaskKeeper()
+        self.job: Job | None = None
+        self.task: Task | None = None
+        self.tracker: ProgressTracker | None = None
+        self.cancel_requested = False
+        self._phase = ""
+        self._outcome: tuple[str, Any] = ("cancelled", None)
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+    @property
+    def kind(self) -> JobKind | None:
+        return self.job.kind if self.job is not None else None
+
+    def start(self, job: Job) -> bool:
+        """Start ``job`` on the thread pool; False (nothing started) when another job runs."""
+        if self.job is not None:
+            return False
+        task = Task(job.run)
+        task.signals.progress.connect(self._progress)
+        task.signals.finished.connect(self._finished)
+        task.signals.failed.connect(self._failed)
+        task.signals.cancelled.connect(self._cancelled)
+        task.signals.done.connect(self._done)
+        self.job, self.task = job, task
+        self.tracker = ProgressTracker()
+        self.cancel_requested = False
+        self._phase = ""
+        self.started.emit(job)
+        self.tasks.start(task)
+        return True
+
+    def cancel(self) -> bool:
+        """Ask the running job to stop (core checks between files and inside big copies)."""
+        if self.task is None or self.job is None or not self.job.cancellable:
+            return False
+        self.cancel_requested = True
+        self.task.cancel()
+        return True
+
+    def shutdown(self, msecs: int = -1) -> bool:
+        """Cancel whatever runs and wait for it (window closing)."""
+        self.tasks.cancel_all()
+        return self.tasks.wait(msecs)
+
+    def _progress(self, progress: Progress) -> None:
+        if self.job is None or self.tracker is None or self.cancel_requested:
+            return
+        if progress.message != self._phase:
+            self._phase = progress.message  # a new phase (verifying after packing): its own bar and rate
+            self.tracker = ProgressTracker()
+        text = self.tracker.update(progress)
+        self.progress.emit(self.job, ProgressText(text.fraction, text.text, progress.message))
+
+    # The outcome is kept until the task is done and reported then, so that handlers find the controller
+    # free: a result dialog may start the next job right away.
+
+    def _finished(self, result: Any) -> None:
+        self._outcome = ("finished", result)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._outcome = ("failed", exc)
+
+    def _cancelled(self) -> None:
+        self._outcome = ("cancelled", None)
+
+    def _done(self) -> None:
+        job, (what, value) = self.job, self._outcome
+        self.job, self.task, self.tracker = None, None, None
+        self.cancel_requested = False
+        self._outcome = ("cancelled", None)
+        if job is None:
+            return
+        if what == "finished":
+            if job.on_result is not None:
+                job.on_result(value)
+            self.finished.emit(job, value)
+        elif what == "failed":
+            self.failed.emit(job, value)
+        else:
+            self.cancelled.emit(job)
+        self.ended.emit(job)
