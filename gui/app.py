@@ -15,22 +15,61 @@ from types import TracebackType
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
+from regpack import __version__
 from regpack.gui.assets import app_icon, sample_bundle, style_sheet
+from regpack.gui.theme import Theme, apply_theme
 from regpack.gui.window import Loaded, MainWindow, error_text
 
 ORGANIZATION = "regpack"
 APPLICATION = "regpack-gui"
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+# Qt's own command-line options (QGuiApplication/QApplication) and whether each takes a value: left for Qt,
+# everything else is regpack-gui's and checked strictly.
+QT_OPTIONS = {
+    "-platform": True, "-platformpluginpath": True, "-platformtheme": True, "-plugin": True,
+    "-qwindowgeometry": True, "-qwindowtitle": True, "-qwindowicon": True, "-style": True,
+    "-stylesheet": True, "-display": True, "-geometry": True, "-session": True, "-name": True,
+    "-reverse": False, "-widgetcount": False, "-nograb": False, "-dograb": False, "-sync": False,
+}  # fmt: skip
+
+
+def split_qt_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(Qt's options with their values, the rest) from command-line arguments without the program name."""
+    qt: list[str] = []
+    ours: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        name, has_value, _ = arg.partition("=")
+        key = name[1:] if name.startswith("--") else name
+        if key not in QT_OPTIONS:
+            ours.append(arg)
+            continue
+        qt.append(arg)
+        if QT_OPTIONS[key] and not has_value:
+            value = next(args, None)
+            if value is not None:
+                qt.append(value)
+    return qt, ours
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="regpack-gui",
         description="Browse what container images in a bundle share; pack, unpack and verify bundles.",
+        epilog="Qt's own options (-platform, -style, -qwindowgeometry, ...) are passed to Qt.",
     )
-    parser.add_argument(
+    p.add_argument(
         "path", nargs="?", type=Path, help="a skopeo dir tree, registry storage or OCI layout (default: the sample)"
     )
-    entry = parser.add_mutually_exclusive_group()
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument(
+        "--theme",
+        choices=[t.value for t in Theme],
+        default=Theme.SYSTEM.value,
+        help="colours: the desktop's (default), or Fusion light or dark",
+    )
+    entry = p.add_mutually_exclusive_group()
     entry.add_argument(
         "--install-desktop-entry",
         action="store_true",
@@ -40,8 +79,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--uninstall-desktop-entry", action="store_true", help="remove what --install-desktop-entry added and exit"
     )
     # Used by bench/gui_load.py: print load figures as JSON once the window is populated, then quit.
-    parser.add_argument("--exit-after-load", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_known_args(argv)[0]
+    p.add_argument("--exit-after-load", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse regpack-gui's own arguments; unknown options end the program with a usage error (exit 2)."""
+    return parser().parse_args(split_qt_options(argv)[1])
 
 
 def create_application(argv: list[str]) -> QApplication:
@@ -106,11 +150,11 @@ class ExceptionReporter(QObject):
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
-    early = parse_args(argv[1:])  # --help and the desktop entry need no display
-    if early.install_desktop_entry or early.uninstall_desktop_entry:
-        return desktop_entry(early.install_desktop_entry)
+    args = parse_args(argv[1:])  # --help, --version, usage errors and the desktop entry need no display
+    if args.install_desktop_entry or args.uninstall_desktop_entry:
+        return desktop_entry(args.install_desktop_entry)
     app = create_application(argv)
-    args = parse_args(app.arguments()[1:])  # Qt has taken its own options (-platform, -qwindowgeometry, ...)
+    apply_theme(app, Theme(args.theme))
     window = MainWindow()
     ExceptionReporter(window).install()
     window.show()
@@ -124,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
                     "layers_rows": window.blob_model.rowCount(),
                     "load_seconds": round(time.monotonic() - started, 3),
                     "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    "window_size": [window.width(), window.height()],
+                    "minimum_size": [window.minimumSizeHint().width(), window.minimumSizeHint().height()],
+                    "available": [
+                        window.screen().availableGeometry().width(),
+                        window.screen().availableGeometry().height(),
+                    ],
                 }
                 print(json.dumps(figures), flush=True)
                 window.close()

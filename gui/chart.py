@@ -12,8 +12,8 @@ from PySide6.QtCharts import (
     QHorizontalStackedBarSeries,
     QValueAxis,
 )
-from PySide6.QtCore import QMargins, Qt
-from PySide6.QtGui import QColor, QCursor, QPainter
+from PySide6.QtCore import QMargins, QPoint, Qt
+from PySide6.QtGui import QColor, QCursor, QFontMetrics, QMouseEvent, QPainter
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
 from regpack.analysis import Analysis, ImageStats
@@ -38,8 +38,24 @@ def largest_images(analysis: Analysis, count: int = TOP_IMAGES) -> list[ImageSta
     return sorted(analysis.images, key=lambda s: (-s.total_bytes, s.image.name))[:count]
 
 
-def _short_name(name: str, limit: int = 28) -> str:
-    return name if len(name) <= limit else "…" + name[-(limit - 1) :]
+LABEL_WIDTH = 190  # pixels for an image name beside its bar; longer names lose their middle
+
+
+def bar_labels(names: list[str], metrics: QFontMetrics, width: int = LABEL_WIDTH) -> list[str]:
+    """One axis label per bar: the name elided in the middle, made unique.
+
+    A category axis merges equal labels into one bar, so two long names that elide alike get an invisible
+    difference (zero-width spaces): every image keeps its own bar.
+    """
+    labels: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        label = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
+        while label in seen:
+            label += "\u200b"
+        seen.add(label)
+        labels.append(label)
+    return labels
 
 
 class _Chart(QChartView):
@@ -61,6 +77,35 @@ class _Chart(QChartView):
         return chart
 
 
+class _NamedBarsChart(_Chart):
+    """Horizontal bars with elided labels: hovering a label shows the full name it stands for."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
+        self.full_names: list[str] = []  # bottom to top, one per category
+        self.setMouseTracking(True)
+
+    def name_at(self, pos: QPoint) -> str | None:
+        """The full name of the bar whose row (label or bar) is at ``pos`` (view coordinates)."""
+        if not self.full_names:
+            return None
+        area = self.chart().plotArea()
+        scene = self.mapToScene(pos)
+        point = self.chart().mapFromScene(scene)
+        if not area.top() <= point.y() <= area.bottom() or point.x() > area.right():
+            return None
+        row = int((area.bottom() - point.y()) / (area.height() / len(self.full_names)))
+        return self.full_names[min(max(row, 0), len(self.full_names) - 1)]
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        pos = event.position().toPoint()
+        if pos.x() < self.chart().plotArea().left():  # over the labels: bars have their own tooltip
+            name = self.name_at(pos)
+            if name is not None:
+                QToolTip.showText(event.globalPosition().toPoint(), name, self)
+
+
 class SavingsView(QWidget):
     """Summary line, a two-bar chart (skopeo dirs vs packed) and per-image unique/shared stacked bars."""
 
@@ -71,9 +116,9 @@ class SavingsView(QWidget):
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setWordWrap(True)
         self.totals = _Chart("Bundle size")
-        self.totals.setMinimumHeight(210)
+        self.totals.setMinimumHeight(150)
         self.totals.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.per_image = _Chart(f"Largest images: unique vs shared bytes (top {TOP_IMAGES})")
+        self.per_image = _NamedBarsChart(f"Largest images: unique vs shared bytes (top {TOP_IMAGES})")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.summary)
@@ -81,10 +126,15 @@ class SavingsView(QWidget):
         layout.addWidget(self.per_image, 5)
         self.analysis: Analysis | None = None
         self.bar_values: dict[str, list[float]] = {}  # set name -> raw byte values, for inspection
+        self.bar_images: list[ImageStats] = []  # the per-image bars, bottom to top: bars are keyed by image
+        self.bar_labels: list[str] = []
+        self.hovered_text = ""  # what the last bar hovered showed: the full image name and the bytes
 
     def set_analysis(self, analysis: Analysis | None) -> None:
         self.analysis = analysis
         self.bar_values = {}
+        self.bar_images, self.bar_labels = [], []
+        self.per_image.full_names = []
         totals = self.totals.reset()
         per_image = self.per_image.reset()
         if analysis is None:
@@ -110,15 +160,19 @@ class SavingsView(QWidget):
         top = list(reversed(largest_images(analysis)))  # horizontal bars draw the first category at the bottom
         if top:
             divisor, unit = size_scale(max(s.total_bytes for s in top) or 1)
+            self.bar_images = top
+            self.per_image.full_names = [s.image.name for s in top]
+            self.bar_labels = bar_labels([s.image.name for s in top], QFontMetrics(self.per_image.font()))
             self._fill(
                 per_image,
-                [_short_name(s.image.name) for s in top],
+                self.bar_labels,
                 {"unique": [s.unique_bytes for s in top], "shared": [s.shared_bytes for s in top]},
                 {"unique": UNIQUE_COLOR, "shared": SHARED_COLOR},
                 divisor,
                 unit,
+                names=[s.image.name for s in top],
             )
-            self.per_image.setMinimumHeight(min(60 + 22 * len(top), 420))
+            self.per_image.setMinimumHeight(min(60 + 18 * len(top), 320))
 
     def _fill(
         self,
@@ -128,6 +182,7 @@ class SavingsView(QWidget):
         colors: dict[str, QColor],
         divisor: float,
         unit: str,
+        names: list[str] | None = None,
     ) -> None:
         series = QHorizontalStackedBarSeries()
         series.setBarWidth(0.7)
@@ -136,7 +191,7 @@ class SavingsView(QWidget):
             bar_set.setColor(colors[name])
             bar_set.setBorderColor(colors[name].darker(120))
             bar_set.append([v / divisor for v in values])
-            bar_set.hovered.connect(self._tooltip(name, categories, values))
+            bar_set.hovered.connect(self._tooltip(name, names or categories, values))
             series.append(bar_set)
             self.bar_values.setdefault(name, []).extend(float(v) for v in values)
         chart.addSeries(series)
@@ -154,13 +209,14 @@ class SavingsView(QWidget):
         x_axis.applyNiceNumbers()
 
     @staticmethod
-    def _tooltip(name: str, categories: list[str], values: list[int]) -> Any:
+    def tooltip_text(full_name: str, set_name: str, value: int) -> str:
+        return f"{full_name}\n{set_name}: {human_size(value)}"
+
+    def _tooltip(self, name: str, full_names: list[str], values: list[int]) -> Any:
         def show(status: bool, index: int) -> None:
             if status and 0 <= index < len(values):
-                QToolTip.showText(
-                    QCursor.pos(),
-                    f"{categories[index]}\n{name}: {human_size(values[index])}",
-                )
+                self.hovered_text = self.tooltip_text(full_names[index], name, values[index])
+                QToolTip.showText(QCursor.pos(), self.hovered_text)
             else:
                 QToolTip.hideText()
 

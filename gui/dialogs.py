@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from regpack.gui.sizes import human_duration, human_size
-from regpack.jobs import JobResult
-from regpack.progress import Estimate
+from regpack.gui.theme import set_text_color, status_colors
+from regpack.gui.workers import ProgressText
 
 PACK, UNPACK = "pack", "unpack"
 
@@ -89,7 +89,7 @@ class JobDialog(QDialog):
         self.verify_check = QCheckBox("Verify the result afterwards (re-hash every blob)")
 
         self.warning = QLabel()
-        self.warning.setStyleSheet("color: #b3261e;")
+        set_text_color(self.warning, status_colors().error_text)
         self.warning.setWordWrap(True)
 
         form = QFormLayout()
@@ -211,11 +211,13 @@ class ProgressPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel()
+        self.title.setMaximumWidth(260)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)  # permille: byte counts overflow a 32-bit progress range
         self.bar.setTextVisible(True)
-        self.bar.setMinimumWidth(160)
+        self.bar.setMinimumWidth(120)
         self.detail = QLabel()
+        self.detail.setMinimumWidth(60)  # gives way before the bar and Cancel do
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self._cancel)
         layout = QHBoxLayout(self)
@@ -227,7 +229,8 @@ class ProgressPanel(QWidget):
         self.hide()
 
     def start(self, title: str, *, cancellable: bool = True) -> None:
-        self.title.setText(title)
+        self.title.setText(self.title.fontMetrics().elidedText(title, Qt.TextElideMode.ElideMiddle, 250))
+        self.title.setToolTip(title)
         self.bar.setRange(0, 0)  # busy until the first progress arrives
         self.bar.setFormat("%p%")
         self.detail.setText("starting…")

@@ -16,13 +16,14 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
+from PySide6.QtGui import QBrush, QFont, QFontDatabase
 
 from regpack.analysis import Analysis, BlobUsage, ImageStats
 from regpack.bundle import Image, Role
 from regpack.digest import Digest
 from regpack.errors import Problem, Severity
 from regpack.gui.sizes import human_size
+from regpack.gui.theme import status_colors
 from regpack.manifest import Manifest
 from regpack.verify import Report
 
@@ -33,10 +34,17 @@ Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
-ERROR_BACKGROUND = QColor("#f8d0cc")
-ERROR_FOREGROUND = QColor("#8c1d13")
-WARNING_BACKGROUND = QColor("#fcefc7")
-HIGHLIGHT_BACKGROUND = QColor("#d7e7f8")
+
+def status_brush(status: str, role: int) -> QBrush | None:
+    """Background and text of a row whose image has errors or warnings, in colours for the palette in use."""
+    if status not in ("error", "warning"):
+        return None
+    colors = status_colors()
+    if role == Qt.ItemDataRole.BackgroundRole:
+        return QBrush(colors.error_background if status == "error" else colors.warning_background)
+    if role == Qt.ItemDataRole.ForegroundRole:
+        return QBrush(colors.error_text if status == "error" else colors.warning_text)
+    return None
 
 
 def _status_brush(severity: Severity, role: int) -> QBrush | None:
@@ -156,7 +164,10 @@ class ImageTableModel(_RowsTableModel):
             return _RIGHT if col in self.NUMERIC else None
         if role == Qt.ItemDataRole.FontRole:
             return self._mono if col == self.DIGEST else None
-        return _status_brush(self._status.get(image.name, Severity.OK), role)
+        status = self._status.get(image.name)
+        if status is not None and role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            return status_brush(status, role)
+        return None
 
     def _raw_size(self, stats: ImageStats, col: int) -> int:
         return {self.SIZE: stats.total_bytes, self.UNIQUE: stats.unique_bytes, self.SHARED: stats.shared_bytes}[col]
@@ -425,7 +436,7 @@ class BlobTreeModel(QAbstractItemModel):
                 return self._bold
             return self._mono if col == self.NAME else None
         if role == Qt.ItemDataRole.BackgroundRole and marked:
-            return QBrush(HIGHLIGHT_BACKGROUND)
+            return QBrush(status_colors().marked_background)
         return None
 
     def _image_data(self, image: Image, stats: ImageStats | None, col: int, role: int, marked: bool) -> Any:
@@ -451,7 +462,7 @@ class BlobTreeModel(QAbstractItemModel):
             if role == Qt.ItemDataRole.FontRole:
                 return self._bold
             if role == Qt.ItemDataRole.BackgroundRole:
-                return QBrush(HIGHLIGHT_BACKGROUND)
+                return QBrush(status_colors().marked_background)
         return None
 
 
@@ -616,4 +627,6 @@ class VerifyModel(_RowsTableModel):
             return "\n".join(
                 f"{f.severity.label}: {f.where + ': ' if f.where else ''}{f.reason}" for f in verdict.findings[:40]
             )
-        return _status_brush(verdict.severity, role)
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            return status_brush(verdict.severity, role)
+        return None

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from regpack.errors import Severity
 from regpack.gui.models import VerifyModel, verdicts
 from regpack.gui.sizes import human_size
-from regpack.verify import Report
+from regpack.gui.theme import set_text_color, status_colors
 
 
 class VerifyView(QWidget):
@@ -87,6 +87,11 @@ class VerifyView(QWidget):
     def _set_summary(self, text: str, state: str) -> None:
         self.summary.setText(text)
         self.summary.setProperty("state", state)
+        colors = status_colors()
+        if state:
+            set_text_color(self.summary, colors.ok_text if state == "ok" else colors.error_text)
+        else:
+            self.summary.setPalette(self.palette())
         self.summary.style().unpolish(self.summary)
         self.summary.style().polish(self.summary)
 

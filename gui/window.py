@@ -9,27 +9,20 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelection, QModelIndex, QSettings, Qt, Signal
-from PySide6.QtGui import (
-    QAction,
-    QCloseEvent,
-    QDragEnterEvent,
-    QDropEvent,
-    QGuiApplication,
-    QIcon,
-    QKeySequence,
-    QShowEvent,
-)
+from PySide6.QtCore import QItemSelection, QModelIndex, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMenu,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QStyle,
@@ -61,6 +54,7 @@ from regpack.gui.dialogs import (
 from regpack.gui.jobs import Job, JobController, JobKind, needed_bytes, prepare
 from regpack.gui.models import OBJECT_ROLE, BlobTreeModel, ImageFilterProxy, ImageTableModel
 from regpack.gui.sizes import human_size
+from regpack.gui.theme import set_text_color, status_colors
 from regpack.gui.verify_view import VerifyView
 from regpack.gui.workers import ProgressText
 from regpack.layouts import read
@@ -93,6 +87,26 @@ def error_text(exc: BaseException) -> tuple[str, str]:
         return f"{exc.filename}: {exc.strerror or exc}", ""
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return f"{type(exc).__name__}: {exc}", details
+
+
+DEFAULT_SIZE = QSize(1380, 860)
+
+
+def initial_size(available: QRect) -> QSize:
+    """The first-run size: the roomy default, or most of a smaller screen (taskbars already excluded)."""
+    return QSize(
+        min(DEFAULT_SIZE.width(), available.width() * 94 // 100),
+        min(DEFAULT_SIZE.height(), available.height() * 92 // 100),
+    )
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: its minimum size no longer sets the window's."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
 
 
 class _Panel(QWidget):
@@ -237,6 +251,7 @@ class MainWindow(QMainWindow):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # names differ at their ends as often
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
@@ -257,6 +272,7 @@ class MainWindow(QMainWindow):
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         tree_header = self.tree.header()
         tree_header.setStretchLastSection(True)
         for col, width in enumerate((250, 80, 330, 80)):
@@ -277,7 +293,8 @@ class MainWindow(QMainWindow):
         self.verify_view.verify_requested.connect(self.start_verify)
         self.verify_view.export_failed.connect(self.show_error)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.savings, "Savings")
+        self.savings_page = scrolled(self.savings)
+        self.tabs.addTab(self.savings_page, "Savings")
         self.tabs.addTab(self.details, "Details")
         self.tabs.addTab(self.verify_view, "Verify")
 
@@ -290,8 +307,12 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.main_splitter)
 
         self.summary_label = QLabel("No bundle open")
+        # The summary may be long (a deep path): it gives way first, so progress and Cancel stay visible.
+        self.summary_label.setMinimumWidth(80)
+        self.summary_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.problems_label = QLabel()
-        self.problems_label.setStyleSheet("color: #b3261e;")
+        self.problems_label.setObjectName("problemsLabel")
+        set_text_color(self.problems_label, status_colors().error_text)
         self.progress = ProgressPanel()
         self.progress.cancel_requested.connect(self.cancel_job)
         self.statusBar().addWidget(self.summary_label, 1)
@@ -301,9 +322,12 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------------------------------------- state
 
     def _restore_state(self) -> None:
+        available = self.screen().availableGeometry()
         geometry = self.settings.value("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1380, 860)
+            self.resize(initial_size(available))
+        elif self.width() > available.width() or self.height() > available.height():
+            self.resize(self.size().boundedTo(available.size()))  # saved on a bigger screen
         # Splitter sizes only mean something once the window has its size: applied on the first show.
         self._pending_splitters = True
         self.group_check.setChecked(bool(self.settings.value("window/group_by_image", False, type=bool)))
@@ -410,17 +434,41 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"regpack — {bundle.root.name}")
         self.setWindowFilePath(str(bundle.root))
         self.summary_label.setText(self._summary_text())
+        self.summary_label.setToolTip(self._summary_text())
         self._show_problems(bundle)
         self.images_panel.title_label.setText(f"Images ({len(bundle.images)})")
-        header = self.table.horizontalHeader()
-        header.setResizeContentsPrecision(200)  # sample the first rows only: big bundles stay quick
-        for column, cap in ((ImageTableModel.REPOSITORY, 260), (ImageTableModel.KIND, 280)):
-            self.table.resizeColumnToContents(column)
-            header.resizeSection(column, min(max(header.sectionSize(column), 70), cap))
+        self._fit_columns()
         if self.proxy.rowCount():
             self.table.selectRow(0)
         if self.blob_model.mode == BlobTreeModel.BY_BLOB and self.blob_model.rowCount():
             self.tree.expand(self.blob_model.index(0, 0))  # the most shared layer, and who shares it
+
+    def _fit_columns(self) -> None:
+        """Columns sized to what they hold (the first rows sampled: big bundles stay quick), within caps;
+        tags are kept whole where they are not absurdly long, names lose their middle rather than their end."""
+        header = self.table.horizontalHeader()
+        header.setResizeContentsPrecision(300)
+        caps = {
+            ImageTableModel.REPOSITORY: (90, 340),
+            ImageTableModel.TAG: (50, 200),
+            ImageTableModel.KIND: (60, 240),
+            ImageTableModel.LAYERS: (40, 80),
+            ImageTableModel.SIZE: (60, 100),
+            ImageTableModel.UNIQUE: (60, 100),
+            ImageTableModel.SHARED: (60, 100),
+        }
+        for column, (low, cap) in caps.items():
+            self.table.resizeColumnToContents(column)
+            header.resizeSection(column, min(max(header.sectionSize(column), low), cap))
+        tree_header = self.tree.header()
+        tree_header.setResizeContentsPrecision(300)
+        for column, (low, cap) in {
+            BlobTreeModel.NAME: (160, 320),
+            BlobTreeModel.SIZE: (60, 100),
+            BlobTreeModel.MEDIA_TYPE: (120, 360),
+        }.items():
+            self.tree.resizeColumnToContents(column)
+            tree_header.resizeSection(column, min(max(tree_header.sectionSize(column), low), cap))
 
     def _summary_text(self) -> str:
         if self.bundle is None or self.analysis is None:

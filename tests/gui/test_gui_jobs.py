@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt
 
 import regpack.jobs
 from regpack.gui.dialogs import PACK, UNPACK, JobOptions
-from regpack.gui.models import ERROR_BACKGROUND, OBJECT_ROLE, VerifyModel
+from regpack.gui.models import OBJECT_ROLE, VerifyModel
+from regpack.gui.theme import status_colors
 from regpack.gui.window import MainWindow
 from regpack.verify import verify
 
@@ -172,7 +173,7 @@ def test_corrupt_blob_turns_its_image_red_in_verify(open_and_wait, qtbot, window
     rows = verify_rows(window)
     status, background = rows["demo/web:1.0"]
     assert "digest mismatch" in status
-    assert background.color() == ERROR_BACKGROUND
+    assert background.color() == status_colors().error_background
     for name in ("api:2.1", "demo/base:3.19", "demo/tools:1.0"):
         assert rows[name] == ("ok", None)
     assert window.tabs.currentWidget() is window.verify_view
@@ -184,7 +185,7 @@ def test_corrupt_blob_turns_its_image_red_in_verify(open_and_wait, qtbot, window
         proxy.index(r, 0).data(OBJECT_ROLE).image.name: proxy.index(r, 0).data(Qt.ItemDataRole.BackgroundRole)
         for r in range(proxy.rowCount())
     }
-    assert coloured["demo/web:1.0"].color() == ERROR_BACKGROUND and coloured["api:2.1"] is None
+    assert coloured["demo/web:1.0"].color() == status_colors().error_background and coloured["api:2.1"] is None
 
     exported = tmp_path / "report.json"
     window.verify_view.export_json(exported)

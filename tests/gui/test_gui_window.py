@@ -14,8 +14,9 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 
 import regpack.gui.window
-from regpack.gui.models import ERROR_BACKGROUND, OBJECT_ROLE, SORT_ROLE, BlobTreeModel, ImageTableModel
+from regpack.gui.models import OBJECT_ROLE, SORT_ROLE, BlobTreeModel, ImageTableModel
 from regpack.gui.sizes import human_size
+from regpack.gui.theme import status_colors
 from regpack.gui.window import MainWindow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -193,7 +194,7 @@ def test_read_problems_colour_the_image_red(open_and_wait, qtbot, window, sample
         model.index(r, 0).data(OBJECT_ROLE).image.name: model.index(r, 0).data(Qt.ItemDataRole.BackgroundRole)
         for r in range(model.rowCount())
     }
-    assert colours["demo/web:1.0"].color() == ERROR_BACKGROUND
+    assert colours["demo/web:1.0"].color() == status_colors().error_background
     assert colours["api:2.1"] is None
     assert "problem" in window.problems_label.text()
 
