@@ -19,7 +19,9 @@ from pathlib import Path
 
 from regpack.errors import BundleError, Cancelled, DestinationError, RegpackError, quoted
 from regpack.plan import PlaceBlob, Plan, WriteFile
-from regpack.progress import Meter, ProgressCallback
+from regpack.progress import Meter, Progress, ProgressCallback
+
+CLEANING_UP = "cleaning up"  # the progress message once a cancelled job has stopped and removes its staging
 
 # Errors of os.link that mean "cannot link here", not "something is wrong": fall back to a copy.
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES}
@@ -223,7 +225,7 @@ def execute(
     staging: Path | None = None
     try:
         staging = _new_staging(dest)
-        _make_directories(staging, plan)
+        _make_directories(staging, plan, cancel)
         meter = Meter(progress, plan.total_bytes, plan.total_files, message)
         copied, linked = _run_ops(str(staging), plan.operations(), copy, jobs, meter, cancel)
         if cancel.is_set():
@@ -236,6 +238,8 @@ def execute(
         meter.finish()
     except BaseException as e:
         if staging is not None:
+            if isinstance(e, Cancelled) and progress is not None:
+                progress(Progress(0, 0, 0, 0, CLEANING_UP))  # the work has stopped; removal may take a while
             shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, OSError) and not isinstance(e, RegpackError):
             raise _wrap_os_error(e, dest, staging) from e
@@ -333,7 +337,7 @@ def _merge(
             {op.dst: op for op in todo if isinstance(op, PlaceBlob)},
             {op.dst: op for op in todo if isinstance(op, WriteFile)},
         )
-        _make_directories(staging, sub)
+        _make_directories(staging, sub, cancel)
         meter = Meter(progress, sub.total_bytes, sub.total_files, message)
         copied, linked = _run_ops(str(staging), todo, copy, jobs, meter, cancel)
         if cancel.is_set():
@@ -354,11 +358,14 @@ def _merge(
     return ExecStats(len(todo), sub.total_bytes, copied, linked, skipped)
 
 
-def _make_directories(root: Path, plan: Plan) -> None:
+def _make_directories(root: Path, plan: Plan, cancel: threading.Event) -> None:
     # Creating folders is most of the cost of registry storage on disk (a folder per link file): plain
-    # os.mkdir, parents first, no existence checks.
+    # os.mkdir, parents first, no existence checks. Tens of thousands of them take seconds: a cancel is
+    # looked at every few hundred.
     base = str(root)
-    for d in plan.directories():
+    for n, d in enumerate(plan.directories()):
+        if not n % 512 and cancel.is_set():
+            raise Cancelled()
         os.mkdir(f"{base}/{d}")
 
 

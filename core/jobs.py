@@ -7,16 +7,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from regpack import layouts
 from regpack.bundle import Bundle, Image
 from regpack.engine import ExecStats, execute
-from regpack.errors import BundleError
+from regpack.errors import BundleError, Cancelled
 from regpack.layouts import registry, skopeo_dir
 from regpack.names import unpack_folder
 from regpack.plan import Plan
 from regpack.progress import Progress, ProgressCallback
 from regpack.selection import LeftOut, Reason, Selected, Selection, check_destinations, select
+
+if TYPE_CHECKING:
+    from regpack.verify import Report
 
 __all__ = ["JobResult", "Progress", "Selection", "pack", "unpack"]
 
@@ -32,6 +36,8 @@ class JobResult:
     seconds: float
     skipped: int = 0
     left_out: tuple[LeftOut, ...] = ()  # images the selection did not carry, and why
+    verified_files: int = 0  # blobs re-hashed after writing (0: not verified)
+    verified_bytes: int = 0
 
 
 def _in_dest(path: Path | None, staged: Path, dest: Path) -> Path | None:
@@ -44,10 +50,17 @@ def _in_dest(path: Path | None, staged: Path, dest: Path) -> Path | None:
         return path
 
 
-def _verify_staged(staged: Path, dest: Path, fast: bool, written: bool = False) -> None:
+def _verify_staged(
+    staged: Path,
+    dest: Path,
+    fast: bool,
+    written: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Report:
     from regpack.verify import verify
 
-    report = verify(staged, fast=fast)
+    report = verify(staged, fast=fast, progress=progress, cancel=cancel)
     if not report.ok:
         first = report.errors[0]
         raise BundleError(
@@ -57,6 +70,7 @@ def _verify_staged(staged: Path, dest: Path, fast: bool, written: bool = False) 
             first.image,
             first.code,
         )
+    return report
 
 
 def _hash_failures(
@@ -97,6 +111,8 @@ def _run(
         # blobs are corrupt are left out too, and what is written can be checked by structure afterwards.
         unrenamed = select(bundle, replace(selection, renames=()))
         chosen = select(bundle, selection, _hash_failures(unrenamed, jobs, progress, cancel))
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
     selected = chosen.bundle.check()
     if not selected.images:
         raise BundleError("no image left to carry: " + _left_out_summary(chosen), Path(src))
@@ -104,6 +120,11 @@ def _run(
     dest = Path(dest)
     fast = not verify  # --skip-broken alone: the source was hashed, the output is checked by structure
     check_output = verify or selection.skip_broken
+    verified: list[Report] = []  # the output's verify phase reports its own progress
+
+    def check(staged: Path, written: bool = False) -> None:
+        verified.append(_verify_staged(staged, dest, fast, written, progress, cancel))
+
     stats: ExecStats = execute(
         to_plan(selected),
         dest,
@@ -112,11 +133,11 @@ def _run(
         merge=merge,
         progress=progress,
         cancel=cancel,
-        check=(lambda staged: _verify_staged(staged, dest, fast)) if check_output and not merge else None,
+        check=check if check_output and not merge else None,
         message=message,
     )
     if check_output and merge:
-        _verify_staged(dest, dest, fast, written=True)
+        check(dest, written=True)
     return JobResult(
         dest,
         len(selected.images),
@@ -127,6 +148,8 @@ def _run(
         time.monotonic() - started,
         stats.skipped,
         chosen.left_out,
+        sum(r.files_hashed for r in verified),
+        sum(r.bytes_hashed for r in verified),
     )
 
 

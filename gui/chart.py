@@ -13,11 +13,12 @@ from PySide6.QtCharts import (
     QValueAxis,
 )
 from PySide6.QtCore import QMargins, QPoint, Qt
-from PySide6.QtGui import QColor, QCursor, QFontMetrics, QMouseEvent, QPainter
+from PySide6.QtGui import QColor, QCursor, QFontMetrics, QGuiApplication, QMouseEvent, QPainter
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
 from regpack.analysis import Analysis, ImageStats
 from regpack.gui.sizes import human_size, size_scale
+from regpack.gui.theme import is_dark
 
 TOP_IMAGES = 15
 STORED_COLOR = QColor("#2f6fb3")
@@ -66,6 +67,8 @@ class _Chart(QChartView):
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
         chart.setMargins(QMargins(4, 4, 4, 4))
         chart.setBackgroundRoundness(0)
+        if is_dark(QGuiApplication.palette()):
+            chart.setTheme(QChart.ChartTheme.ChartThemeDark)
         super().__init__(chart, parent)
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
 
@@ -116,7 +119,7 @@ class SavingsView(QWidget):
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setWordWrap(True)
         self.totals = _Chart("Bundle size")
-        self.totals.setMinimumHeight(150)
+        self.totals.setMinimumHeight(190)
         self.totals.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.per_image = _NamedBarsChart(f"Largest images: unique vs shared bytes (top {TOP_IMAGES})")
         layout = QVBoxLayout(self)

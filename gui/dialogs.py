@@ -200,6 +200,8 @@ def job_summary(kind: str, result: JobResult) -> str:
         f"hard-linked: {human_size(result.bytes_linked)}, copied: {human_size(result.bytes_copied)}",
         f"took {human_duration(result.seconds)}",
     ]
+    if result.verified_files:
+        lines.append(f"verified: {result.verified_files} blobs, {human_size(result.verified_bytes)}")
     return "\n".join(lines)
 
 
@@ -228,9 +230,12 @@ class ProgressPanel(QWidget):
         layout.addWidget(self.cancel_button)
         self.hide()
 
-    def start(self, title: str, *, cancellable: bool = True) -> None:
+    def set_title(self, title: str) -> None:
         self.title.setText(self.title.fontMetrics().elidedText(title, Qt.TextElideMode.ElideMiddle, 250))
         self.title.setToolTip(title)
+
+    def start(self, title: str, *, cancellable: bool = True) -> None:
+        self.set_title(title)
         self.bar.setRange(0, 0)  # busy until the first progress arrives
         self.bar.setFormat("%p%")
         self.detail.setText("starting…")
@@ -249,6 +254,7 @@ class ProgressPanel(QWidget):
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText("Cancelling…")
+        self.detail.setText("stopping…")
         self.cancel_requested.emit()
 
     def finish(self) -> None:

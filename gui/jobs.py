@@ -13,11 +13,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from regpack.engine import CLEANING_UP
 from regpack.errors import printable
 from regpack.gui.sizes import human_size
 from regpack.gui.workers import ProgressText, ProgressTracker, Task, TaskKeeper
@@ -95,7 +97,12 @@ def prepare(dest: Path, need: int = 0) -> str:
 
 
 class JobController(QObject):
-    """Runs one job at a time and reports it. Signals carry the Job so handlers know what ended."""
+    """Runs one job at a time and reports it. Signals carry the Job so handlers know what ended.
+
+    A cancelled job whose work has stopped but whose partial output is still being removed is reported as
+    cancelled and ended at once (the user may go on) and finishes its clean-up in the background:
+    ``cleanup_changed`` tells how many such removals still run.
+    """
 
     started = Signal(object)  # Job
     progress = Signal(object, object)  # Job, ProgressText
@@ -103,6 +110,7 @@ class JobController(QObject):
     failed = Signal(object, object)  # Job, the exception
     cancelled = Signal(object)  # Job
     ended = Signal(object)  # Job: after finished/failed/cancelled was handled; the controller is free again
+    cleanup_changed = Signal(int)  # partial outputs of cancelled jobs still being removed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -111,6 +119,7 @@ class JobController(QObject):
         self.task: Task | None = None
         self.tracker: ProgressTracker | None = None
         self.cancel_requested = False
+        self.cleaning: dict[Task, Job] = {}  # cancelled tasks removing their partial output
         self._phase = ""
         self._outcome: tuple[str, Any] = ("cancelled", None)
 
@@ -127,15 +136,16 @@ class JobController(QObject):
         if self.job is not None:
             return False
         task = Task(job.run)
-        task.signals.progress.connect(self._progress)
-        task.signals.finished.connect(self._finished)
-        task.signals.failed.connect(self._failed)
-        task.signals.cancelled.connect(self._cancelled)
-        task.signals.done.connect(self._done)
+        task.signals.progress.connect(partial(self._progress, task))
+        task.signals.finished.connect(partial(self._outcome_is, task, "finished"))
+        task.signals.failed.connect(partial(self._outcome_is, task, "failed"))
+        task.signals.cancelled.connect(partial(self._outcome_is, task, "cancelled", None))
+        task.signals.done.connect(partial(self._done, task))
         self.job, self.task = job, task
         self.tracker = ProgressTracker()
         self.cancel_requested = False
         self._phase = ""
+        self._outcome = ("cancelled", None)
         self.started.emit(job)
         self.tasks.start(task)
         return True
@@ -149,12 +159,18 @@ class JobController(QObject):
         return True
 
     def shutdown(self, msecs: int = -1) -> bool:
-        """Cancel whatever runs and wait for it (window closing)."""
+        """Cancel whatever runs and wait for it, clean-ups included (window closing)."""
         self.tasks.cancel_all()
         return self.tasks.wait(msecs)
 
-    def _progress(self, progress: Progress) -> None:
-        if self.job is None or self.tracker is None or self.cancel_requested:
+    def _progress(self, task: Task, progress: Progress) -> None:
+        if task is not self.task or self.job is None or self.tracker is None:
+            return
+        if progress.message == CLEANING_UP:
+            if self.cancel_requested:
+                self._detach()
+            return
+        if self.cancel_requested:
             return
         if progress.message != self._phase:
             self._phase = progress.message  # a new phase (verifying after packing): its own bar and rate
@@ -162,19 +178,31 @@ class JobController(QObject):
         text = self.tracker.update(progress)
         self.progress.emit(self.job, ProgressText(text.fraction, text.text, progress.message))
 
+    def _detach(self) -> None:
+        """The cancelled job's work has stopped: report it now, let its clean-up finish in the background."""
+        job, task = self.job, self.task
+        assert job is not None and task is not None
+        self.cleaning[task] = job
+        self.job, self.task, self.tracker = None, None, None
+        self.cancel_requested = False
+        self.cancelled.emit(job)
+        self.ended.emit(job)
+        self.cleanup_changed.emit(len(self.cleaning))
+
     # The outcome is kept until the task is done and reported then, so that handlers find the controller
     # free: a result dialog may start the next job right away.
 
-    def _finished(self, result: Any) -> None:
-        self._outcome = ("finished", result)
+    def _outcome_is(self, task: Task, what: str, value: Any) -> None:
+        if task is self.task:
+            self._outcome = (what, value)
 
-    def _failed(self, exc: BaseException) -> None:
-        self._outcome = ("failed", exc)
-
-    def _cancelled(self) -> None:
-        self._outcome = ("cancelled", None)
-
-    def _done(self) -> None:
+    def _done(self, task: Task) -> None:
+        if task in self.cleaning:
+            del self.cleaning[task]
+            self.cleanup_changed.emit(len(self.cleaning))
+            return
+        if task is not self.task:
+            return
         job, (what, value) = self.job, self._outcome
         self.job, self.task, self.tracker = None, None, None
         self.cancel_requested = False

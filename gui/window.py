@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         self.jobs.failed.connect(self._job_failed)
         self.jobs.cancelled.connect(self._job_cancelled)
         self.jobs.ended.connect(self._job_ended)
+        self.jobs.cleanup_changed.connect(self._cleanup_changed)
         self.bundle: Bundle | None = None
         self.analysis: Analysis | None = None
         self.loading_path: Path | None = None
@@ -277,6 +278,8 @@ class MainWindow(QMainWindow):
         tree_header.setStretchLastSection(True)
         for col, width in enumerate((250, 80, 330, 80)):
             tree_header.resizeSection(col, width)
+        # "Used by" right after the name: the long media type last, where it may be cut without loss
+        tree_header.moveSection(tree_header.visualIndex(BlobTreeModel.USED_BY), 1)
         self.tree.activated.connect(self._tree_activated)
         self.group_check = QCheckBox("Group by image")
         self.group_check.toggled.connect(self._group_toggled)
@@ -317,6 +320,9 @@ class MainWindow(QMainWindow):
         self.progress.cancel_requested.connect(self.cancel_job)
         self.statusBar().addWidget(self.summary_label, 1)
         self.statusBar().addWidget(self.problems_label)
+        self.cleanup_label = QLabel("Removing the cancelled job's partial output…")
+        self.cleanup_label.hide()
+        self.statusBar().addPermanentWidget(self.cleanup_label)
         self.statusBar().addPermanentWidget(self.progress)
 
     # ---------------------------------------------------------------------------------------------- state
@@ -451,7 +457,7 @@ class MainWindow(QMainWindow):
         caps = {
             ImageTableModel.REPOSITORY: (90, 340),
             ImageTableModel.TAG: (50, 200),
-            ImageTableModel.KIND: (60, 240),
+            ImageTableModel.KIND: (60, 170),
             ImageTableModel.LAYERS: (40, 80),
             ImageTableModel.SIZE: (60, 100),
             ImageTableModel.UNIQUE: (60, 100),
@@ -465,7 +471,8 @@ class MainWindow(QMainWindow):
         for column, (low, cap) in {
             BlobTreeModel.NAME: (160, 320),
             BlobTreeModel.SIZE: (60, 100),
-            BlobTreeModel.MEDIA_TYPE: (120, 360),
+            BlobTreeModel.USED_BY: (70, 120),
+            BlobTreeModel.MEDIA_TYPE: (120, 300),
         }.items():
             self.tree.resizeColumnToContents(column)
             tree_header.resizeSection(column, min(max(tree_header.sectionSize(column), low), cap))
@@ -631,7 +638,12 @@ class MainWindow(QMainWindow):
 
     def cancel_job(self) -> None:
         if self.jobs.cancel():
-            self.statusBar().showMessage("Cancelling…")
+            self.statusBar().showMessage("Cancelling: stopping the work…")
+
+    def _cleanup_changed(self, running: int) -> None:
+        self.cleanup_label.setVisible(running > 0)
+        if not running:
+            self.statusBar().showMessage("The cancelled job's partial output is removed.", 8000)
 
     def _job_started(self, job: Job) -> None:
         self.progress.start(job.title, cancellable=job.cancellable)
@@ -640,6 +652,8 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _job_progress(self, job: Job, text: ProgressText) -> None:
+        if job.kind.writes and text.phase == "verifying" and job.dest is not None:
+            self.progress.set_title(f"Verifying {job.dest.name}")
         self.progress.update_progress(text)
 
     def _job_finished(self, job: Job, result: Any) -> None:
@@ -722,7 +736,7 @@ class MainWindow(QMainWindow):
     def _restore_splitters(self) -> None:
         main = self.settings.value("window/main_splitter")
         if main is None or not self.main_splitter.restoreState(main):
-            width = max(self.main_splitter.width(), 900)  # first run: room for all the table's columns
+            width = self.main_splitter.width()  # first run: the tables get the larger part
             self.main_splitter.setSizes([width * 3 // 5, width - width * 3 // 5])
         left = self.settings.value("window/left_splitter")
         if left is None or not self.left_splitter.restoreState(left):

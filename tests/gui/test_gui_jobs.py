@@ -108,6 +108,9 @@ def test_cancel_mid_job_leaves_no_destination(
         qtbot.mouseClick(window.progress.cancel_button, Qt.MouseButton.LeftButton)
     assert seen[0].done_files < seen[0].total_files  # it really was mid-job
     assert not dest.exists()
+    # the partial output goes in the background; the window says so until it is gone
+    qtbot.waitUntil(lambda: not window.jobs.cleaning, timeout=30_000)
+    assert not window.cleanup_label.isVisible()
     assert not list(tmp_path.glob("packed.partial-*"))
     assert "cancelled" in window.statusBar().currentMessage().lower()
     assert window.error_dialog is None and window.result_dialog is None
@@ -204,3 +207,65 @@ def test_verify_of_a_good_bundle_is_all_ok(open_and_wait, qtbot, window, synthet
     assert len(rows) == 40 and all(status == "ok" for status, _ in rows.values())
     assert window.verify_view.summary.text().startswith("OK: 40 images verified")
     assert window.verify_view.export_button.isEnabled()
+
+
+def test_pack_with_verify_shows_the_verify_phase_and_reports_it(
+    open_and_wait, qtbot, window, synthetic_bundle: Path, tmp_path: Path
+):
+    open_and_wait(window, synthetic_bundle)
+    phases: list[str] = []
+    window.jobs.progress.connect(lambda job, text: phases.append(text.phase))
+    dest = tmp_path / "packed"
+    with qtbot.waitSignal(window.job_ended, timeout=60_000):
+        window.run_job(JobOptions(PACK, synthetic_bundle, dest, copy=True, verify=True))
+    assert "packing" in phases and "verifying" in phases
+    assert phases.index("verifying") > phases.index("packing")  # its own phase, after the writing
+    summary = window.result_dialog.summary.text()
+    report = verify(dest)
+    assert f"verified: {report.files_hashed} blobs, " in summary
+
+
+def test_cancel_while_removing_the_partial_output_frees_the_window(
+    open_and_wait, qtbot, window, synthetic_bundle: Path, tmp_path: Path, monkeypatch
+):
+    """Clean-up after a cancel runs in the background: the job is reported cancelled when the work stops."""
+    import shutil
+
+    real_rmtree = shutil.rmtree
+    removing = threading.Event()
+    go_on = threading.Event()
+
+    def slow_rmtree(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if ".partial-" in str(path):
+            removing.set()
+            go_on.wait(30)
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", slow_rmtree)
+    real_pack = regpack.jobs.pack
+    parked = threading.Event()
+
+    def pack_parked(src, dest, *, progress, cancel, **options):  # type: ignore[no-untyped-def]
+        def hook(p):  # type: ignore[no-untyped-def]
+            progress(p)
+            if not parked.is_set():
+                parked.set()
+                cancel.wait(30)
+
+        return real_pack(src, dest, progress=hook, cancel=cancel, **options)
+
+    monkeypatch.setattr(regpack.jobs, "pack", pack_parked)
+    open_and_wait(window, synthetic_bundle)
+    dest = tmp_path / "packed"
+    with qtbot.waitSignal(window.job_ended, timeout=60_000):
+        window.run_job(JobOptions(PACK, synthetic_bundle, dest, copy=True, verify=False))
+        qtbot.waitUntil(parked.is_set, timeout=30_000)
+        window.cancel_job()
+    assert removing.is_set()  # the job was reported while its staging folder was still being removed
+    assert window.cleanup_label.isVisible() and window.pack_action.isEnabled() and not window.busy()
+    assert list(tmp_path.glob("packed.partial-*"))
+    go_on.set()
+    qtbot.waitUntil(lambda: not window.jobs.cleaning, timeout=30_000)
+    assert not list(tmp_path.glob("packed.partial-*")) and not dest.exists()
+    assert not window.cleanup_label.isVisible()
+    assert "removed" in window.statusBar().currentMessage()
