@@ -736,8 +736,8 @@ class MainWindow(QMainWindow):
     def _restore_splitters(self) -> None:
         main = self.settings.value("window/main_splitter")
         if main is None or not self.main_splitter.restoreState(main):
-            width = self.main_splitter.width()  # first run: the tables get the larger part
-            self.main_splitter.setSizes([width * 3 // 5, width - width * 3 // 5])
+            width = max(self.main_splitter.width(), self.width() - 8)  # first run: the tables get more room
+            self.main_splitter.setSizes([width * 58 // 100, width - width * 58 // 100])
         left = self.settings.value("window/left_splitter")
         if left is None or not self.left_splitter.restoreState(left):
             height = max(self.left_splitter.height(), 600)

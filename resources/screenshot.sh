@@ -2,7 +2,7 @@
 # Screenshots of the window for the README: the shipped sample (or BUNDLE) at 1600x1000 and 1280x720, light and
 # dark, under a virtual X display, with the project's own .venv. Fails loudly when the window did not start
 # or a picture came out blank. Needs xvfb-run and ImageMagick (`import`, `identify`).
-# Usage: sh resources/screenshot.sh [BUNDLE]     Output: resources/screenshots/regpack-<size>-<theme>.png
+# Usage: sh resources/screenshot.sh [BUNDLE]     Output: resources/screenshot-<size>-<theme>.png
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -12,14 +12,13 @@ for tool in xvfb-run import identify; do
     command -v "$tool" >/dev/null || { echo "screenshot.sh: $tool is not installed" >&2; exit 1; }
 done
 bundle=${1:-"$here/sample"}
-outdir="$here/screenshots"
-mkdir -p "$outdir"
+outdir="$here"
 work=$(mktemp -d)  # fresh window state and recent list: the picture does not depend on past runs
 trap 'rm -rf "$work"' EXIT
 export REGPACK_PYTHON="$python" REGPACK_BUNDLE="$bundle" XDG_CONFIG_HOME="$work"
 
 shoot() {  # shoot WIDTH HEIGHT THEME
-    out="$outdir/regpack-$1x$2-$3.png"
+    out="$outdir/screenshot-$1x$2-$3.png"
     rm -f "$out"
     REGPACK_SIZE="$1x$2" REGPACK_THEME="$3" REGPACK_OUT="$out" REGPACK_LOG="$work/gui.log" \
         xvfb-run -a -s "-screen 0 $1x$2x24" sh -c '
