@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from regpack.bundle import Blob, Bundle, Image, Role
@@ -78,3 +79,49 @@ def analyse(bundle: Bundle) -> Analysis:
     usage.sort(key=lambda u: (-u.count, -u.blob.size, u.blob.digest))
     packed = sum(size[d] for d in users)
     return Analysis(tuple(stats), tuple(usage), dir_bytes, packed)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """What two images share and what each adds (layers and configs, every platform, each blob once)."""
+
+    first: Image
+    second: Image
+    shared: tuple[Blob, ...]
+    only_first: tuple[Blob, ...]
+    only_second: tuple[Blob, ...]
+
+    @staticmethod
+    def _bytes(blobs: tuple[Blob, ...]) -> int:
+        return sum(b.size for b in blobs if b.file is not None)
+
+    @property
+    def shared_bytes(self) -> int:
+        return self._bytes(self.shared)
+
+    @property
+    def first_adds_bytes(self) -> int:
+        return self._bytes(self.only_first)
+
+    @property
+    def second_adds_bytes(self) -> int:
+        return self._bytes(self.only_second)
+
+
+def compare(bundle: Bundle, first: Image, second: Image) -> Comparison:
+    """Answer "what does this patch share with the base image": blobs in both, in the first only, in the second
+    only, each list in manifest order."""
+    a = [d for d in first.blob_digests() if d in bundle.blobs]
+    b = [d for d in second.blob_digests() if d in bundle.blobs]
+    in_a, in_b = set(a), set(b)
+
+    def blobs(digests: list[Digest], keep: Callable[[Digest], bool]) -> tuple[Blob, ...]:
+        return tuple(bundle.blobs[d] for d in dict.fromkeys(digests) if keep(d))
+
+    return Comparison(
+        first,
+        second,
+        blobs(a, lambda d: d in in_b),
+        blobs(a, lambda d: d not in in_b),
+        blobs(b, lambda d: d not in in_a),
+    )

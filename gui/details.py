@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -23,8 +23,7 @@ from PySide6.QtWidgets import (
 
 from regpack.analysis import Analysis, BlobUsage
 from regpack.bundle import Bundle, Image
-from regpack.digest import Digest
-from regpack.gui.models import LayersModel, kind_text
+from regpack.gui.models import LayerRow, LayersModel, kind_text
 from regpack.gui.sizes import human_size
 from regpack.manifest import Manifest
 
@@ -83,6 +82,7 @@ def config_highlights(doc: Any) -> dict[str, str]:
 
 
 class DetailsView(QWidget):
+    layer_users_requested = Signal(str)  # a layer digest: show every image that uses it
     FIELDS = ("Created", "Platform", "Entrypoint", "Cmd", "Working dir", "User", "Env", "Labels")
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -125,6 +125,14 @@ class DetailsView(QWidget):
         self.layers_view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.layers_view.horizontalHeader().setStretchLastSection(True)
         self.layers_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.layers_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.show_users_action = QAction("Show the images using this layer", self.layers_view)
+        self.show_users_action.triggered.connect(self._show_users)
+        self.copy_layer_action = QAction("Copy full digest", self.layers_view)
+        self.copy_layer_action.triggered.connect(self._copy_layer)
+        self.layers_view.addAction(self.show_users_action)
+        self.layers_view.addAction(self.copy_layer_action)
+        self.layers_view.doubleClicked.connect(self._show_users)
 
         self.manifest_text = QPlainTextEdit()
         self.manifest_text.setObjectName("manifestText")
@@ -143,6 +151,20 @@ class DetailsView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
         self.set_image(None, None, None)
+
+    def current_layer(self) -> LayerRow | None:
+        index = self.layers_view.currentIndex()
+        return self.layers.rows()[index.row()] if index.isValid() else None
+
+    def _show_users(self) -> None:
+        row = self.current_layer()
+        if row is not None:
+            self.layer_users_requested.emit(row.digest)
+
+    def _copy_layer(self) -> None:
+        row = self.current_layer()
+        if row is not None:
+            QGuiApplication.clipboard().setText(row.digest)
 
     def set_image(self, bundle: Bundle | None, analysis: Analysis | None, image: Image | None) -> None:
         self.bundle = bundle

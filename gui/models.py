@@ -4,7 +4,8 @@ verify report. Each has column constants, SORT_ROLE (a raw sortable value) and O
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -47,13 +48,36 @@ def status_brush(status: str, role: int) -> QBrush | None:
     return None
 
 
-def _status_brush(severity: Severity, role: int) -> QBrush | None:
-    """Row colours for an image's status: red for an error, yellow for a warning."""
-    if role == Qt.ItemDataRole.BackgroundRole and severity is not Severity.OK:
-        return QBrush(ERROR_BACKGROUND if severity is Severity.ERROR else WARNING_BACKGROUND)
-    if role == Qt.ItemDataRole.ForegroundRole and severity is Severity.ERROR:
-        return QBrush(ERROR_FOREGROUND)
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders numbers by value: app-2 before app-10, v1.9 before v1.10; case-insensitive."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(text.lower()) if part)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def digest_prefix(term: str) -> str | None:
+    """The hex a search term names when it looks like a digest prefix (``sha256:ab12…`` or 6+ hex digits)."""
+    _, sep, rest = term.partition(":")
+    text = rest if sep else term
+    if (sep or len(text) >= 6) and text and set(text) <= _HEX:
+        return text
     return None
+
+
+def distinct_images(images: Iterable[Image]) -> tuple[int, int]:
+    """(images, tags): two tags of one manifest are one image."""
+    images = list(images)
+    return len({image.digest for image in images}), len(images)
+
+
+def used_by_text(images: Iterable[Image]) -> str:
+    distinct, tags = distinct_images(images)
+    text = f"{distinct} image" + ("s" if distinct != 1 else "")
+    return text + (f" ({tags} tags)" if tags != distinct else "")
 
 
 def _mono() -> QFont:
@@ -189,9 +213,9 @@ class ImageTableModel(_RowsTableModel):
     def _sort_key(self, stats: ImageStats, col: int) -> Any:
         image = stats.image
         if col == self.REPOSITORY:
-            return image.repository
+            return (natural_key(image.repository), natural_key(image.tag or ""))
         if col == self.TAG:
-            return image.tag or ""
+            return (natural_key(image.tag or ""), natural_key(image.repository))
         if col == self.KIND:
             return kind_text(image)
         if col == self.LAYERS:
@@ -201,7 +225,18 @@ class ImageTableModel(_RowsTableModel):
         return str(image.digest)
 
 
-class ImageFilterProxy(QSortFilterProxyModel):
+class _PythonSortProxy(QSortFilterProxyModel):
+    """Sorts by SORT_ROLE values compared in Python: tuples (natural sort keys, status ranks) included."""
+
+    def lessThan(self, left: Index, right: Index) -> bool:
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        try:
+            return bool(a < b)
+        except TypeError:  # None against a value: the empty ones first
+            return a is None and b is not None
+
+
+class ImageFilterProxy(_PythonSortProxy):
     """Search over name, digest, kind and platforms; every word typed must match somewhere."""
 
     def __init__(self, parent: Any = None) -> None:
@@ -231,7 +266,18 @@ class ImageFilterProxy(QSortFilterProxyModel):
             return False
         image = stats.image
         haystack = " ".join((image.name, str(image.digest), kind_text(image), image.manifest.media_type)).lower()
-        return all(term in haystack for term in self._terms)
+        digests: list[str] | None = None
+        for term in self._terms:
+            if term in haystack:
+                continue
+            prefix = digest_prefix(term)
+            if prefix is None:
+                return False
+            if digests is None:  # layers and configs, every platform: "who uses this layer"
+                digests = [d.hex for d in image.blob_digests()]
+            if not any(d.startswith(prefix) for d in digests):
+                return False
+        return True
 
 
 # --------------------------------------------------------------------------------------- shared layers tree
@@ -256,7 +302,8 @@ class BlobTreeModel(QAbstractItemModel):
         self._usage_by_digest: dict[Digest, BlobUsage] = {}
         self._image_layers: dict[int, list[BlobUsage]] = {}
         self._highlight_image: Image | None = None
-        self._highlight_digests: frozenset[Digest] = frozenset()
+        self._highlight_digests: frozenset[Any] = frozenset()
+        self._broken: dict[str, str] = {}  # digest text -> what verify found
         self._mono = _mono()
         self._bold = QFont()
         self._bold.setBold(True)
@@ -270,9 +317,15 @@ class BlobTreeModel(QAbstractItemModel):
     def set_analysis(self, analysis: Analysis | None) -> None:
         self.beginResetModel()
         usages = analysis.blobs if analysis is not None else ()
-        self._usages = [u for u in usages if u.blob.role is Role.LAYER]
+        self._usages = [
+            BlobUsage(u.blob, tuple(sorted(u.images, key=lambda i: natural_key(i.name))))
+            for u in usages
+            if u.blob.role is Role.LAYER
+        ]
         self._usage_by_digest = {u.blob.digest: u for u in usages}
-        self._images = list(analysis.images) if analysis is not None else []
+        images = analysis.images if analysis is not None else ()
+        self._images = sorted(images, key=lambda s: natural_key(s.image.name))  # the table's order too
+        self._broken = {}
         self._image_layers = {}
         self._highlight_image = None
         self._highlight_digests = frozenset()
@@ -302,6 +355,22 @@ class BlobTreeModel(QAbstractItemModel):
             children = self.rowCount(parent)
             if children:
                 self.dataChanged.emit(self.index(0, 0, parent), self.index(children - 1, last, parent), roles)
+
+    def set_broken(self, broken: dict[str, str]) -> None:
+        """Mark layers verify found broken: digest text -> what was found."""
+        self._broken = dict(broken)
+        if self.rowCount():
+            roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole]
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(self.HEADERS) - 1), roles)
+
+    def broken(self) -> dict[str, str]:
+        return dict(self._broken)
+
+    def row_of_digest(self, digest: str) -> int:
+        for row, usage in enumerate(self._usages):
+            if str(usage.blob.digest) == digest:
+                return row
+        return -1
 
     def highlighted_rows(self) -> list[int]:
         """Top-level rows that belong to the highlighted image."""
@@ -409,19 +478,23 @@ class BlobTreeModel(QAbstractItemModel):
 
     def _blob_data(self, usage: BlobUsage, col: int, role: int, marked: bool) -> Any:
         blob = usage.blob
+        broken = self._broken.get(str(blob.digest))
         if role == Qt.ItemDataRole.DisplayRole:
             if col == self.NAME:
-                return blob.digest.short + ("  (foreign, absent)" if blob.file is None else "")
+                mark = f"  ✗ {broken}" if broken else ""
+                return blob.digest.short + ("  (foreign, absent)" if blob.file is None else "") + mark
             if col == self.SIZE:
                 return human_size(blob.size)
             if col == self.MEDIA_TYPE:
                 return blob.media_type
-            return f"{usage.count} image" + ("s" if usage.count != 1 else "")
+            return used_by_text(usage.images)
         if role == SORT_ROLE:
-            return (str(blob.digest), blob.size, blob.media_type, usage.count)[col]
+            return (str(blob.digest), blob.size, blob.media_type, distinct_images(usage.images))[col]
+        if broken and role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            return status_brush("error", role)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == self.NAME:
-                return str(blob.digest)
+                return str(blob.digest) + (f"\nverify: {broken}" if broken else "")
             if col == self.SIZE:
                 return f"{blob.size:,} bytes"
             if col == self.USED_BY:
@@ -476,7 +549,8 @@ class LayerRow:
     short: str
     media_type: str
     size: int
-    used_by: int  # images in the bundle using this layer (0 when unknown)
+    used_by: int  # distinct images (by manifest digest) in the bundle using this layer (0 when unknown)
+    users: tuple[Image, ...] = ()  # every image (tag) using it
 
 
 class LayersModel(_RowsTableModel):
@@ -503,7 +577,8 @@ class LayersModel(_RowsTableModel):
                         desc.digest.short,
                         desc.media_type,
                         desc.size,
-                        used.count if used is not None else 0,
+                        distinct_images(used.images)[0] if used is not None else 0,
+                        used.images if used is not None else (),
                     )
                 )
         self.endResetModel()
@@ -524,7 +599,7 @@ class LayersModel(_RowsTableModel):
             if col == self.SIZE:
                 return human_size(row.size) if row.size >= 0 else "?"
             if col == self.USED_BY:
-                return str(row.used_by) if row.used_by else ""
+                return used_by_text(row.users) if row.users else ""
             return row.media_type
         if role == SORT_ROLE:
             return (row.number, row.digest, row.size, row.used_by, row.media_type)[col]
@@ -532,6 +607,9 @@ class LayersModel(_RowsTableModel):
             return row
         if role == Qt.ItemDataRole.ToolTipRole and col == self.DIGEST:
             return row.digest
+        if role == Qt.ItemDataRole.ToolTipRole and col == self.USED_BY and row.users:
+            names = sorted((i.name for i in row.users), key=natural_key)
+            return "\n".join(names[:30]) + (f"\n… and {len(names) - 30} more" if len(names) > 30 else "")
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.NUMBER, self.SIZE, self.USED_BY):
             return _RIGHT
         if role == Qt.ItemDataRole.FontRole and col == self.DIGEST:
@@ -620,7 +698,9 @@ class VerifyModel(_RowsTableModel):
             more = len(verdict.findings) - 1
             return text + (f"  (+{more} more)" if more else "")
         if role == SORT_ROLE:
-            return (verdict.image or "", verdict.severity.rank, len(verdict.findings))[col]
+            rank = {"error": 2, "warning": 1}.get(verdict.severity, 0)
+            name = natural_key(verdict.image or "")
+            return (name, (rank, verdict.status, name), (len(verdict.findings), name))[col]
         if role == OBJECT_ROLE:
             return verdict
         if role == Qt.ItemDataRole.ToolTipRole and verdict.findings:
@@ -629,4 +709,142 @@ class VerifyModel(_RowsTableModel):
             )
         if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
             return status_brush(verdict.severity, role)
+        return None
+
+
+class VerifyFilterProxy(_PythonSortProxy):
+    """Sorting by any column (status by severity), the window's filter words, and "problems only"."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self._terms: list[str] = []
+        self._problems_only = False
+
+    def _refilter(self, change: Any) -> None:
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:  # Qt before 6.10
+            change()
+            self.invalidateFilter()
+
+    def set_search(self, text: str) -> None:
+        self._refilter(lambda: setattr(self, "_terms", text.lower().split()))
+
+    def set_problems_only(self, on: bool) -> None:
+        self._refilter(lambda: setattr(self, "_problems_only", on))
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        model = self.sourceModel()
+        verdict = model.data(model.index(source_row, 0, source_parent), OBJECT_ROLE)
+        if verdict is None:
+            return False
+        if self._problems_only and verdict.severity == "ok":
+            return False
+        if not self._terms:
+            return True
+        haystack = f"{verdict.image or '(bundle)'} {verdict.status}".lower()
+        return all(term in haystack for term in self._terms)
+
+
+_BLOB_HEX = re.compile(r"(?<![0-9a-f])([0-9a-f]{64}|[0-9a-f]{128})(?![0-9a-f])")
+
+
+def digest_of_path(path: str | None) -> str | None:
+    """The digest a blob file's path names (skopeo dir, registry storage and OCI layouts all do)."""
+    if not path:
+        return None
+    found = _BLOB_HEX.findall(path)
+    if not found:
+        return None
+    hex_: str = found[-1]
+    return ("sha256:" if len(hex_) == 64 else "sha512:") + hex_
+
+
+@dataclass(frozen=True, slots=True)
+class BadBlob:
+    """One broken blob (or file), once, with every image it breaks."""
+
+    digest: str | None
+    path: str
+    code: str
+    message: str
+    images: tuple[str, ...]
+    severity: str
+
+    @property
+    def problem(self) -> str:
+        return status_word(self.code)
+
+
+def bad_blobs(findings: Iterable[Any]) -> list[BadBlob]:
+    """Group findings about the same file: one corrupted layer shared by seven images is one row, not seven.
+
+    Per-image copies of one blob (skopeo dir folders hold a file each) group by digest as well."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for finding in findings:
+        if not finding.path:
+            continue
+        digest = digest_of_path(finding.path)
+        key = (digest or finding.path, finding.code)
+        groups.setdefault(key, []).append(finding)
+    out = []
+    for (_, code), found in groups.items():
+        first = found[0]
+        images = sorted({f.image for f in found if f.image}, key=natural_key)
+        severity = "error" if any(f.severity == "error" for f in found) else "warning"
+        out.append(BadBlob(digest_of_path(first.path), first.path, code, first.message, tuple(images), severity))
+    out.sort(key=lambda b: (b.severity != "error", -len(b.images), b.path))
+    return out
+
+
+class BadBlobModel(_RowsTableModel):
+    BLOB, PROBLEM, IMAGES, USERS = range(4)
+    HEADERS = ("Blob", "Problem", "Images", "Breaks")
+    HEADER_TIPS: ClassVar[dict[int, str]] = {USERS: "Every image that uses this blob"}
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[BadBlob] = []
+        self._mono = _mono()
+
+    def set_blobs(self, rows: Sequence[BadBlob]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def blob(self, row: int) -> BadBlob:
+        return self._rows[row]
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        bad = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == self.BLOB:
+                return bad.digest[:19] if bad.digest else bad.path
+            if col == self.PROBLEM:
+                return bad.problem
+            if col == self.IMAGES:
+                return str(len(bad.images))
+            return ", ".join(bad.images)
+        if role == SORT_ROLE:
+            return (bad.digest or bad.path, bad.problem, len(bad.images), ", ".join(bad.images))[col]
+        if role == OBJECT_ROLE:
+            return bad
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col in (self.BLOB, self.PROBLEM):
+                return f"{bad.digest or ''}\n{bad.path}\n{bad.message}".strip()
+            if col == self.USERS:
+                return "\n".join(bad.images)
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == self.IMAGES:
+            return _RIGHT
+        if role == Qt.ItemDataRole.FontRole and col == self.BLOB:
+            return self._mono
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole) and col == self.PROBLEM:
+            return status_brush(bad.severity, role)
         return None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelection, QModelIndex, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, QRect, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -34,12 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from regpack import jobs
-from regpack.analysis import Analysis, analyse
-from regpack.bundle import Bundle, Image, Layout
+from regpack.analysis import Analysis, BlobUsage, ImageStats, analyse, compare
+from regpack.bundle import Bundle, Image, Layout, Severity
 from regpack.errors import RegpackError
 from regpack.gui.assets import sample_bundle
 from regpack.gui.chart import SavingsView
+from regpack.gui.compare import CompareView
 from regpack.gui.details import DetailsView
 from regpack.gui.dialogs import (
     PACK,
@@ -52,7 +52,14 @@ from regpack.gui.dialogs import (
     job_summary,
 )
 from regpack.gui.jobs import Job, JobController, JobKind, needed_bytes, prepare
-from regpack.gui.models import OBJECT_ROLE, BlobTreeModel, ImageFilterProxy, ImageTableModel
+from regpack.gui.models import (
+    OBJECT_ROLE,
+    BadBlob,
+    BlobTreeModel,
+    ImageFilterProxy,
+    ImageTableModel,
+    used_by_text,
+)
 from regpack.gui.sizes import human_size
 from regpack.gui.theme import set_text_color, status_colors
 from regpack.gui.verify_view import VerifyView
@@ -281,6 +288,8 @@ class MainWindow(QMainWindow):
         # "Used by" right after the name: the long media type last, where it may be cut without loss
         tree_header.moveSection(tree_header.visualIndex(BlobTreeModel.USED_BY), 1)
         self.tree.activated.connect(self._tree_activated)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._tree_menu)
         self.group_check = QCheckBox("Group by image")
         self.group_check.toggled.connect(self._group_toggled)
         self.layers_panel = _Panel("Shared layers", self.tree, self.group_check)
@@ -292,6 +301,7 @@ class MainWindow(QMainWindow):
 
         self.savings = SavingsView()
         self.details = DetailsView()
+        self.details.layer_users_requested.connect(self.show_layer_users)
         self.verify_view = VerifyView()
         self.verify_view.verify_requested.connect(self.start_verify)
         self.verify_view.export_failed.connect(self.show_error)
@@ -300,6 +310,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.savings_page, "Savings")
         self.tabs.addTab(self.details, "Details")
         self.tabs.addTab(self.verify_view, "Verify")
+        self.compare_view = CompareView()
+        self.tabs.addTab(self.compare_view, "Compare")
+        self.verify_view.exported.connect(lambda path: self.statusBar().showMessage(f"Report written to {path}", 20000))
+        self.verify_view.blob_activated.connect(self._show_bad_blob)
 
         self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.main_splitter.setObjectName("mainSplitter")
@@ -505,6 +519,7 @@ class MainWindow(QMainWindow):
 
     def _search_changed(self, text: str) -> None:
         self.proxy.set_search(text)
+        self.verify_view.set_filter(text)
         if self.bundle is not None:
             shown = self.proxy.rowCount()
             total = self.image_model.rowCount()
@@ -527,6 +542,12 @@ class MainWindow(QMainWindow):
         images = self.selected_images()
         image = images[0] if len(images) == 1 else self.current_image() if images else None
         self.details.set_image(self.bundle, self.analysis, image)
+        if len(images) == 2 and self.bundle is not None:
+            self.compare_view.set_comparison(compare(self.bundle, images[0], images[1]))
+            if self.tabs.currentWidget() is not self.verify_view:
+                self.tabs.setCurrentWidget(self.compare_view)
+        elif self.compare_view.comparison is not None:
+            self.compare_view.set_comparison(None)
         self.blob_model.set_highlight(image)
         self._reveal_highlight()
 
@@ -548,6 +569,54 @@ class MainWindow(QMainWindow):
         image = getattr(obj, "image", obj)
         if isinstance(image, Image):
             self.select_image(image)
+
+    def tree_menu_actions(self, index: QModelIndex) -> list[QAction]:
+        """What the layers tree offers for the row at ``index``: copy the full digest, show the images using a
+        layer (the filter set to its digest), select an image in the table."""
+        obj = self.blob_model.data(index, OBJECT_ROLE)
+        actions: list[QAction] = []
+        usage = obj if isinstance(obj, BlobUsage) else None
+        image = obj.image if isinstance(obj, ImageStats) else obj if isinstance(obj, Image) else None
+        if usage is not None:
+            digest = str(usage.blob.digest)
+            copy = QAction("Copy full digest", self)
+            copy.triggered.connect(partial(self.copy_text, digest))
+            show = QAction(f"Show the {used_by_text(usage.images)} using this layer", self)
+            show.triggered.connect(partial(self.show_layer_users, digest))
+            actions += [copy, show]
+        if image is not None:
+            select = QAction(f"Select {image.name} in the table", self)
+            select.triggered.connect(partial(self.select_image, image))
+            copy_image = QAction("Copy image digest", self)
+            copy_image.triggered.connect(partial(self.copy_text, str(image.digest)))
+            actions += [select, copy_image]
+        return actions
+
+    def _tree_menu(self, pos: QPoint) -> None:
+        index = self.tree.indexAt(pos)
+        actions = self.tree_menu_actions(index) if index.isValid() else []
+        if actions:
+            QMenu.exec(actions, self.tree.viewport().mapToGlobal(pos), None, self.tree)
+
+    def copy_text(self, text: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+        self.statusBar().showMessage(f"Copied {text}", 4000)
+
+    def show_layer_users(self, digest: str) -> None:
+        """Who uses this layer: the images table filtered to them, the layer's row in the tree opened."""
+        self.search.setText(digest)
+        if self.group_check.isChecked():
+            self.group_check.setChecked(False)
+        row = self.blob_model.row_of_digest(digest)
+        if row >= 0:
+            index = self.blob_model.index(row, 0)
+            self.tree.expand(index)
+            self.tree.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtTop)
+            self.tree.setCurrentIndex(index)
+
+    def _show_bad_blob(self, bad: BadBlob) -> None:
+        if bad.digest is not None and self.blob_model.row_of_digest(bad.digest) >= 0:
+            self.show_layer_users(bad.digest)
 
     def select_image(self, image: Image) -> bool:
         row = self.image_model.row_of(image)
@@ -663,6 +732,7 @@ class MainWindow(QMainWindow):
         elif kind is JobKind.VERIFY:
             self.verify_view.set_report(result)
             self.image_model.set_status(self.verify_view.image_statuses())
+            self.blob_model.set_broken(self.verify_view.broken_layers())
             self.tabs.setCurrentWidget(self.verify_view)
             self.statusBar().showMessage(self.verify_view.summary.text(), 10000)
         elif kind in (JobKind.PACK, JobKind.UNPACK):

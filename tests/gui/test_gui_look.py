@@ -35,11 +35,14 @@ def test_alternate_rows_are_readable_and_visible(palette: QPalette, open_and_wai
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
+    window.resize(1300, 800)
     open_and_wait(window, synthetic_bundle)
+    window.main_splitter.setSizes([900, 400])
     window.table.clearSelection()
     image = window.table.viewport().grab().toImage()
     row_height = window.table.rowHeight(0)
-    x = window.table.columnViewportPosition(ImageTableModel.LAYERS) + 3  # a cell edge: no text there
+    x = window.table.columnViewportPosition(ImageTableModel.LAYERS) + 3  # right-aligned numbers: no text here
+    assert 0 < x < image.width()
     even, odd = QColor(image.pixel(x, row_height // 2)), QColor(image.pixel(x, row_height + row_height // 2))
     text = palette.color(QPalette.ColorRole.Text)
     assert even != odd  # the alternation shows

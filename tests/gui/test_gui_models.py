@@ -96,7 +96,7 @@ def test_layers_model_passes_modeltester(qtmodeltester, sample_bundle: Path) -> 
     model.set_manifest(web.manifest, {u.blob.digest: u for u in analysis.blobs})
     qtmodeltester.check(model)
     assert model.rowCount() == 2
-    assert model.index(0, LayersModel.USED_BY).data() == "4"  # the base layer: every sample image
+    assert model.index(0, LayersModel.USED_BY).data() == "4 images"  # the base layer: every sample image
     assert model.index(1, LayersModel.SIZE).data() == human_size(web.manifest.layers[1].size)
 
 
