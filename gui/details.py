@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPlainTextEdit,
+    QSizePolicy,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -96,6 +97,9 @@ class DetailsView(QWidget):
         self.header.setObjectName("detailsHeader")
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.header.setWordWrap(True)
+        # Long names and digests wrap or clip here; they must never widen the panel and move the splitter.
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.header.setMinimumWidth(100)
         self.platform_box = QComboBox()
         self.platform_box.currentIndexChanged.connect(self._show_platform)
         self.platform_label = QLabel("Platform manifest:")

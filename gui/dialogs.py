@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -22,6 +23,8 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QSizePolicy,
+    QSpacerItem,
     QVBoxLayout,
     QWidget,
 )
@@ -40,6 +43,7 @@ class JobOptions:
     dest: Path
     copy: bool  # False: hard links where possible
     verify: bool
+    merge: bool = False  # pack: add into an existing registry storage, rewriting nothing there
 
 
 class JobDialog(QDialog):
@@ -87,6 +91,8 @@ class JobDialog(QDialog):
         self.mode_group.addButton(self.hardlink_radio)
         self.mode_group.addButton(self.copy_radio)
         self.verify_check = QCheckBox("Verify the result afterwards (re-hash every blob)")
+        self.merge_check = QCheckBox("Merge into an existing registry storage (add what is missing, rewrite nothing)")
+        self.merge_check.setVisible(kind == PACK)
 
         self.warning = QLabel()
         set_text_color(self.warning, status_colors().error_text)
@@ -100,6 +106,7 @@ class JobDialog(QDialog):
         mode.addWidget(self.copy_radio)
         form.addRow("Mode:", mode)
         form.addRow("", self.verify_check)
+        form.addRow("", self.merge_check)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.ok_button = self.buttons.addButton(verb, QDialogButtonBox.ButtonRole.AcceptRole)
@@ -115,7 +122,9 @@ class JobDialog(QDialog):
             self.dest_edit.setText(str(previous.dest))
             self.copy_radio.setChecked(previous.copy)
             self.verify_check.setChecked(previous.verify)
+            self.merge_check.setChecked(previous.merge)
         self.dest_edit.textChanged.connect(self._validate)
+        self.merge_check.toggled.connect(self._validate)
         self._validate()
         self.resize(640, self.sizeHint().height())
 
@@ -142,8 +151,12 @@ class JobDialog(QDialog):
             problem = "Choose a destination folder."
         else:
             dest = Path(text).expanduser()
-            if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-                problem = f"{dest} already exists and is not empty; choose a new folder."
+            merge = self.merge_check.isChecked()
+            if merge and dest.exists() and not (dest / "docker" / "registry" / "v2").is_dir():
+                problem = f"{dest} is not a registry storage (no docker/registry/v2 in it); nothing to merge into."
+            elif not merge and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+                problem = f"{dest} already exists and is not empty; choose a new folder"
+                problem += " or merge into it." if (dest / "docker" / "registry" / "v2").is_dir() else "."
             elif dest.resolve() == self.source.resolve() or self.source.resolve() in dest.resolve().parents:
                 problem = "The destination must not be inside the source bundle."
         self.warning.setText(problem)
@@ -157,6 +170,7 @@ class JobDialog(QDialog):
             Path(self.dest_edit.text().strip()).expanduser(),
             self.copy_radio.isChecked(),
             self.verify_check.isChecked(),
+            self.kind == PACK and self.merge_check.isChecked(),
         )
 
 
@@ -274,3 +288,12 @@ class ErrorDialog(QMessageBox):
             self.setDetailedText(details)
         self.setStandardButtons(QMessageBox.StandardButton.Ok)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # QMessageBox sizes itself for short texts: a long title or path would wrap mid-word or be cut.
+        # A spacer in its grid makes it as wide as the longest line needs (within reason).
+        metrics = self.fontMetrics()
+        longest = max((metrics.horizontalAdvance(line) for line in (title, *message.splitlines())), default=0)
+        self.wanted_width = min(max(longest + 120, 420), 1000)
+        layout = self.layout()
+        if isinstance(layout, QGridLayout):
+            spacer = QSpacerItem(self.wanted_width, 0, QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Expanding)
+            layout.addItem(spacer, layout.rowCount(), 0, 1, layout.columnCount())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import traceback
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QScrollArea,
     QSizePolicy,
     QSplitter,
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from regpack import __version__
 from regpack.analysis import Analysis, BlobUsage, ImageStats, analyse, compare
 from regpack.bundle import Bundle, Image, Layout, Severity
 from regpack.errors import RegpackError
@@ -86,6 +89,12 @@ def load_bundle(
     return Loaded(path, bundle, analyse(bundle))
 
 
+def user_paths(message: str, dest: Path) -> str:
+    """Name the user's destination where a message names the staging folder it is written through."""
+    staged = re.compile(re.escape(str(dest)) + r"\.partial-[^/\s:]*")
+    return staged.sub(lambda _: str(dest), message)
+
+
 def error_text(exc: BaseException) -> tuple[str, str]:
     """(message, details): core's own message for its errors; for anything else the traceback as details."""
     if isinstance(exc, RegpackError):
@@ -97,6 +106,14 @@ def error_text(exc: BaseException) -> tuple[str, str]:
 
 
 DEFAULT_SIZE = QSize(1380, 860)
+NEXT_STEP = (
+    "No bundle open: open a bundle folder (Ctrl+O), drop one on this window, "
+    "or open the sample bundle (File > Open sample bundle)."
+)
+MORE_KEYS = (
+    ("Tab / Shift+Tab", "Move between the filter, images, layers and the side panel"),
+    ("Ctrl+click", "Select a second image to compare the two"),
+)
 
 
 def initial_size(available: QRect) -> QSize:
@@ -158,7 +175,8 @@ class MainWindow(QMainWindow):
         self.job_dialog: JobDialog | None = None
         self.result_dialog: ResultDialog | None = None
         self.error_dialog: ErrorDialog | None = None
-        self.setWindowTitle("regpack")
+        self.info_dialog: QMessageBox | None = None
+        self.setWindowTitle("")  # Qt adds the application's display name, "regpack"
         self.setAcceptDrops(True)
         self._build_actions()
         self._build_ui()
@@ -224,6 +242,9 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.copy_digest_action)
         edit_menu.addAction(self.copy_name_action)
         edit_menu.addAction(self.find_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
+        help_menu.addAction("&About regpack", self.show_about)
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
@@ -332,6 +353,12 @@ class MainWindow(QMainWindow):
         set_text_color(self.problems_label, status_colors().error_text)
         self.progress = ProgressPanel()
         self.progress.cancel_requested.connect(self.cancel_job)
+        # Tab walks the main areas in reading order; inside a table the arrow keys move, not Tab.
+        for view in (self.table, self.tree):
+            view.setTabKeyNavigation(False)
+        self.setTabOrder(self.search, self.table)
+        self.setTabOrder(self.table, self.tree)
+        self.setTabOrder(self.tree, self.tabs)
         self.statusBar().addWidget(self.summary_label, 1)
         self.statusBar().addWidget(self.problems_label)
         self.cleanup_label = QLabel("Removing the cancelled job's partial output…")
@@ -439,7 +466,11 @@ class MainWindow(QMainWindow):
         path = self.loading_path
         self.loading_path = None
         message, details = error_text(exc)
-        self.summary_label.setText("No bundle open" if self.bundle is None else self._summary_text())
+        if self.bundle is None:
+            self.summary_label.setText(NEXT_STEP)
+            self.savings.summary.setText(NEXT_STEP)
+        else:
+            self.summary_label.setText(self._summary_text())
         self.show_error(f"Cannot open {path}", message, details)
         self.load_failed.emit(message)
 
@@ -451,8 +482,7 @@ class MainWindow(QMainWindow):
         self.verify_view.clear()
         self.details.set_image(bundle, analysis, None)
         self.image_model.set_status(bundle.statuses())
-        self.setWindowTitle(f"regpack — {bundle.root.name}")
-        self.setWindowFilePath(str(bundle.root))
+        self.setWindowTitle(bundle.root.name)  # shown as "<name> — regpack": the name once, then the program
         self.summary_label.setText(self._summary_text())
         self.summary_label.setToolTip(self._summary_text())
         self._show_problems(bundle)
@@ -685,8 +715,12 @@ class MainWindow(QMainWindow):
         from regpack import jobs
 
         def job(progress: Any, cancel: Any) -> Any:
-            run = jobs.pack if options.kind == PACK else jobs.unpack
-            return run(
+            if options.kind == PACK:
+                return jobs.pack(
+                    options.source, options.dest, copy=options.copy, verify=options.verify, merge=options.merge,
+                    progress=progress, cancel=cancel,
+                )  # fmt: skip
+            return jobs.unpack(
                 options.source, options.dest, copy=options.copy, verify=options.verify, progress=progress, cancel=cancel
             )
 
@@ -748,6 +782,8 @@ class MainWindow(QMainWindow):
             self._load_failed(exc)
             return
         message, details = error_text(exc)
+        if job.dest is not None:
+            message = user_paths(message, job.dest)
         self.show_error(f"{job.kind.label} failed", message, details)
 
     def _job_cancelled(self, job: Job) -> None:
@@ -761,6 +797,40 @@ class MainWindow(QMainWindow):
             self.job_ended.emit(job.kind.value)
 
     # ---------------------------------------------------------------------------------------------- errors
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """(keys, what they do) for every action with a shortcut, then the keys no action carries."""
+        out = []
+        for action in self.findChildren(QAction):
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys:
+                out.append((keys, action.text().replace("&", "").rstrip("…")))
+        return [*sorted(set(out)), *MORE_KEYS]
+
+    def show_shortcuts(self) -> QMessageBox:
+        rows = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for k, what in self.shortcuts())
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>", parent=self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        self.info_dialog = box
+        box.open()
+        return box
+
+    def show_about(self) -> QMessageBox:
+        text = (
+            f"<h3>regpack {__version__}</h3>"
+            "<p>Packs container-image bundles (skopeo <code>dir:</code> trees) into de-duplicated registry v2 "
+            "storage and back, shows what images share, and verifies bundles.</p>"
+            "<p>Licence: Apache-2.0</p>"
+            "<p>Formats: <a href='https://github.com/distribution/distribution'>registry v2 storage</a> · "
+            "<a href='https://github.com/containers/skopeo'>skopeo</a> · "
+            "<a href='https://github.com/opencontainers/image-spec'>OCI image layout</a></p>"
+        )
+        box = QMessageBox(QMessageBox.Icon.Information, "About regpack", text, parent=self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
+        self.info_dialog = box
+        box.open()
+        return box
 
     def show_error(self, title: str, message: str, details: str = "") -> ErrorDialog:
         """Every error reaches the user here: one dialog naming the file and the reason."""
