@@ -225,6 +225,8 @@ def execute(
     staging: Path | None = None
     try:
         staging = _new_staging(dest)
+        if progress is not None:  # tens of thousands of folders come first: say so
+            progress(Progress(0, plan.total_bytes, 0, plan.total_files, f"{message}: creating folders"))
         _make_directories(staging, plan, cancel)
         meter = Meter(progress, plan.total_bytes, plan.total_files, message)
         copied, linked = _run_ops(str(staging), plan.operations(), copy, jobs, meter, cancel)

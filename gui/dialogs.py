@@ -252,7 +252,7 @@ class ProgressPanel(QWidget):
         self.set_title(title)
         self.bar.setRange(0, 0)  # busy until the first progress arrives
         self.bar.setFormat("%p%")
-        self.detail.setText("starting…")
+        self.detail.setText("reading the bundle…")
         self.cancel_button.setEnabled(True)
         self.cancel_button.setText("Cancel")
         self.cancel_button.setVisible(cancellable)
@@ -263,7 +263,8 @@ class ProgressPanel(QWidget):
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(estimate.fraction * 1000))
             self.bar.setFormat(f"{estimate.fraction * 100:.0f}%")
-        self.detail.setText(estimate.text())
+        phase = estimate.progress.message
+        self.detail.setText(f"{phase} · {estimate.text()}" if phase else estimate.text())
 
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)
