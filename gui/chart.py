@@ -39,7 +39,8 @@ def largest_images(analysis: Analysis, count: int = TOP_IMAGES) -> list[ImageSta
     return sorted(analysis.images, key=lambda s: (-s.total_bytes, s.image.name))[:count]
 
 
-LABEL_WIDTH = 190  # pixels for an image name beside its bar; longer names lose their middle
+LABEL_WIDTH = 170  # pixels for an image name beside its bar; longer names lose their middle
+ROW_HEIGHT = 24  # pixels a bar needs for its label to be drawn at all (the savings tab scrolls when short)
 
 
 def bar_labels(names: list[str], metrics: QFontMetrics, width: int = LABEL_WIDTH) -> list[str]:
@@ -175,7 +176,7 @@ class SavingsView(QWidget):
                 unit,
                 names=[s.image.name for s in top],
             )
-            self.per_image.setMinimumHeight(min(60 + 18 * len(top), 320))
+            self.per_image.setMinimumHeight(90 + ROW_HEIGHT * len(top))
 
     def _fill(
         self,
@@ -199,6 +200,7 @@ class SavingsView(QWidget):
             self.bar_values.setdefault(name, []).extend(float(v) for v in values)
         chart.addSeries(series)
         y_axis = QBarCategoryAxis()
+        y_axis.setTruncateLabels(False)  # they are elided in the middle already; Qt would cut their end
         y_axis.append(categories)
         chart.addAxis(y_axis, Qt.AlignmentFlag.AlignLeft)
         series.attachAxis(y_axis)

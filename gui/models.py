@@ -830,7 +830,8 @@ class BadBlobModel(_RowsTableModel):
                 return bad.problem
             if col == self.IMAGES:
                 return str(len(bad.images))
-            return ", ".join(bad.images)
+            shown = ", ".join(bad.images[:3])
+            return shown + (f" and {len(bad.images) - 3} more" if len(bad.images) > 3 else "")
         if role == SORT_ROLE:
             return (bad.digest or bad.path, bad.problem, len(bad.images), ", ".join(bad.images))[col]
         if role == OBJECT_ROLE:

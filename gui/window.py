@@ -490,8 +490,9 @@ class MainWindow(QMainWindow):
         self._fit_columns()
         if self.proxy.rowCount():
             self.table.selectRow(0)
-        if self.blob_model.mode == BlobTreeModel.BY_BLOB and self.blob_model.rowCount():
-            self.tree.expand(self.blob_model.index(0, 0))  # the most shared layer, and who shares it
+        top = self.blob_model.index(0, 0)
+        if self.blob_model.mode == BlobTreeModel.BY_BLOB and 0 < self.blob_model.rowCount(top) <= 12:
+            self.tree.expand(top)  # the most shared layer, and who shares it (when that list is short)
 
     def _fit_columns(self) -> None:
         """Columns sized to what they hold (the first rows sampled: big bundles stay quick), within caps;
@@ -515,11 +516,12 @@ class MainWindow(QMainWindow):
         for column, (low, cap) in {
             BlobTreeModel.NAME: (160, 320),
             BlobTreeModel.SIZE: (60, 100),
-            BlobTreeModel.USED_BY: (70, 120),
+            BlobTreeModel.USED_BY: (90, 150),
             BlobTreeModel.MEDIA_TYPE: (120, 300),
         }.items():
             self.tree.resizeColumnToContents(column)
-            tree_header.resizeSection(column, min(max(tree_header.sectionSize(column), low), cap))
+            wanted = tree_header.sectionSize(column) + 12  # the marked rows are bold: a little wider
+            tree_header.resizeSection(column, min(max(wanted, low), cap))
 
     def _summary_text(self) -> str:
         if self.bundle is None or self.analysis is None:
