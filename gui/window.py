@@ -502,7 +502,7 @@ class MainWindow(QMainWindow):
         caps = {
             ImageTableModel.REPOSITORY: (90, 340),
             ImageTableModel.TAG: (50, 200),
-            ImageTableModel.KIND: (60, 170),
+            ImageTableModel.KIND: (60, 230),
             ImageTableModel.LAYERS: (40, 80),
             ImageTableModel.SIZE: (60, 100),
             ImageTableModel.UNIQUE: (60, 100),
