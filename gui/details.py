@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from regpack.analysis import Analysis, BlobUsage
 from regpack.bundle import Bundle, Image
+from regpack.digest import Digest
 from regpack.gui.models import LayerRow, LayersModel, kind_text
 from regpack.gui.sizes import human_size
 from regpack.manifest import Manifest

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
 
 from regpack.gui.sizes import human_duration, human_size
 from regpack.gui.theme import set_text_color, status_colors
-from regpack.gui.workers import ProgressText
+from regpack.jobs import JobResult
+from regpack.progress import Estimate
 
 PACK, UNPACK = "pack", "unpack"
 

@@ -22,8 +22,8 @@ from PySide6.QtCore import QObject, Signal
 from regpack.engine import CLEANING_UP
 from regpack.errors import printable
 from regpack.gui.sizes import human_size
-from regpack.gui.workers import ProgressText, ProgressTracker, Task, TaskKeeper
-from regpack.progress import Progress
+from regpack.gui.workers import Task, TaskKeeper
+from regpack.progress import Progress, Tracker
 
 
 class JobKind(StrEnum):
@@ -105,7 +105,7 @@ class JobController(QObject):
     """
 
     started = Signal(object)  # Job
-    progress = Signal(object, object)  # Job, ProgressText
+    progress = Signal(object, object)  # Job, regpack.progress.Estimate (its progress.message is the phase)
     finished = Signal(object, object)  # Job, the job's result
     failed = Signal(object, object)  # Job, the exception
     cancelled = Signal(object)  # Job
@@ -117,7 +117,7 @@ class JobController(QObject):
         self.tasks = TaskKeeper()
         self.job: Job | None = None
         self.task: Task | None = None
-        self.tracker: ProgressTracker | None = None
+        self.tracker: Tracker | None = None
         self.cancel_requested = False
         self.cleaning: dict[Task, Job] = {}  # cancelled tasks removing their partial output
         self._phase = ""
@@ -142,7 +142,7 @@ class JobController(QObject):
         task.signals.cancelled.connect(partial(self._outcome_is, task, "cancelled", None))
         task.signals.done.connect(partial(self._done, task))
         self.job, self.task = job, task
-        self.tracker = ProgressTracker()
+        self.tracker = Tracker()
         self.cancel_requested = False
         self._phase = ""
         self._outcome = ("cancelled", None)
@@ -174,9 +174,8 @@ class JobController(QObject):
             return
         if progress.message != self._phase:
             self._phase = progress.message  # a new phase (verifying after packing): its own bar and rate
-            self.tracker = ProgressTracker()
-        text = self.tracker.update(progress)
-        self.progress.emit(self.job, ProgressText(text.fraction, text.text, progress.message))
+            self.tracker = Tracker()
+        self.progress.emit(self.job, self.tracker.update(progress))
 
     def _detach(self) -> None:
         """The cancelled job's work has stopped: report it now, let its clean-up finish in the background."""

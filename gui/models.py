@@ -22,7 +22,7 @@ from PySide6.QtGui import QBrush, QFont, QFontDatabase
 from regpack.analysis import Analysis, BlobUsage, ImageStats
 from regpack.bundle import Image, Role
 from regpack.digest import Digest
-from regpack.errors import Problem, Severity
+from regpack.errors import Code, Problem, Severity
 from regpack.gui.sizes import human_size
 from regpack.gui.theme import status_colors
 from regpack.manifest import Manifest
@@ -36,15 +36,16 @@ _ROOT = QModelIndex()
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
-def status_brush(status: str, role: int) -> QBrush | None:
+def status_brush(severity: Severity, role: int) -> QBrush | None:
     """Background and text of a row whose image has errors or warnings, in colours for the palette in use."""
-    if status not in ("error", "warning"):
+    if severity is Severity.OK:
         return None
     colors = status_colors()
+    error = severity is Severity.ERROR
     if role == Qt.ItemDataRole.BackgroundRole:
-        return QBrush(colors.error_background if status == "error" else colors.warning_background)
+        return QBrush(colors.error_background if error else colors.warning_background)
     if role == Qt.ItemDataRole.ForegroundRole:
-        return QBrush(colors.error_text if status == "error" else colors.warning_text)
+        return QBrush(colors.error_text if error else colors.warning_text)
     return None
 
 
@@ -491,7 +492,7 @@ class BlobTreeModel(QAbstractItemModel):
         if role == SORT_ROLE:
             return (str(blob.digest), blob.size, blob.media_type, distinct_images(usage.images))[col]
         if broken and role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
-            return status_brush("error", role)
+            return status_brush(Severity.ERROR, role)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == self.NAME:
                 return str(blob.digest) + (f"\nverify: {broken}" if broken else "")
@@ -698,7 +699,7 @@ class VerifyModel(_RowsTableModel):
             more = len(verdict.findings) - 1
             return text + (f"  (+{more} more)" if more else "")
         if role == SORT_ROLE:
-            rank = {"error": 2, "warning": 1}.get(verdict.severity, 0)
+            rank = verdict.severity.rank
             name = natural_key(verdict.image or "")
             return (name, (rank, verdict.status, name), (len(verdict.findings), name))[col]
         if role == OBJECT_ROLE:
@@ -741,7 +742,7 @@ class VerifyFilterProxy(_PythonSortProxy):
         verdict = model.data(model.index(source_row, 0, source_parent), OBJECT_ROLE)
         if verdict is None:
             return False
-        if self._problems_only and verdict.severity == "ok":
+        if self._problems_only and verdict.severity is Severity.OK:
             return False
         if not self._terms:
             return True
@@ -769,34 +770,35 @@ class BadBlob:
 
     digest: str | None
     path: str
-    code: str
+    code: Code
     message: str
     images: tuple[str, ...]
-    severity: str
+    severity: Severity
 
     @property
     def problem(self) -> str:
-        return status_word(self.code)
+        return self.code.label
 
 
-def bad_blobs(findings: Iterable[Any]) -> list[BadBlob]:
+def bad_blobs(findings: Iterable[Problem]) -> list[BadBlob]:
     """Group findings about the same file: one corrupted layer shared by seven images is one row, not seven.
 
     Per-image copies of one blob (skopeo dir folders hold a file each) group by digest as well."""
-    groups: dict[tuple[str, str], list[Any]] = {}
+    groups: dict[tuple[str, Code], list[Problem]] = {}
     for finding in findings:
-        if not finding.path:
+        where = finding.where
+        if not where:
             continue
-        digest = digest_of_path(finding.path)
-        key = (digest or finding.path, finding.code)
-        groups.setdefault(key, []).append(finding)
+        digest = digest_of_path(where)
+        groups.setdefault((digest or where, finding.code), []).append(finding)
     out = []
     for (_, code), found in groups.items():
         first = found[0]
+        where = first.where or ""
         images = sorted({f.image for f in found if f.image}, key=natural_key)
-        severity = "error" if any(f.severity == "error" for f in found) else "warning"
-        out.append(BadBlob(digest_of_path(first.path), first.path, code, first.message, tuple(images), severity))
-    out.sort(key=lambda b: (b.severity != "error", -len(b.images), b.path))
+        severity = Severity.worst(f.severity for f in found)
+        out.append(BadBlob(digest_of_path(where), where, code, first.reason, tuple(images), severity))
+    out.sort(key=lambda b: (-b.severity.rank, -len(b.images), b.path))
     return out
 
 

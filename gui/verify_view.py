@@ -11,6 +11,7 @@ import html
 import json
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from regpack.errors import Severity
 from regpack.gui.models import (
     BadBlob,
     BadBlobModel,
@@ -37,6 +39,7 @@ from regpack.gui.models import (
 )
 from regpack.gui.sizes import human_size
 from regpack.gui.theme import set_text_color, status_colors
+from regpack.verify import Report
 
 EXPORT_FORMATS = {"json": "JSON (*.json)", "txt": "Text (*.txt)", "html": "HTML (*.html)"}
 
@@ -53,7 +56,7 @@ def _table(model: Any) -> QTableView:
     return table
 
 
-def report_text(report: Any, blobs: list[BadBlob]) -> str:
+def report_text(report: Report, blobs: list[BadBlob]) -> str:
     """A readable plain-text report: verdict, broken blobs with the images they break, then every image."""
     lines = [f"regpack verify: {report.root}", f"layout: {report.layout}", ""]
     errors = len(report.errors)
@@ -69,14 +72,14 @@ def report_text(report: Any, blobs: list[BadBlob]) -> str:
             lines.append(f"    file: {bad.path}")
             lines += [f"    - {name}" for name in bad.images]
     lines += ["", "Images:"]
-    for verdict in verdicts(report.images, report.by_image()):
+    for verdict in verdicts(report):
         lines.append(f"  {verdict.image or '(bundle)'}: {verdict.status}")
         for f in verdict.findings:
-            lines.append(f"    {f.severity}: {f.path + ': ' if f.path else ''}{f.message}")
+            lines.append(f"    {f.severity.label}: {f.where + ': ' if f.where else ''}{f.reason}")
     return "\n".join(lines) + "\n"
 
 
-def report_html(report: Any, blobs: list[BadBlob]) -> str:
+def report_html(report: Report, blobs: list[BadBlob]) -> str:
     esc = html.escape
     ok = report.ok
     rows = []
@@ -86,12 +89,12 @@ def report_html(report: Any, blobs: list[BadBlob]) -> str:
             f"<td>{len(bad.images)}</td><td>{esc(', '.join(bad.images))}</td></tr>"
         )
     image_rows = []
-    for verdict in verdicts(report.images, report.by_image()):
+    for verdict in verdicts(report):
         details = "<br>".join(
-            esc(f"{f.severity}: {f.path + ': ' if f.path else ''}{f.message}") for f in verdict.findings
+            esc(f"{f.severity.label}: {f.where + ': ' if f.where else ''}{f.reason}") for f in verdict.findings
         )
         image_rows.append(
-            f"<tr class='{verdict.severity}'><td>{esc(verdict.image or '(bundle)')}</td>"
+            f"<tr class='{verdict.severity.value}'><td>{esc(verdict.image or '(bundle)')}</td>"
             f"<td>{esc(verdict.status)}</td><td>{details}</td></tr>"
         )
     blob_table = (
@@ -188,9 +191,9 @@ class VerifyView(QWidget):
     def set_filter(self, text: str) -> None:
         self.proxy.set_search(text)
 
-    def set_report(self, report: Any) -> None:
+    def set_report(self, report: Report) -> None:
         self.report = report
-        self.model.set_verdicts(verdicts(report.images, report.by_image()))
+        self.model.set_verdicts(verdicts(report))
         blobs = bad_blobs(report.findings)
         self.blob_model.set_blobs(blobs)
         self.views.setTabText(1, f"Bad blobs ({len(blobs)})" if blobs else "Bad blobs")
@@ -198,7 +201,7 @@ class VerifyView(QWidget):
         errors = len(report.errors)
         warnings = len(report.findings) - errors
         rows = [self.model.verdict(r) for r in range(self.model.rowCount())]
-        bad_images = sum(1 for v in rows if v.image is not None and v.severity == "error")
+        bad_images = sum(1 for v in rows if v.image is not None and v.severity is Severity.ERROR)
         hashed = (
             f" · {report.files_hashed} blobs, {human_size(report.bytes_hashed)} re-hashed"
             if report.files_hashed
@@ -210,7 +213,7 @@ class VerifyView(QWidget):
                 text += f" · {warnings} warning{'s' if warnings != 1 else ''}"
             self._set_summary(text, "ok")
             return
-        broken = [b for b in blobs if b.severity == "error"]
+        broken = [b for b in blobs if b.severity is Severity.ERROR]
         other = errors - sum(len(b.images) for b in broken)
         parts = []
         if broken:
@@ -241,7 +244,7 @@ class VerifyView(QWidget):
 
     def broken_layers(self) -> dict[str, str]:
         """Digest -> problem word, for the layers tree."""
-        return {b.digest: b.problem for b in self.blob_model_rows() if b.digest and b.severity == "error"}
+        return {b.digest: b.problem for b in self.blob_model_rows() if b.digest and b.severity is Severity.ERROR}
 
     def blob_model_rows(self) -> list[BadBlob]:
         return [self.blob_model.blob(r) for r in range(self.blob_model.rowCount())]
@@ -259,7 +262,13 @@ class VerifyView(QWidget):
         else:
             doc = self.report.to_json()
             doc["bad_blobs"] = [
-                {"digest": b.digest, "path": b.path, "code": b.code, "message": b.message, "images": list(b.images)}
+                {
+                    "digest": b.digest,
+                    "path": b.path,
+                    "code": b.code.value,
+                    "message": b.message,
+                    "images": list(b.images),
+                }
                 for b in self.blob_model_rows()
             ]
             text = json.dumps(doc, indent=2) + "\n"

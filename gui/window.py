@@ -5,13 +5,21 @@ from __future__ import annotations
 import re
 import threading
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, QRect, QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShowEvent
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -36,9 +44,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from regpack import __version__
+from regpack import __version__, jobs
 from regpack.analysis import Analysis, BlobUsage, ImageStats, analyse, compare
-from regpack.bundle import Bundle, Image, Layout, Severity
+from regpack.bundle import Bundle, Image, Layout
 from regpack.errors import RegpackError
 from regpack.gui.assets import sample_bundle
 from regpack.gui.chart import SavingsView
@@ -66,9 +74,9 @@ from regpack.gui.models import (
 from regpack.gui.sizes import human_size
 from regpack.gui.theme import set_text_color, status_colors
 from regpack.gui.verify_view import VerifyView
-from regpack.gui.workers import ProgressText
+from regpack.jobs import JobResult
 from regpack.layouts import read
-from regpack.progress import Progress, ProgressCallback, Tracker
+from regpack.progress import Estimate, ProgressCallback
 from regpack.verify import Report, verify
 
 MAX_RECENT = 8
@@ -714,9 +722,7 @@ class MainWindow(QMainWindow):
             self.run_job(self.job_dialog.options())
 
     def run_job(self, options: JobOptions) -> bool:
-        from regpack import jobs
-
-        def job(progress: Any, cancel: Any) -> Any:
+        def job(progress: ProgressCallback, cancel: threading.Event) -> JobResult:
             if options.kind == PACK:
                 return jobs.pack(
                     options.source, options.dest, copy=options.copy, verify=options.verify, merge=options.merge,
@@ -734,8 +740,6 @@ class MainWindow(QMainWindow):
     def start_verify(self) -> bool:
         if self.bundle is None or self.busy():
             return False
-        from regpack.verify import verify
-
         root = self.bundle.root
         self.verify_view.clear()
         self.tabs.setCurrentWidget(self.verify_view)
@@ -756,22 +760,25 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(job.title + "…")
         self._update_actions()
 
-    def _job_progress(self, job: Job, text: ProgressText) -> None:
-        if job.kind.writes and text.phase == "verifying" and job.dest is not None:
+    def _job_progress(self, job: Job, estimate: Estimate) -> None:
+        if job.kind.writes and estimate.progress.message == "verifying" and job.dest is not None:
             self.progress.set_title(f"Verifying {job.dest.name}")
-        self.progress.update_progress(text)
+        self.progress.update_progress(estimate)
 
-    def _job_finished(self, job: Job, result: Any) -> None:
+    def _job_finished(self, job: Job, result: object) -> None:
         kind = job.kind
         if kind is JobKind.LOAD:
+            assert isinstance(result, Loaded), result
             self._loaded(result)
         elif kind is JobKind.VERIFY:
+            assert isinstance(result, Report), result
             self.verify_view.set_report(result)
             self.image_model.set_status(self.verify_view.image_statuses())
             self.blob_model.set_broken(self.verify_view.broken_layers())
             self.tabs.setCurrentWidget(self.verify_view)
             self.statusBar().showMessage(self.verify_view.summary.text(), 10000)
         elif kind in (JobKind.PACK, JobKind.UNPACK):
+            assert isinstance(result, JobResult), result
             title = f"{kind.label} finished"
             dialog = ResultDialog(title, job_summary(kind.value, result), Path(result.dest), self)
             dialog.open_bundle.connect(self.open_bundle)

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPoint, QRect, QSize
 import regpack.jobs
 from regpack.gui.dialogs import PACK, JobOptions
 from regpack.gui.window import initial_size
-from regpack.resources import make_sample
+from tests.support import sample as make_sample
 
 
 def test_initial_size_follows_the_available_screen() -> None:

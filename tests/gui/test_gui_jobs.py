@@ -214,7 +214,7 @@ def test_pack_with_verify_shows_the_verify_phase_and_reports_it(
 ):
     open_and_wait(window, synthetic_bundle)
     phases: list[str] = []
-    window.jobs.progress.connect(lambda job, text: phases.append(text.phase))
+    window.jobs.progress.connect(lambda job, estimate: phases.append(estimate.progress.message))
     dest = tmp_path / "packed"
     with qtbot.waitSignal(window.job_ended, timeout=60_000):
         window.run_job(JobOptions(PACK, synthetic_bundle, dest, copy=True, verify=True))

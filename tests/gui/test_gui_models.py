@@ -9,10 +9,8 @@ from PySide6.QtCore import QModelIndex, Qt
 from regpack.analysis import analyse
 from regpack.errors import Code, Problem, Severity
 from regpack.gui.models import (
-    ERROR_BACKGROUND,
     OBJECT_ROLE,
     SORT_ROLE,
-    WARNING_BACKGROUND,
     BlobTreeModel,
     ImageFilterProxy,
     ImageTableModel,
@@ -21,6 +19,7 @@ from regpack.gui.models import (
     verdicts,
 )
 from regpack.gui.sizes import human_size
+from regpack.gui.theme import status_colors
 from regpack.layouts import read
 from regpack.verify import Report
 
@@ -126,8 +125,8 @@ def test_verify_model_passes_modeltester(qtmodeltester) -> None:
     assert model.index(2, VerifyModel.STATUS).data() == "broken link"
     assert model.index(1, VerifyModel.DETAILS).data() == "hashes to sha256:00 — b:1/abc"
     assert model.index(1, 0).data(Qt.ItemDataRole.ToolTipRole) == "Error: b:1/abc: hashes to sha256:00"
-    assert model.index(1, 0).data(Qt.ItemDataRole.BackgroundRole).color() == ERROR_BACKGROUND
-    assert model.index(2, 0).data(Qt.ItemDataRole.BackgroundRole).color() == WARNING_BACKGROUND
+    assert model.index(1, 0).data(Qt.ItemDataRole.BackgroundRole).color() == status_colors().error_background
+    assert model.index(2, 0).data(Qt.ItemDataRole.BackgroundRole).color() == status_colors().warning_background
     assert model.index(0, 0).data(Qt.ItemDataRole.BackgroundRole) is None
     assert model.data(QModelIndex()) is None
 

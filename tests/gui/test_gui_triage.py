@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 
 import regpack.jobs
 from regpack.analysis import analyse, compare
+from regpack.errors import Code, Problem, Severity
 from regpack.gui.compare import CompareModel
 from regpack.gui.models import (
     OBJECT_ROLE,
@@ -25,6 +26,7 @@ from regpack.gui.models import (
 )
 from regpack.gui.theme import status_colors
 from regpack.layouts import read
+from regpack.verify import Report
 from tests.support import ocibuild as ob
 
 
@@ -112,15 +114,14 @@ def test_verify_view_sorts_by_status_filters_and_shows_problems_only(
 
 
 def test_bad_blob_grouping_counts_each_blob_once() -> None:
-    class F:
-        def __init__(self, image: str, path: str, code: str = "digest-mismatch") -> None:
-            self.severity, self.image, self.path, self.code, self.message = "error", image, path, code, "bad"
+    def problem(image: str, path: str, code: Code = Code.DIGEST_MISMATCH) -> Problem:
+        return Problem(Severity.ERROR, code, "bad", Path(path), image)
 
     hex_a, hex_b = "a" * 64, "b" * 64
     findings = [
-        F("app-10:1", f"/r/app-10:1/{hex_a}"),  # skopeo dir folders hold a copy each: grouped by digest
-        F("app-2:1", f"/r/app-2:1/{hex_a}"),
-        F("app-2:1", f"/s/docker/registry/v2/blobs/sha256/bb/{hex_b}/data", "missing-blob"),
+        problem("app-10:1", f"/r/app-10:1/{hex_a}"),  # skopeo dir folders hold a copy each: grouped by digest
+        problem("app-2:1", f"/r/app-2:1/{hex_a}"),
+        problem("app-2:1", f"/s/docker/registry/v2/blobs/sha256/bb/{hex_b}/data", Code.MISSING_BLOB),
     ]
     grouped = bad_blobs(findings)
     assert [(b.digest, b.images) for b in grouped] == [
@@ -130,16 +131,15 @@ def test_bad_blob_grouping_counts_each_blob_once() -> None:
 
 
 def test_new_models_pass_modeltester(qtmodeltester, sample_bundle: Path) -> None:
-    class F:
-        def __init__(self, severity: str, image: str | None, code: str, path: str | None) -> None:
-            self.severity, self.image, self.code, self.message, self.path = severity, image, code, "m", path
-
-    findings = [F("error", "a:1", "digest-mismatch", "/x/" + "c" * 64), F("warning", None, "empty", None)]
+    findings = (
+        Problem(Severity.ERROR, Code.DIGEST_MISMATCH, "m", Path("/x/" + "c" * 64), "a:1"),
+        Problem(Severity.WARNING, Code.EMPTY, "stray folder"),
+    )
     blobs = BadBlobModel()
     blobs.set_blobs(bad_blobs(findings))
     qtmodeltester.check(blobs)
     source = VerifyModel()
-    source.set_verdicts(verdicts(["a:1", "b:1"], {"a:1": [findings[0]], None: [findings[1]]}))
+    source.set_verdicts(verdicts(Report(Path("/b"), "skopeo-dir", findings, ("a:1", "b:1"), 0, 0)))
     proxy = VerifyFilterProxy()
     proxy.setSourceModel(source)
     proxy.set_problems_only(True)
