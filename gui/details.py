@@ -117,6 +117,10 @@ class DetailsView(QWidget):
             label = QLabel()
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            # A long value without spaces (a PATH, a digest) must not widen the panel: it is cut at the
+            # panel's edge instead, whole in the tooltip.
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            label.setMinimumWidth(60)
             self.values[name] = label
             self.form.addRow(name + ":", label)
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
@@ -235,3 +239,4 @@ class DetailsView(QWidget):
             highlights = config_highlights(config) if not problem else {"Created": problem}
         for name, label in self.values.items():
             label.setText(highlights.get(name, ""))
+            label.setToolTip(highlights.get(name, ""))

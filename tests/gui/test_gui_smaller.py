@@ -12,6 +12,7 @@ import regpack.jobs
 from regpack.errors import BundleError
 from regpack.gui.dialogs import PACK, ErrorDialog, JobOptions
 from regpack.gui.window import NEXT_STEP
+from tests.support import ocibuild as ob
 
 
 def test_title_names_the_bundle_once(open_and_wait, window, sample_bundle: Path) -> None:
@@ -22,11 +23,21 @@ def test_title_names_the_bundle_once(open_and_wait, window, sample_bundle: Path)
     )
 
 
-def test_selection_does_not_move_the_main_splitter(open_and_wait, qtbot, window, sample_bundle: Path) -> None:
-    loaded = open_and_wait(window, sample_bundle)
+def test_selection_does_not_move_the_main_splitter(open_and_wait, qtbot, window, tmp_path: Path) -> None:
+    long_name = "registry-mirror/" + "a-very-long-path-segment-" * 6 + "service:" + "v1.2.3-" * 8 + "final"
+    long_env = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/" + "x" * 150,)
+    refs = {
+        "short:1": ob.image([ob.layer(ob.text_files("s", 1, 100))], env=("A=1",), cmd=("sh",)),
+        long_name: ob.image([ob.layer(ob.text_files("l", 1, 100))], env=long_env, cmd=("/" + "y" * 150,)),
+    }
+    loaded = open_and_wait(window, ob.write_dir_bundle(tmp_path / "b", refs))
+    window.resize(1000, 640)
+    window.tabs.setCurrentWidget(window.details)
+    window.select_image(next(i for i in loaded.bundle.images if i.name == "short:1"))
+    window.main_splitter.setSizes([700, 300])
     qtbot.wait(50)
     before = window.main_splitter.sizes()
-    for image in loaded.bundle.images:  # a multi-arch list (platform chooser) and plain images
+    for image in [*loaded.bundle.images, *loaded.bundle.images]:
         window.select_image(image)
         qtbot.wait(20)
         assert window.main_splitter.sizes() == before, image.name
