@@ -156,6 +156,9 @@ class ImageTableModel(_RowsTableModel):
     def stats(self, row: int) -> ImageStats:
         return self._rows[row]
 
+    def sort_key(self, row: int, column: int) -> Any:
+        return self._sort_keys[row][column]
+
     def row_of(self, image: Image) -> int:
         for row, stats in enumerate(self._rows):
             if stats.image is image:
@@ -230,7 +233,11 @@ class _PythonSortProxy(QSortFilterProxyModel):
     """Sorts by SORT_ROLE values compared in Python: tuples (natural sort keys, status ranks) included."""
 
     def lessThan(self, left: Index, right: Index) -> bool:
-        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        source = self.sourceModel()
+        if isinstance(source, ImageTableModel):  # its keys are precomputed: skip two data() round trips
+            a, b = source.sort_key(left.row(), left.column()), source.sort_key(right.row(), right.column())
+        else:
+            a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
         try:
             return bool(a < b)
         except TypeError:  # None against a value: the empty ones first
