@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -122,3 +125,32 @@ def test_pack_dialog_offers_merge_into_existing_storage(
     again.dest_edit.setText(str(plain))
     assert not again.ok_button.isEnabled() and "not a registry storage" in again.warning.text()
     again.reject()
+
+
+def _gui(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """regpack-gui with no display at all: no DISPLAY, no WAYLAND_DISPLAY, no Qt platform chosen."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "regpack.gui", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_help_and_version_need_no_display(tmp_path: Path) -> None:
+    help_run = _gui("--help", tmp_path=tmp_path)
+    assert help_run.returncode == 0 and "usage: regpack-gui" in help_run.stdout and "--theme" in help_run.stdout
+    version = _gui("--version", tmp_path=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"regpack-gui {regpack.__version__}"
+
+
+def test_unknown_options_are_a_usage_error_before_any_window(tmp_path: Path) -> None:
+    run = _gui("--verbsoe", str(tmp_path), tmp_path=tmp_path)
+    assert run.returncode == 2
+    assert "unrecognized arguments: --verbsoe" in run.stderr and "usage: regpack-gui" in run.stderr
+
+
+def test_qt_options_still_reach_qt() -> None:
+    from regpack.gui.app import split_qt_options
+
+    qt, ours = split_qt_options(["-platform", "offscreen", "--theme", "dark", "-qwindowgeometry=1x1", "b"])
+    assert qt == ["-platform", "offscreen", "-qwindowgeometry=1x1"] and ours == ["--theme", "dark", "b"]
