@@ -894,5 +894,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
+        if self.jobs.busy or self.jobs.cleaning:
+            self.hide()  # the window goes at once; a running job stops and partial output is removed after
         self.jobs.shutdown()
         super().closeEvent(event)
