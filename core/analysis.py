@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from regpack.bundle import Blob, Bundle, Image, Role
 from regpack.digest import Digest
@@ -124,4 +125,83 @@ def compare(bundle: Bundle, first: Image, second: Image) -> Comparison:
         blobs(a, lambda d: d in in_b),
         blobs(a, lambda d: d not in in_b),
         blobs(b, lambda d: d not in in_a),
+    )
+
+
+# --- comparing two releases ----------------------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    ADDED = "added"  # a name OLD does not have
+    CHANGED = "changed"  # the same name, another manifest digest
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"  # a name of OLD that NEW does not have
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDiff:
+    name: str
+    status: Status
+    old_digest: Digest | None
+    new_digest: Digest | None
+    total_bytes: int = 0  # everything the image needs (manifests, config, layers)
+    shared_bytes: int = 0  # of those, bytes OLD already holds
+    added_bytes: int = 0  # bytes OLD lacks
+    image: Image | None = None  # the image of NEW (None for a removed one)
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    images: tuple[ImageDiff, ...]  # NEW's images in bundle order, then the removed ones by name
+    full_bytes: int  # NEW packed on its own: every distinct blob once
+    patch_bytes: int  # a patch against OLD: every manifest of NEW plus the config and layer blobs OLD lacks
+    new_bytes: int  # distinct blobs of NEW that OLD lacks (manifests included)
+    reused_bytes: int  # distinct blobs of NEW that OLD holds
+    differential_bytes: int  # whole-image differential: every blob of each added or changed image, once
+    patch_blobs: int  # blobs a patch carries
+    base_blobs: int  # blobs a patch leaves to OLD
+
+    def count(self, status: Status) -> int:
+        return sum(1 for d in self.images if d.status is status)
+
+
+def diff(old_blobs: Mapping[Digest, int], old_images: Mapping[str, Digest], new: Bundle) -> Diff:
+    """Compare NEW with what OLD holds (blob digest -> size, image name -> digest): any bundle or inventory.
+
+    A blob counts as held by OLD only with the same size. A patch's blob from its base (when NEW is itself a
+    patch) counts with its declared size: it is part of the release even if the patch does not carry it.
+    """
+    blobs = new.blobs
+    size = {d: (b.size if b.file is not None or b.from_base else 0) for d, b in blobs.items()}
+    in_old = {d for d, n in size.items() if old_blobs.get(d) == n}
+    rows: list[ImageDiff] = []
+    changed_blobs: set[Digest] = set()
+    for image in new.images:
+        digests = [d for d in image.all_digests() if d in size]
+        total = sum(size[d] for d in digests)
+        shared = sum(size[d] for d in digests if d in in_old)
+        before = old_images.get(image.name)
+        if before is None:
+            status = Status.ADDED
+        elif before == image.digest:
+            status = Status.UNCHANGED
+        else:
+            status = Status.CHANGED
+        if status is not Status.UNCHANGED:
+            changed_blobs.update(digests)
+        rows.append(ImageDiff(image.name, status, before, image.digest, total, shared, total - shared, image))
+    names = {image.name for image in new.images}
+    for name in sorted(set(old_images) - names):
+        rows.append(ImageDiff(name, Status.REMOVED, old_images[name], None))
+    manifests = {d for d, b in blobs.items() if b.role is Role.MANIFEST}
+    carried = [d for d in size if d in manifests or d not in in_old]
+    return Diff(
+        tuple(rows),
+        full_bytes=sum(size.values()),
+        patch_bytes=sum(size[d] for d in carried),
+        new_bytes=sum(n for d, n in size.items() if d not in in_old),
+        reused_bytes=sum(size[d] for d in in_old),
+        differential_bytes=sum(size[d] for d in changed_blobs),
+        patch_blobs=sum(1 for d in carried if size[d] or blobs[d].file is not None),
+        base_blobs=sum(1 for d in in_old if d not in manifests),
     )

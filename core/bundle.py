@@ -41,6 +41,7 @@ class Blob:
     role: Role
     media_type: str = ""
     file: str | None = None
+    from_base: bool = False  # a patch's blob that the base it applies to holds (``file`` is None)
 
     @property
     def path(self) -> Path | None:
@@ -132,12 +133,19 @@ class Bundle:
     images: list[Image] = field(default_factory=list)
     blobs: dict[Digest, Blob] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # A patch (registry storage with a patch description): the blobs it expects from the base it applies to
+    # (digest -> size), as its description lists them.
+    is_patch: bool = False
+    from_base: dict[Digest, int] = field(default_factory=dict)
 
-    def add_blob(self, digest: Digest, size: int, role: Role, media_type: str, file: str | None) -> None:
-        """Record a blob once; a copy with bytes replaces one known only by reference (an absent foreign layer)."""
+    def add_blob(
+        self, digest: Digest, size: int, role: Role, media_type: str, file: str | None, *, from_base: bool = False
+    ) -> None:
+        """Record a blob once; a copy with bytes replaces one known only by reference (an absent foreign layer,
+        or a patch's blob that its base holds)."""
         known = self.blobs.get(digest)
         if known is None or (known.file is None and file is not None):
-            self.blobs[digest] = Blob(digest, size, role, media_type, file)
+            self.blobs[digest] = Blob(digest, size, role, media_type, file, from_base and file is None)
 
     def problem(
         self,
@@ -175,6 +183,14 @@ class Bundle:
             blob = self.blobs.get(digest)
             if blob is not None and blob.file is not None:
                 yield blob, image.locations.get(digest, blob.file)
+
+    def base_blobs(self, image: Image) -> Iterator[Digest]:
+        """The config and layer blobs of ``image`` that a patch leaves to its base (none in any other bundle)."""
+        if self.from_base:
+            for digest in image.blob_digests():
+                blob = self.blobs.get(digest)
+                if blob is not None and blob.from_base and blob.file is None:
+                    yield digest
 
     @property
     def stored_bytes(self) -> int:

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from regpack import __version__, layouts
-from regpack.analysis import Analysis, analyse
+from regpack.analysis import Analysis, Diff, Status, analyse, diff
 from regpack.bundle import Bundle
+from regpack.compare import read_pair
 from regpack.errors import Cancelled, RegpackError, Severity, printable, quoted
+from regpack.files import write_file_atomically
 from regpack.jobs import JobResult, pack, unpack
+from regpack.patch import DESCRIPTION, Inventory, inventory_of
 from regpack.progress import Progress, Tracker
 from regpack.selection import Reason, Rename, Selection
 from regpack.units import human_duration, human_rate, human_size
@@ -88,12 +91,23 @@ def _parser() -> argparse.ArgumentParser:
                 help="add into an existing registry storage, rewriting nothing",
             )
         add_selection_options(s)
+        _patch_options(s, name)
 
     s = sub.add_parser("verify", help="check every manifest, blob and link of a bundle")
     s.add_argument("path", type=Path)
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--jobs", type=_positive, default=None, help="hashing threads (default: cores)")
     s.add_argument("--fast", action="store_true", help="check presence and sizes only, no hashing")
+    _patch_options(s, "verify")
+
+    s = sub.add_parser("diff", help="compare two releases: images added, removed, changed; what a patch weighs")
+    s.add_argument("old", type=Path, help="the release the site has: any bundle, or an inventory (.json)")
+    s.add_argument("new", type=Path, help="the new release: any bundle")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("inventory", help="write what a bundle or storage holds (blobs, images) as JSON")
+    s.add_argument("path", type=Path)
+    s.add_argument("-o", "--output", type=Path, required=True, help="the inventory file to write ('-': stdout)")
     return p
 
 
@@ -139,6 +153,25 @@ def selection_of(args: argparse.Namespace) -> Selection:
     return Selection(tuple(args.only), tuple(args.exclude), tuple(args.rename), args.skip_broken)
 
 
+def _patch_options(s: argparse.ArgumentParser, command: str) -> None:
+    g = s.add_argument_group("patch")
+    if command == "pack":
+        g.add_argument(
+            "--base",
+            type=Path,
+            help="make a patch: only the blobs BASE (a bundle, or an inventory .json) lacks, plus regpack-patch.json",
+        )
+        g.add_argument(
+            "--move-tags",
+            action="store_true",
+            help="with --merge: re-point tags that already name another image (a patch always does); the old "
+            "image stays pullable by digest",
+        )
+    else:
+        verb = "unpack" if command == "unpack" else "check"
+        g.add_argument("--base", type=Path, help=f"a patch's base bundle: {verb} the blobs the patch takes from it")
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -174,6 +207,9 @@ def inspect_json(bundle: Bundle, analysis: Analysis) -> dict[str, Any]:
         "packed_bytes": analysis.packed_bytes,
         "saved_bytes": analysis.saved_bytes,
         "saved_percent": round(analysis.saved_percent, 2),
+        "patch": {"from_base_blobs": len(bundle.from_base), "from_base_bytes": sum(bundle.from_base.values())}
+        if bundle.is_patch
+        else None,
     }
 
 
@@ -207,6 +243,11 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
         f"packed:         {human_size(analysis.packed_bytes)} ({analysis.packed_bytes} bytes)\n"
         f"saved:          {human_size(analysis.saved_bytes)} ({analysis.saved_percent:.1f}%)\n"
     )
+    if bundle.is_patch:
+        out.write(
+            f"patch: {len(bundle.from_base)} blob(s) ({human_size(sum(bundle.from_base.values()))}) expected from "
+            "its base, not counted above\n"
+        )
     for w in (p for p in bundle.problems if p not in bundle.errors):
         sys.stderr.write(f"regpack: warning: {w}\n")
     return 0
@@ -220,6 +261,79 @@ def _report_left_out(result: JobResult) -> None:
     counts = [f"{n} {r.value}" for r in Reason if (n := sum(1 for x in result.left_out if x.reason is r))]
     if counts:
         sys.stderr.write(f"regpack: {sum(1 for _ in result.left_out)} left out ({', '.join(counts)})\n")
+
+
+def diff_json(old: Inventory, new: Bundle, d: Diff) -> dict[str, Any]:
+    return {
+        "format": "regpack-diff/1",
+        "old": {"root": old.source, "layout": old.layout or "inventory", "images": len(old.images)},
+        "new": {"root": printable(new.root), "layout": new.layout.value, "images": len(new.images)},
+        "images": [
+            {
+                "name": r.name,
+                "status": r.status.value,
+                "old_digest": str(r.old_digest) if r.old_digest else None,
+                "new_digest": str(r.new_digest) if r.new_digest else None,
+                "total_bytes": r.total_bytes,
+                "shared_bytes": r.shared_bytes,
+                "added_bytes": r.added_bytes,
+            }
+            for r in d.images
+        ],
+        "counts": {s.value: d.count(s) for s in Status},
+        "totals": {
+            "full_bytes": d.full_bytes,
+            "patch_bytes": d.patch_bytes,
+            "new_bytes": d.new_bytes,
+            "reused_bytes": d.reused_bytes,
+            "differential_bytes": d.differential_bytes,
+            "patch_blobs": d.patch_blobs,
+            "base_blobs": d.base_blobs,
+        },
+    }
+
+
+def _diff(args: argparse.Namespace, out: TextIO) -> int:
+    old, new = read_pair(args.old, args.new)
+    d = diff(old.blobs, old.images, new)
+    if args.json:
+        json.dump(diff_json(old, new, d), out, indent=2)
+        out.write("\n")
+        return 0
+    rows: list[tuple[str, ...]] = [("IMAGE", "STATUS", "SIZE", "IN OLD", "NEW BYTES", "DIGEST")]
+    for r in d.images:
+        digest = r.new_digest or r.old_digest
+        sizes = [human_size(n) for n in (r.total_bytes, r.shared_bytes, r.added_bytes)]
+        if r.status is Status.REMOVED:
+            sizes = ["", "", ""]
+        rows.append((r.name, r.status.value, *sizes, digest.short if digest else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    counts = ", ".join(f"{d.count(s)} {s.value}" for s in Status)
+    saved = 100.0 * (1 - d.patch_bytes / d.full_bytes) if d.full_bytes else 0.0
+    out.write(
+        f"\n{counts}\n"
+        f"full bundle of NEW, packed:   {human_size(d.full_bytes)} ({d.full_bytes} bytes)\n"
+        f"whole-image differential:     {human_size(d.differential_bytes)} ({d.differential_bytes} bytes)\n"
+        f"patch against OLD:            {human_size(d.patch_bytes)} ({d.patch_bytes} bytes, {saved:.1f}% less "
+        f"than the full bundle; {d.base_blobs} blob(s), {human_size(d.reused_bytes)} reused from OLD)\n"
+    )
+    return 0
+
+
+def _inventory(args: argparse.Namespace, out: TextIO) -> int:
+    inventory = inventory_of(layouts.read(args.path).check())
+    text = json.dumps(inventory.to_json(), indent=1) + "\n"
+    if str(args.output) == "-":
+        out.write(text)
+        return 0
+    write_file_atomically(args.output, text.encode())
+    out.write(
+        f"inventory of {printable(args.path)}: {len(inventory.images)} images, {len(inventory.blobs)} blobs "
+        f"({human_size(sum(inventory.blobs.values()))}) -> {printable(args.output)}\n"
+    )
+    return 0
 
 
 def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
@@ -242,6 +356,8 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
                 selection=selection,
                 progress=bar,
                 cancel=cancel,
+                base=args.base,
+                move_tags=args.move_tags,
             )
         else:
             result = unpack(
@@ -253,6 +369,7 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
                 selection=selection,
                 progress=bar,
                 cancel=cancel,
+                base=args.base,
             )
     finally:
         bar.close()
@@ -263,13 +380,23 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
         f"{human_size(result.bytes_total)} ({human_size(result.bytes_linked)} hard-linked, "
         f"{human_size(result.bytes_copied)} copied) in {result.seconds:.2f}s\n"
     )
+    _patch_summary(args, result, out)
     return 0
+
+
+def _patch_summary(args: argparse.Namespace, result: JobResult, out: TextIO) -> None:
+    if args.command == "pack" and args.base is not None:
+        out.write(f"patch: {result.from_base} blob(s) left to the base, listed in {DESCRIPTION}\n")
+    elif result.from_base:
+        out.write(f"{result.from_base} blob(s) taken from the base\n")
+    for tag in result.moved:
+        out.write(f"moved tag {tag}\n")
 
 
 def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     bar = ProgressBar(sys.stderr, not args.json)
     try:
-        report: Report = verify(args.path, fast=args.fast, jobs=args.jobs, progress=bar, cancel=cancel)
+        report: Report = verify(args.path, fast=args.fast, jobs=args.jobs, progress=bar, cancel=cancel, base=args.base)
     finally:
         bar.close()
     if args.json:
@@ -294,6 +421,12 @@ def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> i
         mode = "sizes only (--fast)" if report.fast else f"{human_size(report.bytes_hashed)} hashed"
         verdict = "OK" if report.ok else f"{len(report.errors)} error(s)"
         out.write(f"\n{len(report.images)} images, {mode}: {verdict}\n")
+        if report.from_base_blobs:
+            how = "checked in the base" if report.from_base_checked else "not checked (give --base to check them)"
+            out.write(
+                f"patch: {report.from_base_blobs} blob(s) ({human_size(report.from_base_bytes)}) expected from "
+                f"its base, {how}\n"
+            )
     return 0 if report.ok else 1
 
 
@@ -321,6 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = _inspect(args, out)
         elif args.command in ("pack", "unpack"):
             status = _job(args, out, cancel)
+        elif args.command == "diff":
+            status = _diff(args, out)
+        elif args.command == "inventory":
+            status = _inventory(args, out)
         else:
             status = _verify(args, out, cancel)
         out.flush()  # a reader that went away is found here, not in the interpreter's exit

@@ -38,6 +38,7 @@ class ExecStats:
     bytes_copied: int
     bytes_linked: int
     skipped: int = 0  # merge: files already present with the same content
+    moved: tuple[str, ...] = ()  # merge with tag moves: the tags (repository:tag) re-pointed
 
 
 def default_jobs() -> int:
@@ -213,6 +214,7 @@ def execute(
     cancel: threading.Event | None = None,
     check: Callable[[Path], None] | None = None,
     message: str = "",
+    move_tags: bool = False,
 ) -> ExecStats:
     """Write ``plan`` into ``dest``. ``check`` runs on the staged output before it is renamed into place."""
     dest = Path(os.path.abspath(dest))
@@ -220,7 +222,7 @@ def execute(
     cancel = cancel or threading.Event()
     jobs = jobs or default_jobs()
     if merge and exists and not _is_empty(dest):
-        return _merge(plan, dest, copy, jobs, progress, cancel, message)
+        return _merge(plan, dest, copy, jobs, progress, cancel, message, move_tags)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging: Path | None = None
     try:
@@ -303,17 +305,35 @@ def _merge(
     progress: ProgressCallback | None,
     cancel: threading.Event,
     message: str,
+    move_tags: bool = False,
 ) -> ExecStats:
-    """Add a plan into an existing tree: nothing there is rewritten; data lands before the links naming it."""
+    """Add a plan into an existing tree: nothing there is rewritten; data lands before the links naming it.
+
+    With ``move_tags``, a tag's ``current/link`` that names another digest is re-pointed the way a registry
+    push does it: the new digest joins the tag's index, the old one stays there and stays pullable.
+    """
     real_dest = Path(os.path.realpath(dest))
     todo: list[PlaceBlob | WriteFile] = []
     skipped = 0
+    moved: list[str] = []
     for op in plan.operations():
-        target = _safe_target(real_dest, op.dst)
+        target = safe_target(real_dest, op.dst)
         if os.path.lexists(target):
             if isinstance(op, WriteFile):
                 current = _read_small(target)
+                tag = _tag_of_current_link(op.dst)
+                if current != op.data and move_tags and tag is not None:
+                    moved.append(tag)
+                    todo.append(op)
+                    continue
                 if current != op.data:
+                    if tag is not None:
+                        raise DestinationError(
+                            f"tag {tag} points at {current[:80].decode(errors='replace')}, the bundle says "
+                            f"{op.data[:80].decode(errors='replace')}; refusing to overwrite it (--move-tags moves "
+                            "tags the way a registry push does, keeping the old image pullable by digest)",
+                            target,
+                        )
                     raise DestinationError(
                         f"already holds {quoted(current)}, the bundle says {quoted(op.data)}; "
                         "refusing to overwrite (remove it first to retag)",
@@ -347,7 +367,7 @@ def _merge(
         # Blobs first, then per-repository links, then revisions, then tags: a crash part-way leaves only
         # unreferenced data, never a tag naming something absent.
         for op in sorted(todo, key=lambda op: (_merge_phase(op.dst), str(op.dst))):
-            target = _safe_target(real_dest, op.dst)
+            target = safe_target(real_dest, op.dst)
             _safe_makedirs(real_dest, target.parent)
             os.rename(staging / op.dst, target)
         meter.finish()
@@ -357,7 +377,19 @@ def _merge(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExecStats(len(todo), sub.total_bytes, copied, linked, skipped)
+    return ExecStats(len(todo), sub.total_bytes, copied, linked, skipped, tuple(sorted(moved)))
+
+
+def _tag_of_current_link(dst: str) -> str | None:
+    """``repository:tag`` when ``dst`` is a tag's ``current/link`` in registry storage, else None."""
+    _, sep, tail = dst.partition("/repositories/")
+    if not sep or not tail.endswith("/current/link"):
+        return None
+    repo, sep, tag_part = tail.partition("/_manifests/tags/")
+    tag = tag_part[: -len("/current/link")]
+    if not sep or not repo or not tag or "/" in tag:
+        return None
+    return f"{repo}:{tag}"
 
 
 def _make_directories(root: Path, plan: Plan, cancel: threading.Event) -> None:
@@ -384,7 +416,7 @@ def _merge_phase(dst: str) -> int:
     return 5
 
 
-def _safe_target(real_dest: Path, rel: str) -> Path:
+def safe_target(real_dest: Path, rel: str) -> Path:
     target = real_dest / rel
     # Every existing folder on the way must be a real folder inside dest: a symlink planted in an
     # existing tree must not redirect our writes elsewhere.

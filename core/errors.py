@@ -38,6 +38,8 @@ class Code(StrEnum):
     SIZE = "size"
     LOOP = "loop"
     COLLISION = "collision"  # two images would land in one place of the output
+    BAD_PATCH = "bad-patch"  # a patch description that cannot be trusted
+    MISSING_BASE_BLOB = "missing-base-blob"  # a blob a patch expects from its base is not there
 
     @property
     def label(self) -> str:
@@ -59,6 +61,8 @@ _CODE_LABELS = {
     Code.LOOP: "manifest loop",
     Code.EMPTY: "empty bundle",
     Code.COLLISION: "name clash",
+    Code.BAD_PATCH: "bad patch description",
+    Code.MISSING_BASE_BLOB: "missing base blob",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # Read-only, never blocking on a FIFO that replaced a file after it was checked, not leaked to children.
@@ -32,3 +33,22 @@ def read_capped(path: str | os.PathLike[str], limit: int) -> bytes:
         return b"".join(parts)
     finally:
         os.close(fd)
+
+
+def write_file_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a small file beside its final name and rename it into place: never a half-written file."""
+    final = os.fspath(path)
+    tmp = f"{final}.partial-{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

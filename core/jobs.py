@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regpack import layouts
 from regpack.bundle import Bundle, Image
-from regpack.engine import ExecStats, execute
-from regpack.errors import BundleError, Cancelled
+from regpack.compare import base_inventory
+from regpack.digest import Digest, hash_file
+from regpack.engine import ExecStats, default_jobs, execute, safe_target
+from regpack.errors import BundleError, Cancelled, DestinationError
 from regpack.layouts import registry, skopeo_dir
 from regpack.names import unpack_folder
+from regpack.patch import (
+    DESCRIPTION,
+    Inventory,
+    PatchDescription,
+    image_users,
+    payload_digests,
+    resolve_base,
+)
 from regpack.plan import Plan
-from regpack.progress import Progress, ProgressCallback
+from regpack.progress import Meter, Progress, ProgressCallback
 from regpack.selection import LeftOut, Reason, Selected, Selection, check_destinations, select
+from regpack.units import human_size
 
 if TYPE_CHECKING:
     from regpack.verify import Report
@@ -38,6 +52,8 @@ class JobResult:
     left_out: tuple[LeftOut, ...] = ()  # images the selection did not carry, and why
     verified_files: int = 0  # blobs re-hashed after writing (0: not verified)
     verified_bytes: int = 0
+    moved: tuple[str, ...] = ()  # tags re-pointed in the destination (repository:tag)
+    from_base: int = 0  # blobs of a patch left to its base (made) or taken from it (applied)
 
 
 def _in_dest(path: Path | None, staged: Path, dest: Path) -> Path | None:
@@ -101,6 +117,7 @@ def _run(
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
     message: str,
+    move_tags: bool = False,
 ) -> JobResult:
     started = time.monotonic()
     selection = selection or Selection()
@@ -135,6 +152,7 @@ def _run(
         cancel=cancel,
         check=check if check_output and not merge else None,
         message=message,
+        move_tags=move_tags or selected.is_patch,
     )
     if check_output and merge:
         check(dest, written=True)
@@ -150,6 +168,8 @@ def _run(
         chosen.left_out,
         sum(r.files_hashed for r in verified),
         sum(r.bytes_hashed for r in verified),
+        stats.moved,
+        len(selected.from_base),
     )
 
 
@@ -169,12 +189,34 @@ def pack(
     selection: Selection | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    base: Path | None = None,
+    move_tags: bool = False,
 ) -> JobResult:
-    """Pack the bundle at ``src`` into registry v2 storage at ``dest`` (``dest/docker/registry/v2``)."""
-    return _run(
-        src, dest, registry.plan_pack, lambda image: image.reference.stored, "image", copy=copy, jobs=jobs,
+    """Pack the bundle at ``src`` into registry v2 storage at ``dest`` (``dest/docker/registry/v2``).
+
+    With ``base`` (a bundle of any layout, or an inventory file) the result is a patch: every manifest and link
+    of ``src`` but only the blobs the base lacks, and the patch description. Packing a patch checks first that
+    ``dest`` holds every blob the patch needs from its base (hashing them too with ``verify``); the tags the
+    patch moves are moved, as ``move_tags`` does for any bundle merged into a storage.
+    """
+    inventory = base_inventory(base) if base is not None else None
+    left_to_base: dict[Digest, int] = {}
+
+    def to_plan(bundle: Bundle) -> Plan:
+        if inventory is not None:
+            plan, needed = plan_patch(bundle, inventory)
+            left_to_base.update(needed)
+            return plan
+        if bundle.from_base:
+            check_base_present(bundle, Path(dest), hash_blobs=verify, jobs=jobs, cancel=cancel, progress=progress)
+        return registry.plan_pack(bundle)
+
+    result = _run(
+        src, dest, to_plan, lambda image: image.reference.stored, "image", copy=copy, jobs=jobs,
         merge=merge, verify=verify, selection=selection, progress=progress, cancel=cancel, message="packing",
+        move_tags=move_tags,
     )  # fmt: skip
+    return replace(result, from_base=len(left_to_base)) if inventory is not None else result
 
 
 def unpack(
@@ -187,10 +229,117 @@ def unpack(
     selection: Selection | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    base: Path | None = None,
 ) -> JobResult:
-    """Unpack the bundle at ``src`` into a skopeo dir tree at ``dest``: one ``<repository>:<tag>`` folder a tag."""
+    """Unpack the bundle at ``src`` into a skopeo dir tree at ``dest``: one ``<repository>:<tag>`` folder a tag.
+
+    A patch unpacks only with ``base``, the bundle it was made against: the blobs it left out come from there.
+    """
+
+    def to_plan(bundle: Bundle) -> Plan:
+        if bundle.from_base:
+            if base is None:
+                raise BundleError(
+                    f"is a patch: {len(bundle.from_base)} blob(s) ({human_size(sum(bundle.from_base.values()))}) "
+                    "come from the bundle it was made against; give it with --base",
+                    bundle.root,
+                )
+            bundle = resolve_base(bundle, layouts.read(Path(base))).check()
+        return skopeo_dir.plan_unpack(bundle)
+
     return _run(
-        src, dest, skopeo_dir.plan_unpack, lambda image: unpack_folder(image.reference) + "/", "folder", copy=copy,
+        src, dest, to_plan, lambda image: unpack_folder(image.reference) + "/", "folder", copy=copy,
         jobs=jobs, merge=False, verify=verify, selection=selection, progress=progress, cancel=cancel,
         message="unpacking",
     )  # fmt: skip
+
+
+# --- patches -------------------------------------------------------------------------------------------------
+
+
+def plan_patch(bundle: Bundle, base: Inventory) -> tuple[Plan, dict[Digest, int]]:
+    """Registry storage of ``bundle`` minus the blobs ``base`` holds, plus the patch description; and the blobs
+    left to the base."""
+    if bundle.from_base:
+        raise BundleError(
+            "is a patch itself: apply it onto its base first, then make a patch of the result", bundle.root
+        )
+    plan = registry.plan_pack(bundle)
+    carried, needed = payload_digests(bundle, base)
+    for digest in needed:
+        plan.blobs.pop(registry.blob_rel(digest), None)
+    payload = sum(bundle.blobs[d].size for d in carried)
+    description = PatchDescription(needed, {img.name: img.digest for img in bundle.images}, base.source, payload)
+    plan.write(DESCRIPTION, description.to_bytes())
+    return plan, needed
+
+
+_LISTED = 50
+
+
+def check_base_present(
+    bundle: Bundle,
+    dest: Path,
+    *,
+    hash_blobs: bool = False,
+    jobs: int | None = None,
+    cancel: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Refuse, listing them (image, digest, size, why), when ``dest`` lacks blobs the patch needs from its base.
+
+    Runs before anything is written. A blob counts as present as a regular file of the right size, reached
+    through real folders only; with ``hash_blobs`` its content must hash to its digest too.
+    """
+    dest = Path(os.path.abspath(dest))
+    real_dest = Path(os.path.realpath(dest))
+    missing: list[tuple[Digest, int, str]] = []
+    present: list[tuple[Digest, int, str]] = []
+    for digest, size in sorted(bundle.from_base.items()):
+        rel = registry.blob_rel(digest)
+        try:
+            target = safe_target(real_dest, rel)
+            st = os.lstat(target)
+        except (FileNotFoundError, NotADirectoryError):
+            missing.append((digest, size, "absent"))
+            continue
+        except DestinationError as e:
+            missing.append((digest, size, e.reason))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            missing.append((digest, size, "not a regular file"))
+        elif st.st_size != size:
+            missing.append((digest, size, f"holds {st.st_size} bytes"))
+        else:
+            present.append((digest, size, str(target)))
+    if hash_blobs and present:
+        stop = cancel or threading.Event()
+        meter = Meter(progress, sum(size for _, size, _ in present), len(present), "checking the base")
+
+        def check(item: tuple[Digest, int, str]) -> tuple[Digest, int, str] | None:
+            digest, size, target = item
+            try:
+                hex_, _ = hash_file(target, digest.algorithm, stop, lambda n: meter.add(n, 0))
+            except OSError as e:
+                return digest, size, f"cannot read: {e.strerror or e}"
+            finally:
+                meter.add(0, 1)
+            return None if hex_ == digest.hex else (digest, size, f"content hashes to {digest.algorithm}:{hex_}")
+
+        with ThreadPoolExecutor(max_workers=jobs or default_jobs(), thread_name_prefix="regpack-base") as pool:
+            missing.extend(m for m in pool.map(check, present) if m is not None)
+        meter.finish()
+    if not missing:
+        return
+    users = image_users(bundle, (d for d, _, _ in missing))
+    lines = []
+    for digest, size, why in missing[:_LISTED]:
+        names = ", ".join(users.get(digest) or ["(no image)"])
+        lines.append(f"  {digest} ({size} bytes, {why}) needed by {names}")
+    if len(missing) > _LISTED:
+        lines.append(f"  ... and {len(missing) - _LISTED} more")
+    raise DestinationError(
+        f"lacks {len(missing)} of the {len(bundle.from_base)} blob(s) the patch needs from its base; "
+        "nothing was written (apply the patch onto the storage it was made for):\n" + "\n".join(lines),
+        dest,
+    )

@@ -11,7 +11,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from regpack.bundle import Bundle, Layout, Role
 from regpack.digest import Digest, hash_file
 from regpack.engine import default_jobs
 from regpack.errors import BundleError, Cancelled, Code, Problem, Severity, printable, worst_by_image
+from regpack.patch import resolve_base
 from regpack.progress import Meter, ProgressCallback
 
 
@@ -32,6 +33,10 @@ class Report:
     bytes_hashed: int
     files_hashed: int
     fast: bool = False
+    # A patch: the blobs it expects from its base (count, bytes), and whether they were checked in a base.
+    from_base_blobs: int = 0
+    from_base_bytes: int = 0
+    from_base_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -73,6 +78,11 @@ class Report:
             "warnings": len(self.findings) - len(self.errors),
             "bytes_hashed": self.bytes_hashed,
             "files_hashed": self.files_hashed,
+            "from_base": {
+                "blobs": self.from_base_blobs,
+                "bytes": self.from_base_bytes,
+                "checked": self.from_base_checked,
+            },
         }
 
 
@@ -88,11 +98,26 @@ def verify(
     jobs: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    base: Path | None = None,
 ) -> Report:
-    """Check everything about the bundle at ``path``; never raises for a bad bundle, reports it."""
+    """Check everything about the bundle at ``path``; never raises for a bad bundle, reports it.
+
+    A patch's blobs expected from its base are counted, not reported missing; with ``base`` (the bundle the
+    patch was made against) they are checked there like the patch's own blobs.
+    """
     path = Path(path)
     try:
         bundle = layouts.read(path)
+        if base is not None and bundle.from_base:
+            expected = dict(bundle.from_base)
+            bundle = resolve_base(bundle, layouts.read(Path(base)))
+            report = verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel)
+            return replace(
+                report,
+                from_base_blobs=len(expected),
+                from_base_bytes=sum(expected.values()),
+                from_base_checked=True,
+            )
     except BundleError as e:
         return Report(path, "unknown", (Problem.of(e),), (), 0, 0, fast)
     return verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel)
@@ -112,7 +137,17 @@ def verify_bundle(
     if not fast:
         hashed_bytes, hashed_files, more = _hash_blobs(bundle, jobs or default_jobs(), progress, cancel)
         findings.extend(more)
-    return Report(bundle.root, bundle.layout.value, tuple(findings), names, hashed_bytes, hashed_files, fast)
+    return Report(
+        bundle.root,
+        bundle.layout.value,
+        tuple(findings),
+        names,
+        hashed_bytes,
+        hashed_files,
+        fast,
+        len(bundle.from_base),
+        sum(bundle.from_base.values()),
+    )
 
 
 def _hash_blobs(

@@ -228,7 +228,18 @@ def build_image(
                 bundle.problem(e.reason, e.path, name, code=code)
                 continue
             if found is None:
-                if blob_ref.foreign:
+                expected = bundle.from_base.get(blob_ref.digest)
+                if expected is not None:
+                    if blob_ref.size >= 0 and expected != blob_ref.size:
+                        bundle.problem(
+                            f"{role.value} blob {blob_ref.digest} is {blob_ref.size} bytes in the manifest, "
+                            f"the patch description expects {expected} from the base",
+                            path,
+                            name,
+                            Code.SIZE,
+                        )
+                    bundle.add_blob(blob_ref.digest, expected, role, blob_ref.media_type, None, from_base=True)
+                elif blob_ref.foreign:
                     bundle.add_blob(blob_ref.digest, max(blob_ref.size, 0), role, blob_ref.media_type, None)
                 else:
                     bundle.problem(f"{role.value} blob {blob_ref.digest} is missing", path, name, Code.MISSING_BLOB)

@@ -11,6 +11,7 @@ from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Severity, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.names import Reference, valid_repository, valid_tag
+from regpack.patch import DESCRIPTION, MAX_JSON_BYTES, PatchDescription
 from regpack.plan import Plan
 
 V2 = Path("docker", "registry", "v2")
@@ -110,6 +111,10 @@ def read(path: Path) -> Bundle:
         bundle.problem("not a registry storage folder (no docker/registry/v2)", path, code=Code.EMPTY)
         return bundle
     safe = SafeRoot(path)
+    description = read_description(v2, safe if v2 == path / V2 else None, bundle)
+    if description is not None:
+        bundle.is_patch = True
+        bundle.from_base = dict(description.needed)
     blob_folders = _BlobFolders(safe, os.path.abspath(v2))
     has_signatures = os.path.isdir(path / SIGNATURES)
     for name, repo_dir in repositories(v2, bundle, safe):
@@ -120,6 +125,32 @@ def read(path: Path) -> Bundle:
     if not bundle.images and not bundle.problems:
         bundle.problem("registry storage holds no tagged image", v2, code=Code.EMPTY)
     return bundle
+
+
+def storage_root(v2: Path) -> Path:
+    """The folder holding ``docker/registry/v2``."""
+    return Path(v2).parent.parent.parent
+
+
+def read_description(v2: Path, safe: SafeRoot | None = None, bundle: Bundle | None = None) -> PatchDescription | None:
+    """The patch description at the storage root, None when the storage is not a patch.
+
+    A damaged description is an error of the bundle (reported in ``bundle`` when given, raised otherwise):
+    without it, the blobs expected from the base would look missing.
+    """
+    path = storage_root(v2) / DESCRIPTION
+    if not os.path.lexists(path):
+        return None
+    try:
+        found = (safe or SafeRoot(storage_root(v2))).file(path, "patch description")
+        if found is None:
+            return None
+        return PatchDescription.parse(read_small(found[0], MAX_JSON_BYTES, "patch description", path), path)
+    except BundleError as e:
+        if bundle is None:
+            raise
+        bundle.problem(e.reason, e.path or path, code=e.code_or(Code.BAD_PATCH))
+        return None
 
 
 def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: str) -> set[Digest]:
@@ -313,7 +344,7 @@ def _check_repo_links(
             )
     for digest in image.blob_digests():
         blob = bundle.blobs.get(digest)
-        if blob is not None and blob.file is None:
+        if blob is not None and blob.file is None and not blob.from_base:
             continue  # a foreign layer that is not stored needs no link
         if digest not in layers:
             bundle.problem(
@@ -343,6 +374,8 @@ def plan_pack(bundle: Bundle) -> Plan:
             digest = blob.digest
             plan.place(location, _blob_rel(v2, digest), blob.size, name)
             plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
+        for digest in bundle.base_blobs(image):  # a patch's blobs its base holds: linked here, checked there
+            plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
         if image.tag is not None:
             tag = f"{repo}/_manifests/tags/{image.tag}"
             top = image.digest
@@ -351,6 +384,11 @@ def plan_pack(bundle: Bundle) -> Plan:
         for file_name, src in image.signatures.items():
             plan.place(src, f"{SIGNATURES}/{image.reference.stored}/{file_name}", src.stat().st_size, name)
     return plan
+
+
+def blob_rel(digest: Digest) -> str:
+    """Where a blob's data is, relative to the storage root."""
+    return _blob_rel(V2.as_posix(), digest)
 
 
 def _blob_rel(v2: str, digest: Digest) -> str:
