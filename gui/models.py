@@ -490,7 +490,10 @@ class BlobTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if col == self.NAME:
                 mark = f"  ✗ {broken}" if broken else ""
-                return blob.digest.short + ("  (foreign, absent)" if blob.file is None else "") + mark
+                absent = ""
+                if blob.file is None:
+                    absent = "  (from the base)" if blob.from_base else "  (foreign, absent)"
+                return blob.digest.short + absent + mark
             if col == self.SIZE:
                 return human_size(blob.size)
             if col == self.MEDIA_TYPE:

@@ -141,3 +141,20 @@ def test_repository_problems_get_a_row_labelled_as_the_repository() -> None:
         ("repository a", Severity.ERROR, (repo_problem,)),
         (None, Severity.WARNING, (bundle_problem,)),
     ]
+
+
+def test_blob_tree_of_a_patch_marks_the_layers_its_base_holds(qtmodeltester, tmp_path: Path) -> None:
+    from regpack.jobs import pack
+    from tests.core.conftest import BASE, sha, write_dir_image
+
+    write_dir_image(tmp_path / "old" / "app:1", "app", [BASE, b"one" * 100])
+    write_dir_image(tmp_path / "new" / "app:2", "app", [BASE, b"two" * 100])
+    pack(tmp_path / "new", tmp_path / "patch", base=tmp_path / "old")
+    model = BlobTreeModel()
+    model.set_analysis(_analysis(tmp_path / "patch"))
+    qtmodeltester.check(model)
+    names = {
+        model.index(r, 0).data(OBJECT_ROLE).blob.digest.hex: model.index(r, 0).data() for r in range(model.rowCount())
+    }
+    assert names[sha(BASE)].endswith("(from the base)")
+    assert names[sha(b"two" * 100)] == sha(b"two" * 100)[:12]
