@@ -168,6 +168,9 @@ class Diff:
 def diff(old_blobs: Mapping[Digest, int], old_images: Mapping[str, Digest], new: Bundle) -> Diff:
     """Compare NEW with what OLD holds (blob digest -> size, image name -> digest): any bundle or inventory.
 
+    Images are matched by the name registry storage gives them (``repository:tag``, no host), where a patch
+    lands: a scoped dir tree compares with the storage it was packed into.
+
     A blob counts as held by OLD only with the same size. A patch's blob from its base (when NEW is itself a
     patch) counts with its declared size: it is part of the release even if the patch does not carry it.
     """
@@ -180,7 +183,7 @@ def diff(old_blobs: Mapping[Digest, int], old_images: Mapping[str, Digest], new:
         digests = [d for d in image.all_digests() if d in size]
         total = sum(size[d] for d in digests)
         shared = sum(size[d] for d in digests if d in in_old)
-        before = old_images.get(image.name)
+        before = old_images.get(image.reference.stored)
         if before is None:
             status = Status.ADDED
         elif before == image.digest:
@@ -190,7 +193,7 @@ def diff(old_blobs: Mapping[Digest, int], old_images: Mapping[str, Digest], new:
         if status is not Status.UNCHANGED:
             changed_blobs.update(digests)
         rows.append(ImageDiff(image.name, status, before, image.digest, total, shared, total - shared, image))
-    names = {image.name for image in new.images}
+    names = {image.reference.stored for image in new.images}
     for name in sorted(set(old_images) - names):
         rows.append(ImageDiff(name, Status.REMOVED, old_images[name], None))
     manifests = {d for d, b in blobs.items() if b.role is Role.MANIFEST}

@@ -24,7 +24,7 @@ from regpack.files import write_file_atomically
 from regpack.jobs import JobResult, pack, unpack
 from regpack.patch import DESCRIPTION, Inventory, inventory_of
 from regpack.progress import Progress, Tracker
-from regpack.selection import Reason, Rename, Selection
+from regpack.selection import Reason, Rename, Selection, select
 from regpack.units import human_duration, human_rate, human_size
 from regpack.verify import Report, verify
 
@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("old", type=Path, help="the release the site has: any bundle, or an inventory (.json)")
     s.add_argument("new", type=Path, help="the new release: any bundle")
     s.add_argument("--json", action="store_true", help="print JSON")
+    add_selection_options(s)
 
     s = sub.add_parser("inventory", help="write what a bundle or storage holds (blobs, images) as JSON")
     s.add_argument("path", type=Path)
@@ -294,8 +295,11 @@ def diff_json(old: Inventory, new: Bundle, d: Diff) -> dict[str, Any]:
 
 
 def _diff(args: argparse.Namespace, out: TextIO) -> int:
-    old, new = read_pair(args.old, args.new)
-    d = diff(old.blobs, old.images, new)
+    selection = selection_of(args)
+    old, read = read_pair(args.old, args.new)
+    new = select(read, selection).bundle.check()  # NEW as pack would carry it
+    old_images = {n: d for n, d in old.images.items() if selection.reason_to_leave_out(n) is None}
+    d = diff(old.blobs, old_images, new)
     if args.json:
         json.dump(diff_json(old, new, d), out, indent=2)
         out.write("\n")

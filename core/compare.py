@@ -34,11 +34,14 @@ def _child(path: str) -> Inventory | tuple[str, str | None, str | None, Code]:
 
 
 def read_pair(old: Path, new: Path, *, parallel: bool | None = None) -> tuple[Inventory, Bundle]:
-    """(what OLD holds, NEW read and checked). ``parallel``: None = when fork and a second core are there."""
+    """(what OLD holds, NEW as read: its problems for the caller to select from or refuse with ``check()``).
+
+    ``parallel``: None = when fork and a second core are there.
+    """
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
     if not parallel or Path(old).is_file():
-        return base_inventory(old), layouts.read(Path(new)).check()
+        return base_inventory(old), layouts.read(Path(new))
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
         future = pool.submit(_child, str(old))
         bundle = layouts.read(Path(new))
@@ -46,4 +49,4 @@ def read_pair(old: Path, new: Path, *, parallel: bool | None = None) -> tuple[In
     if isinstance(got, tuple):
         reason, path, image, code = got
         raise BundleError(reason, path, image, code)
-    return got, bundle.check()
+    return got, bundle

@@ -269,7 +269,8 @@ def plan_patch(bundle: Bundle, base: Inventory) -> tuple[Plan, dict[Digest, int]
     for digest in needed:
         plan.blobs.pop(registry.blob_rel(digest), None)
     payload = sum(bundle.blobs[d].size for d in carried)
-    description = PatchDescription(needed, {img.name: img.digest for img in bundle.images}, base.source, payload)
+    images = {img.reference.stored: img.digest for img in bundle.images}
+    description = PatchDescription(needed, images, base.source, payload)
     plan.write(DESCRIPTION, description.to_bytes())
     return plan, needed
 

@@ -29,7 +29,8 @@ class Inventory:
     """What a base holds: every stored blob (manifests included) by digest with its size, and its images."""
 
     blobs: Mapping[Digest, int]
-    images: Mapping[str, Digest]  # image name (repository:tag or repository@digest) -> top manifest digest
+    # image name as registry storage holds it (repository:tag or repository@digest, no host) -> top manifest digest
+    images: Mapping[str, Digest]
     source: str = ""  # where it was taken from, for messages
     layout: str = ""
 
@@ -49,7 +50,7 @@ class Inventory:
 def inventory_of(bundle: Bundle) -> Inventory:
     """What ``bundle`` holds. A patch does not hold the blobs it expects from its base: they are left out."""
     blobs = {d: b.size for d, b in bundle.blobs.items() if b.file is not None}
-    images = {img.name: img.digest for img in bundle.images}
+    images = {img.reference.stored: img.digest for img in bundle.images}
     return Inventory(blobs, images, printable(bundle.root), bundle.layout.value)
 
 

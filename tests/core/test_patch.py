@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from regpack.analysis import Status, diff
 from regpack.errors import BundleError, DestinationError
 from regpack.jobs import pack, unpack
 from regpack.patch import DESCRIPTION, PatchDescription, fingerprint, inventory_of, load_inventory
+from regpack.selection import Selection
 from regpack.verify import verify
 from tests.core.conftest import BASE, sha, tree, write_dir_image, write_dir_list
 
@@ -334,3 +336,31 @@ def test_a_bad_description_is_named_with_its_reason(content: bytes, reason: str,
     path.write_bytes(content)
     with pytest.raises(BundleError, match=r"not a regpack inventory|not valid JSON|not a JSON object"):
         load_inventory(path)
+
+
+def test_diff_and_patch_take_the_selection_and_match_images_by_their_stored_names(
+    rel: Releases, tmp_path: Path
+) -> None:
+    only_app = json.loads(regpack("diff", rel.old, rel.new, "--only", "app", "--json").stdout)
+    assert {i["name"]: i["status"] for i in only_app["images"]} == {
+        "app:2.0": "added",
+        "app:latest": "changed",
+        "app:1.0": "removed",
+    }
+    # a tree scoped by host (skopeo sync --scoped) compares with the storage its images were packed into
+    scoped = tmp_path / "scoped"
+    shutil.copytree(rel.new, scoped / "registry.example.com:5000")
+    base = tmp_path / "base"
+    pack(rel.old, base)
+    doc = json.loads(regpack("diff", base, scoped, "--json").stdout)
+    status = {i["name"]: i["status"] for i in doc["images"]}
+    assert status["registry.example.com:5000/multi:1"] == "unchanged"
+    assert status["registry.example.com:5000/app:latest"] == "changed"
+    assert status["gone:1"] == "removed" and "multi:1" not in status
+
+    patch = tmp_path / "patch"
+    result = pack(rel.new, patch, base=base, selection=Selection(only=("tools",)))
+    assert result.images == 1
+    desc = PatchDescription.parse((patch / DESCRIPTION).read_bytes(), patch / DESCRIPTION)
+    assert set(desc.images) == {"tools:1"} and {d.hex for d in desc.needed} == {sha(BASE)}
+    assert blob_hexes(patch) == {sha(rel.fresh.manifest)} | (set(rel.fresh.blobs) - {sha(BASE)})
