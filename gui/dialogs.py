@@ -45,6 +45,7 @@ class JobOptions:
     copy: bool  # False: hard links where possible
     verify: bool
     merge: bool = False  # pack: add into an existing registry storage, rewriting nothing there
+    base: Path | None = None  # pack: a patch with only what this base (a bundle or an inventory .json) lacks
 
 
 class JobDialog(QDialog):
@@ -94,6 +95,13 @@ class JobDialog(QDialog):
         self.verify_check = QCheckBox("Verify the result afterwards (re-hash every blob)")
         self.merge_check = QCheckBox("Merge into an existing registry storage (add what is missing, rewrite nothing)")
         self.merge_check.setVisible(kind == PACK)
+        self.base_check = QCheckBox("Only what the base lacks (a patch against a previous release or an inventory)")
+        self.base_check.setVisible(kind == PACK)
+        self.base_edit = QLineEdit()
+        self.base_edit.setClearButtonEnabled(True)
+        self.base_edit.setPlaceholderText("the bundle or registry storage the site has, or its inventory .json")
+        self.base_edit.setEnabled(False)
+        self.base_edit.setVisible(kind == PACK)
 
         self.warning = QLabel()
         set_text_color(self.warning, status_colors().error_text)
@@ -108,6 +116,9 @@ class JobDialog(QDialog):
         form.addRow("Mode:", mode)
         form.addRow("", self.verify_check)
         form.addRow("", self.merge_check)
+        if kind == PACK:
+            form.addRow("", self.base_check)
+            form.addRow("Base:", self.base_edit)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.ok_button = self.buttons.addButton(verb, QDialogButtonBox.ButtonRole.AcceptRole)
@@ -124,8 +135,13 @@ class JobDialog(QDialog):
             self.copy_radio.setChecked(previous.copy)
             self.verify_check.setChecked(previous.verify)
             self.merge_check.setChecked(previous.merge)
+            self.base_check.setChecked(previous.base is not None)
+            self.base_edit.setText(str(previous.base or ""))
         self.dest_edit.textChanged.connect(self._validate)
         self.merge_check.toggled.connect(self._validate)
+        self.base_check.toggled.connect(self.base_edit.setEnabled)
+        self.base_check.toggled.connect(self._validate)
+        self.base_edit.textChanged.connect(self._validate)
         self._validate()
         self.resize(640, self.sizeHint().height())
 
@@ -160,6 +176,12 @@ class JobDialog(QDialog):
                 problem += " or merge into it." if (dest / "docker" / "registry" / "v2").is_dir() else "."
             elif dest.resolve() == self.source.resolve() or self.source.resolve() in dest.resolve().parents:
                 problem = "The destination must not be inside the source bundle."
+            elif self.kind == PACK and self.base_check.isChecked():
+                base = self.base_edit.text().strip()
+                if not base:
+                    problem = "Choose the base: the bundle the site has, or its inventory (.json)."
+                elif not Path(base).expanduser().exists():
+                    problem = f"{Path(base).expanduser()} does not exist."
         self.warning.setText(problem)
         self.warning.setVisible(bool(problem))
         self.ok_button.setEnabled(not problem)
@@ -172,6 +194,9 @@ class JobDialog(QDialog):
             self.copy_radio.isChecked(),
             self.verify_check.isChecked(),
             self.kind == PACK and self.merge_check.isChecked(),
+            Path(self.base_edit.text().strip()).expanduser()
+            if self.kind == PACK and self.base_check.isChecked()
+            else None,
         )
 
 
@@ -217,6 +242,9 @@ def job_summary(kind: str, result: JobResult) -> str:
     ]
     if result.verified_files:
         lines.append(f"verified: {result.verified_files} blobs, {human_size(result.verified_bytes)}")
+    if result.from_base:
+        lines.append(f"patch: {result.from_base} blobs left to the base")
+    lines.extend(f"moved tag {tag}" for tag in result.moved)
     return "\n".join(lines)
 
 

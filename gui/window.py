@@ -726,7 +726,7 @@ class MainWindow(QMainWindow):
             if options.kind == PACK:
                 return jobs.pack(
                     options.source, options.dest, copy=options.copy, verify=options.verify, merge=options.merge,
-                    progress=progress, cancel=cancel,
+                    base=options.base, progress=progress, cancel=cancel,
                 )  # fmt: skip
             return jobs.unpack(
                 options.source, options.dest, copy=options.copy, verify=options.verify, progress=progress, cancel=cancel

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 import regpack
 import regpack.jobs
+import regpack.layouts
 from regpack.errors import BundleError
 from regpack.gui.dialogs import PACK, ErrorDialog, JobOptions
 from regpack.gui.window import NEXT_STEP
@@ -154,3 +155,28 @@ def test_qt_options_still_reach_qt() -> None:
 
     qt, ours = split_qt_options(["-platform", "offscreen", "--theme", "dark", "-qwindowgeometry=1x1", "b"])
     assert qt == ["-platform", "offscreen", "-qwindowgeometry=1x1"] and ours == ["--theme", "dark", "b"]
+
+
+def test_pack_dialog_makes_a_patch_with_only_what_the_base_lacks(
+    open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "site"
+    regpack.jobs.pack(sample_bundle, base)
+    open_and_wait(window, sample_bundle)
+    window.pack_action.trigger()
+    dialog = window.job_dialog
+    dialog.dest_edit.setText(str(tmp_path / "patch"))
+    dialog.base_check.setChecked(True)
+    assert not dialog.ok_button.isEnabled() and "Choose the base" in dialog.warning.text()
+    dialog.base_edit.setText(str(tmp_path / "nowhere"))
+    assert not dialog.ok_button.isEnabled() and "does not exist" in dialog.warning.text()
+    dialog.base_edit.setText(str(base))
+    assert dialog.ok_button.isEnabled() and dialog.options().base == base
+    with qtbot.waitSignal(window.job_ended, timeout=60_000):
+        qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert window.error_dialog is None
+    assert "left to the base" in window.result_dialog.summary.text()
+    # the base holds every config and layer: the patch carries the manifests only, and says what it needs
+    patch = regpack.layouts.read(tmp_path / "patch")
+    assert patch.is_patch and patch.from_base
+    assert all(b.role.value == "manifest" for b in patch.blobs.values() if b.file is not None)
