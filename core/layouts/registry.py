@@ -143,8 +143,13 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
     for entry in entries:
         link = f"{folder}/{entry.name}/link"
         try:
-            digest = _read_plain_link(link) if entry.is_dir(follow_symlinks=False) else None
+            plain_folder = entry.is_dir(follow_symlinks=False)
+            digest = _read_plain_link(link) if plain_folder else None
             if digest is None:
+                if plain_folder and not os.path.lexists(link):
+                    # A delete through the registry API removes only the link: the registry treats the
+                    # folder left behind as absent, and so does every reader here.
+                    continue
                 digest = read_link(link, safe)
         except BundleError as e:
             bundle.problem(e.reason, e.path, code=e.code_or(Code.BAD_LINK), repository=name)

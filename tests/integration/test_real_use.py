@@ -1,0 +1,187 @@
+"""Registry storage as real use leaves it: deletes through the registry API, uploads in progress, untagged
+revisions, ``garbage-collect`` (with and without ``--delete-untagged``). Built with the real docker-registry
+and skopeo; what regpack reads, packs, merges and unpacks is checked against the real registry and skopeo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support import ocibuild as ob
+from tests.support.tools import Registry, Skopeo, find_registry, free_port, registry_config, run_cli
+from tests.support.trees import copy_tree, file_sha256
+
+pytestmark = pytest.mark.integration
+
+Serve = Callable[[Path], Registry]
+
+
+def cli_ok(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    result = run_cli(*args)
+    assert result.returncode == 0, f"regpack {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def api(registry: Registry, method: str, path: str, data: bytes | None = None) -> tuple[int, dict[str, str]]:
+    """One request to the registry's HTTP API: (status, headers)."""
+    request = urllib.request.Request(f"http://{registry.host}{path}", method=method, data=data)
+    if data is not None:
+        request.add_header("Content-Type", "application/octet-stream")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers)
+
+
+def garbage_collect(root: Path, work: Path, *flags: str) -> str:
+    """``docker-registry garbage-collect`` over the storage at ``root`` (no registry may be serving it)."""
+    binary = find_registry()
+    assert binary is not None
+    config = work / f"gc-{free_port()}.yml"
+    config.write_text(registry_config(root.resolve(), free_port(), readonly=False))
+    result = subprocess.run([binary, "garbage-collect", *flags, str(config)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def v2(root: Path) -> Path:
+    return root / "docker" / "registry" / "v2"
+
+
+# Images: a, b, c share a base layer; idx is a two-platform index over a and arm.
+BASE = ob.layer(ob.text_files("base"))
+A = ob.image([BASE, ob.layer(ob.text_files("a"))])
+B = ob.image([BASE, ob.layer(ob.text_files("b"))])
+C = ob.image([BASE, ob.layer(ob.text_files("c"))])
+ARM = ob.image([BASE, ob.layer(ob.text_files("arm"))], architecture="arm64")
+IDX = ob.index([A, ARM])
+NEW = ob.image([BASE, ob.layer(ob.text_files("new"))])
+
+
+@pytest.fixture(scope="module")
+def after_deletes(tmp_path_factory: pytest.TempPathFactory, skopeo: Skopeo) -> Path:
+    """Storage of a registry that lived: pushes, a retag, API deletes of a manifest and a blob, an upload
+    left in progress, then ``garbage-collect``. Tags left: app:2, app:3 (-> B), multi:1; C is untagged."""
+    from tests.support.tools import start_registry
+
+    work = tmp_path_factory.mktemp("after-deletes")
+    layout = ob.write_oci_layout(work / "oci", {"a": A, "b": B, "c": C, "idx": IDX})
+    root = work / "storage"
+    registry = start_registry(root, work / "run")
+    try:
+        skopeo.copy(f"oci:{layout}:a", registry.ref("app:1"))
+        skopeo.copy(f"oci:{layout}:b", registry.ref("app:2"))
+        skopeo.copy(f"oci:{layout}:c", registry.ref("app:3"))
+        skopeo.copy(f"oci:{layout}:b", registry.ref("app:3"))  # retag: C stays as an untagged revision
+        skopeo.copy(f"oci:{layout}:idx", registry.ref("multi:1"))
+        assert api(registry, "DELETE", f"/v2/app/manifests/{A.digest}")[0] == 202  # untags app:1
+        assert api(registry, "DELETE", f"/v2/app/blobs/{A.layers[1].blob.digest}")[0] == 202
+        status, headers = api(registry, "POST", "/v2/app/blobs/uploads/")
+        assert status == 202
+        location = headers["Location"]
+        url = location if location.startswith("http") else f"http://{registry.host}{location}"
+        request = urllib.request.Request(url, method="PATCH", data=b"x" * 1000)
+        request.add_header("Content-Type", "application/octet-stream")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+    finally:
+        registry.stop()
+    garbage_collect(root, work)
+    repo = v2(root) / "repositories" / "app"
+    # what the deletes left behind, as the tests below rely on
+    revision = repo / "_manifests" / "revisions" / "sha256" / A.manifest.hex
+    layer = repo / "_layers" / "sha256" / A.layers[1].blob.hex
+    for folder in (revision, layer):
+        assert folder.is_dir() and not (folder / "link").exists(), f"{folder}: expected an empty folder"
+    assert any((repo / "_uploads").iterdir()), "expected an upload in progress"
+    assert not (repo / "_manifests" / "tags" / "1").exists()
+    return root
+
+
+EXPECTED = {"app:2": B.digest, "app:3": B.digest, f"app@{C.digest}": C.digest, "multi:1": IDX.digest}
+
+
+def test_storage_after_deletes_reads_like_the_registry_serves_it(
+    after_deletes: Path, skopeo: Skopeo, serve_readonly: Serve
+) -> None:
+    registry = serve_readonly(after_deletes)
+    for name, digest in EXPECTED.items():
+        assert ob.sha256(skopeo.inspect_raw(registry.ref(name))) == digest
+    report = json.loads(cli_ok("verify", after_deletes, "--json").stdout)
+    assert report["ok"] and report["errors"] == 0 and report["warnings"] == 0, report
+    assert {i["name"] for i in report["images"]} == set(EXPECTED)
+    listed = json.loads(cli_ok("inspect", after_deletes, "--json").stdout)
+    assert {i["name"]: i["digest"] for i in listed["images"]} == EXPECTED
+
+
+def test_storage_after_deletes_unpacks_and_packs_back(
+    after_deletes: Path, skopeo: Skopeo, serve_readonly: Serve, tmp_path: Path
+) -> None:
+    unpacked = tmp_path / "unpacked"
+    cli_ok("unpack", after_deletes, "-o", unpacked, "--quiet", "--verify")
+    folders = {p.parent.relative_to(unpacked).as_posix(): p.parent for p in unpacked.rglob("manifest.json")}
+    assert set(folders) == set(EXPECTED)  # the untagged revision is a repo@sha256:<hex> folder
+    for name, folder in folders.items():
+        assert file_sha256(folder / "manifest.json") == EXPECTED[name]
+        raw = skopeo.run("inspect", "--raw", f"dir:{folder}").stdout
+        assert ob.sha256(raw) == EXPECTED[name]
+    packed = tmp_path / "packed"
+    cli_ok("pack", unpacked, "-o", packed, "--quiet", "--verify")
+    registry = serve_readonly(packed)
+    for name, digest in EXPECTED.items():
+        assert ob.sha256(skopeo.inspect_raw(registry.ref(name))) == digest
+    pulled = tmp_path / "pulled"
+    skopeo.copy(registry.ref(f"app@{C.digest}"), f"dir:{pulled}")
+    assert (pulled / C.layers[1].blob.hex).read_bytes() == C.layers[1].blob.data
+
+
+def test_merge_into_storage_after_deletes(
+    after_deletes: Path, skopeo: Skopeo, serve_readonly: Serve, tmp_path: Path
+) -> None:
+    storage = copy_tree(after_deletes, tmp_path / "storage")
+    incoming = ob.write_dir_bundle(tmp_path / "incoming", {"app:1": A, "app:4": NEW, "fresh:1": NEW})
+    cli_ok("pack", incoming, "-o", storage, "--merge", "--quiet", "--verify")
+    # the empty folders the delete left are used again, not tripped over
+    assert (v2(storage) / "repositories/app/_manifests/revisions/sha256" / A.manifest.hex / "link").is_file()
+    report = json.loads(cli_ok("verify", storage, "--json").stdout)
+    assert report["ok"], report
+    registry = serve_readonly(storage)
+    expected = {**EXPECTED, "app:1": A.digest, "app:4": NEW.digest, "fresh:1": NEW.digest}
+    for name, digest in expected.items():
+        assert ob.sha256(skopeo.inspect_raw(registry.ref(name))) == digest
+    pulled = tmp_path / "pulled"
+    skopeo.copy(registry.ref("app:1"), f"dir:{pulled}")
+    assert (pulled / A.layers[1].blob.hex).read_bytes() == A.layers[1].blob.data
+
+
+def test_delete_untagged_breaks_the_list_and_regpack_names_it(
+    after_deletes: Path, tmp_path: Path, serve_readonly: Serve, skopeo: Skopeo
+) -> None:
+    storage = copy_tree(after_deletes, tmp_path / "storage")
+    garbage_collect(storage, tmp_path, "--delete-untagged")
+    registry = serve_readonly(storage)
+    assert skopeo.run("copy", "--all", "--src-tls-verify=false", registry.ref("multi:1"), f"dir:{tmp_path / 'x'}",
+                      check=False).returncode != 0  # fmt: skip
+    assert ob.sha256(skopeo.inspect_raw(registry.ref("app:2"))) == B.digest
+
+    result = run_cli("verify", storage, "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    broken = {i["name"] for i in report["images"] if not i["ok"]}
+    assert broken == {"multi:1"}
+    codes = {f["code"] for i in report["images"] for f in i["findings"] if i["name"] == "multi:1"}
+    assert "missing-link" in codes
+    for command in ("inspect", "pack", "unpack"):
+        args = (command, storage) if command == "inspect" else (command, storage, "-o", tmp_path / command)
+        result = run_cli(*args)
+        assert result.returncode == 1, result.stdout
+        assert "image multi:1" in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / command).exists()
