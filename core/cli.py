@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from regpack import __version__, layouts
 from regpack.analysis import Analysis, analyse
-from regpack.bundle import Bundle
+from regpack.bundle import Bundle, Image
 from regpack.errors import Cancelled, RegpackError, Severity, printable, quoted
 from regpack.jobs import JobResult, pack, unpack
 from regpack.progress import Progress, Tracker
@@ -166,6 +166,7 @@ def inspect_json(bundle: Bundle, analysis: Analysis) -> dict[str, Any]:
                 "total_bytes": s.total_bytes,
                 "unique_bytes": s.unique_bytes,
                 "shared_bytes": s.shared_bytes,
+                "external_layers": _external_json(bundle, s.image),
             }
             for s in analysis.images
         ],
@@ -175,6 +176,27 @@ def inspect_json(bundle: Bundle, analysis: Analysis) -> dict[str, Any]:
         "saved_bytes": analysis.saved_bytes,
         "saved_percent": round(analysis.saved_percent, 2),
     }
+
+
+def _external_json(bundle: Bundle, image: Image) -> list[dict[str, Any]]:
+    return [
+        {"digest": str(d.digest), "size": d.size, "media_type": d.media_type, "urls": list(d.urls)}
+        for d in bundle.external_layers(image)
+    ]
+
+
+def _write_external(bundle: Bundle, out: TextIO) -> None:
+    """Layers the bundle does not hold, as the registry serves them: clients fetch them from their URLs."""
+    lines = [
+        f"  {image.name}: {d.digest} ({human_size(max(d.size, 0))}) from {', '.join(d.urls) or 'no URL'}\n"
+        for image in bundle.images
+        for d in bundle.external_layers(image)
+    ]
+    if lines:
+        out.write(
+            "\nlayers not in the bundle (clients fetch them from their URLs; the registry serves the manifest):\n"
+        )
+        out.writelines(lines)
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
@@ -207,6 +229,7 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
         f"packed:         {human_size(analysis.packed_bytes)} ({analysis.packed_bytes} bytes)\n"
         f"saved:          {human_size(analysis.saved_bytes)} ({analysis.saved_percent:.1f}%)\n"
     )
+    _write_external(bundle, out)
     for w in (p for p in bundle.problems if p not in bundle.errors):
         sys.stderr.write(f"regpack: warning: {w}\n")
     return 0

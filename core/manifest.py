@@ -69,8 +69,10 @@ class Descriptor:
 
     @property
     def foreign(self) -> bool:
-        """A non-distributable layer: registries and skopeo may legitimately not have its bytes."""
-        return self.media_type in FOREIGN_LAYER_TYPES or (bool(self.urls) and "nondistributable" in self.media_type)
+        """A layer registries and skopeo may legitimately not have the bytes of: a non-distributable type, or
+        any layer that carries ``urls`` (the registry accepts its manifest without the blob, clients fetch it
+        from the URLs)."""
+        return self.media_type in FOREIGN_LAYER_TYPES or bool(self.urls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,3 +185,54 @@ def test_delete_untagged_breaks_the_list_and_regpack_names_it(
         assert result.returncode == 1, result.stdout
         assert "image multi:1" in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / command).exists()
+
+
+# --- layers of ordinary media types that carry urls and have no blob ---------------------------------------
+
+ALLOW_URLS = "validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n"
+EXT_URL = "https://example.com/layers/ext.tar.gz"
+
+
+def test_layer_with_urls_and_no_blob_is_carried_like_a_foreign_layer(
+    tmp_path: Path, skopeo: Skopeo, serve_readonly: Serve
+) -> None:
+    from tests.support.tools import start_registry
+
+    ext = ob.layer(ob.text_files("ext"))
+    plain = ob.image([BASE, ext])
+    doc = json.loads(plain.manifest.data)
+    doc["layers"][1]["urls"] = [EXT_URL]
+    assert doc["layers"][1]["mediaType"] == ob.OCI_LAYER_GZIP
+    with_urls = ob.Image(ob.Blob(ob.json_bytes(doc), ob.OCI_MANIFEST), plain.config, plain.layers, "linux", "amd64")
+    layout = ob.write_oci_layout(tmp_path / "oci", {"ext:1": with_urls})
+    (layout / "blobs" / "sha256" / ext.blob.hex).unlink()
+    root = tmp_path / "storage"
+    registry = start_registry(root, tmp_path / "run", extra_config=ALLOW_URLS)
+    try:
+        skopeo.copy(f"oci:{layout}:ext:1", registry.ref("ext:1"))  # skopeo leaves the layer out, the registry takes it
+    finally:
+        registry.stop()
+    assert not (v2(root) / "blobs" / "sha256" / ext.blob.hex[:2] / ext.blob.hex).exists()
+
+    assert json.loads(cli_ok("verify", root, "--json").stdout)["ok"]
+    text = cli_ok("inspect", root).stdout
+    assert f"ext:1: {ext.blob.digest}" in text and EXT_URL in text and "not in the bundle" in text
+    listed = json.loads(cli_ok("inspect", root, "--json").stdout)["images"][0]["external_layers"]
+    assert listed == [{"digest": ext.blob.digest, "size": ext.blob.size, "media_type": ob.OCI_LAYER_GZIP,
+                       "urls": [EXT_URL]}]  # fmt: skip
+
+    unpacked = tmp_path / "unpacked"
+    cli_ok("unpack", root, "-o", unpacked, "--quiet", "--verify")
+    folder = unpacked / "ext:1"
+    assert file_sha256(folder / "manifest.json") == with_urls.digest
+    assert not (folder / ext.blob.hex).exists() and (folder / BASE.blob.hex).is_file()
+    skopeo.copy(f"dir:{folder}", f"oci:{tmp_path / 'from-dir'}:x")  # skopeo reads the folder as it is
+
+    for n, source in enumerate((layout, unpacked)):
+        packed = tmp_path / f"packed-{n}"
+        cli_ok("pack", source, "-o", packed, "--quiet", "--verify")
+        served = serve_readonly(packed)
+        assert skopeo.inspect_raw(served.ref("ext:1")) == with_urls.manifest.data
+        pulled = tmp_path / f"pulled-{n}"
+        skopeo.copy(served.ref("ext:1"), f"oci:{pulled}:x")
+        assert (pulled / "blobs" / "sha256" / BASE.blob.hex).read_bytes() == BASE.blob.data
