@@ -231,7 +231,7 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     )
     _write_external(bundle, out)
     for w in (p for p in bundle.problems if p not in bundle.errors):
-        sys.stderr.write(f"regpack: warning: {w}\n")
+        sys.stderr.write(f"regpack: {w}\n")
     return 0
 
 
@@ -280,6 +280,8 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     finally:
         bar.close()
     _report_left_out(result)
+    for warning in result.warnings:
+        sys.stderr.write(f"regpack: {warning}\n")
     skipped = f", {result.skipped} already present" if result.skipped else ""
     out.write(
         f"{args.command}ed {result.images} images into {printable(result.dest)}: {result.files} files{skipped}, "
@@ -287,6 +289,9 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
         f"{human_size(result.bytes_copied)} copied) in {result.seconds:.2f}s\n"
     )
     return 0
+
+
+_STATUS = {Severity.ERROR: "FAILED", Severity.WARNING: "warn", Severity.OK: "ok"}
 
 
 def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
@@ -308,14 +313,16 @@ def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> i
             if heading is not None:
                 name = heading.removeprefix("image ")
                 if heading.startswith("image "):
-                    failed = statuses.get(name) is Severity.ERROR
+                    status = statuses.get(name, Severity.OK)
                 else:
-                    failed = any(f.severity is Severity.ERROR for f in found)
-                out.write(f"{'FAILED' if failed else 'ok':6}  {name}\n")
+                    status = Severity.worst(f.severity for f in found)
+                out.write(f"{_STATUS[status]:6}  {name}\n")
             for f in found:
                 out.write(f"        {f.severity}: {f.where or ''}: {f.reason} [{f.code}]\n")
         mode = "sizes only (--fast)" if report.fast else f"{human_size(report.bytes_hashed)} hashed"
         verdict = "OK" if report.ok else f"{len(report.errors)} error(s)"
+        warnings = len(report.findings) - len(report.errors)
+        verdict += f", {warnings} warning(s)" if warnings else ""
         out.write(f"\n{len(report.images)} images, {mode}: {verdict}\n")
     return 0 if report.ok else 1
 

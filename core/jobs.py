@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from regpack import layouts
 from regpack.bundle import Bundle, Image
 from regpack.engine import ExecStats, execute
-from regpack.errors import BundleError, Cancelled
+from regpack.errors import BundleError, Cancelled, Severity
 from regpack.layouts import registry, skopeo_dir
 from regpack.names import unpack_folder
 from regpack.plan import Plan
@@ -38,6 +38,7 @@ class JobResult:
     left_out: tuple[LeftOut, ...] = ()  # images the selection did not carry, and why
     verified_files: int = 0  # blobs re-hashed after writing (0: not verified)
     verified_bytes: int = 0
+    warnings: tuple[str, ...] = ()  # "warning: ..." for what the source holds but could not carry, by name
 
 
 def _in_dest(path: Path | None, staged: Path, dest: Path) -> Path | None:
@@ -150,6 +151,7 @@ def _run(
         chosen.left_out,
         sum(r.files_hashed for r in verified),
         sum(r.bytes_hashed for r in verified),
+        tuple(str(p) for p in selected.problems if p.severity is Severity.WARNING),
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path, PurePosixPath
 
-from regpack.bundle import Bundle, Image, Layout
+from regpack.bundle import Bundle, Image, Layout, Severity
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
@@ -61,7 +62,11 @@ def _image_folders(
         names = [entry.name for entry in entries]
         if "manifest.json" in names:
             found.append((folder, names))
+            if bundle is not None:
+                _report_nested_images(bundle, top, folder, entries)
             continue
+        if "version" in names and bundle is not None:
+            _report_half_written(bundle, top, folder, names)
         if safe is not None:
             safe.trust_folders(folder, entries)
         for entry in entries:
@@ -82,6 +87,61 @@ def _image_folders(
                     found.append((entry.path, None))
     found.sort(key=lambda item: item[0].split("/"))  # the order of path components, as a tree shows them
     return found
+
+
+def _label(top: str, folder: str) -> str:
+    return folder[len(top) + 1 :] if folder != top else os.path.basename(top)
+
+
+def _report_nested_images(bundle: Bundle, top: str, folder: str, entries: list[os.DirEntry[str]]) -> None:
+    """An image folder inside an image folder cannot be carried: skopeo writes one image per folder and no
+    sub-folders, and the inner one has no repository name. Reported as an error, never skipped in silence."""
+    pending = [e.path for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+    while pending:
+        inner = pending.pop()
+        try:
+            with os.scandir(inner) as listing:
+                below = list(listing)
+        except OSError:
+            continue
+        if any(e.name in ("manifest.json", "version") for e in below):
+            bundle.problem(
+                f"image folder inside the image folder {_label(top, folder)}: not read (skopeo keeps one image "
+                "per folder; move it out to a folder of its own)",
+                inner,
+                _label(top, inner),
+                code="nested-image",
+            )
+            continue
+        pending.extend(e.path for e in below if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+
+
+def _report_half_written(bundle: Bundle, top: str, folder: str, names: list[str]) -> None:
+    """A folder holding skopeo's ``version`` but no ``manifest.json``: a copy that did not finish (skopeo writes
+    the manifest last; ``skopeo sync --keep-going`` leaves such folders after a failure). No image to carry, so
+    a warning naming it, not an error."""
+    try:
+        fd = os.open(f"{folder}/version", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return  # a symbolic link or anything unusual is not skopeo's
+    try:
+        head = os.read(fd, len(VERSION_PREFIX)) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    if head != VERSION_PREFIX:
+        return
+    others = len(names) - 1
+    bundle.problem(
+        f"image folder holds no manifest.json ({'only version' if not others else f'version and {others} more files'}):"
+        " a copy that did not finish, as skopeo sync --keep-going leaves after a failure; not carried (copy the "
+        "image again, or remove the folder)",
+        folder,
+        _label(top, folder),
+        code="incomplete-image",
+        severity=Severity.WARNING,
+    )
 
 
 def blob_file_name(digest: Digest, version: str) -> str:

@@ -236,3 +236,50 @@ def test_layer_with_urls_and_no_blob_is_carried_like_a_foreign_layer(
         pulled = tmp_path / f"pulled-{n}"
         skopeo.copy(served.ref("ext:1"), f"oci:{pulled}:x")
         assert (pulled / "blobs" / "sha256" / BASE.blob.hex).read_bytes() == BASE.blob.data
+
+
+# --- folders a dir tree must not skip in silence --------------------------------------------------------------
+
+
+def test_half_written_and_nested_image_folders_are_reported(
+    tmp_path: Path, skopeo: Skopeo, registry: Registry, serve_readonly: Serve
+) -> None:
+    layout = ob.write_oci_layout(tmp_path / "oci", {"a": A, "b": B})
+    skopeo.copy(f"oci:{layout}:a", registry.ref("team/app:1"))
+    skopeo.copy(f"oci:{layout}:b", registry.ref("team/app:2"))
+    assert api(registry, "DELETE", f"/v2/team/app/blobs/{B.layers[1].blob.digest}")[0] == 202  # app:2 cannot copy
+    tree = tmp_path / "tree"
+    sync = skopeo.run("sync", "--keep-going", "--src", "docker", "--dest", "dir", "--src-tls-verify=false",
+                      f"{registry.host}/team/app", str(tree), check=False)  # fmt: skip
+    assert sync.returncode != 0
+    half = tree / "app:2"
+    assert (half / "version").is_file() and not (half / "manifest.json").exists()
+    assert (tree / "app:1" / "manifest.json").is_file()
+
+    # a half-written folder: a warning naming it; what is there is packed and served
+    report = json.loads(cli_ok("verify", tree, "--json").stdout)
+    found = {(i["name"], f["code"], f["severity"]) for i in report["images"] for f in i["findings"]}
+    assert found == {("app:2", "incomplete-image", "warning")}
+    assert "warn    app:2" in cli_ok("verify", tree).stdout
+    for command in ("inspect", "pack"):
+        args = (command, tree) if command == "inspect" else (command, tree, "-o", tmp_path / "packed", "--quiet")
+        result = cli_ok(*args)
+        assert f"regpack: warning: image app:2: {half}: image folder holds no manifest.json" in result.stderr
+    served = serve_readonly(tmp_path / "packed")
+    assert ob.sha256(skopeo.inspect_raw(served.ref("app:1"))) == A.digest
+
+    # an image folder inside an image folder: an error naming it; nothing written
+    nested = tree / "app:1" / "sub:1"
+    skopeo.copy(f"oci:{layout}:b", f"dir:{nested}")
+    result = run_cli("verify", tree, "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    codes = {(i["name"], f["code"], f["path"]) for i in report["images"] for f in i["findings"]}
+    assert ("app:1/sub:1", "nested-image", str(nested)) in codes
+    for command in ("inspect", "pack"):
+        out = tmp_path / "refused"
+        args = (command, tree) if command == "inspect" else (command, tree, "-o", out)
+        result = run_cli(*args)
+        assert result.returncode == 1
+        assert f"{nested}: image folder inside the image folder app:1" in result.stderr
+        assert not out.exists()
