@@ -13,6 +13,10 @@ from pathlib import Path
 
 from regpack.errors import BundleError, quoted
 
+# The hidden folder a plan is staged in inside an existing destination (see engine); a dir tree whose root
+# holds one is the unfinished output of a run that is still at work or was killed.
+STAGING_INSIDE = ".regpack-partial-"
+
 
 @dataclass(frozen=True, slots=True)
 class PlaceBlob:

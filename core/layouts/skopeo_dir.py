@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -12,7 +13,7 @@ from regpack.digest import Digest
 from regpack.errors import BundleError, Code, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.names import Reference, parse_folder_reference, unpack_folder
-from regpack.plan import Plan
+from regpack.plan import STAGING_INSIDE, Plan
 
 VERSION_PREFIX = b"Directory Transport Version: "
 VERSION_1_0 = b"Directory Transport Version: 1.0\n"
@@ -191,6 +192,15 @@ def read(root: Path) -> Bundle:
     bundle = Bundle(root, Layout.SKOPEO_DIR)
     safe = SafeRoot(root)
     top = os.path.abspath(root)
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(top)):
+            if name.startswith(STAGING_INSIDE):
+                bundle.problem(
+                    "unfinished output of a regpack run that is still at work or was interrupted while moving it "
+                    "into place; some images may be missing (remove the folder's content and run again)",
+                    f"{top}/{name}",
+                    code="unfinished",
+                )
     for folder, names in _image_folders(root, bundle, safe):
         relative = folder[len(top) + 1 :] if folder != top else root.name
         rel = PurePosixPath(relative)
