@@ -112,6 +112,13 @@ def read_manifest_bytes(path: Path | str, image: str | None = None) -> bytes:
     return data
 
 
+def schema1_unsigned(data: bytes, where: Path | str | None = None, image: str | None = None) -> bytes:
+    """The unsigned canonical payload of a schema1 manifest: what the registry stores (and signs when serving),
+    and what its digest covers. The bytes themselves when they carry no signatures."""
+    doc = json.loads(data)
+    return _Parser(doc, data, where, image)._schema1_payload() if isinstance(doc, dict) else data
+
+
 def parse_manifest(
     data: bytes,
     where: Path | str | None = None,

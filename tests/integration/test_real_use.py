@@ -283,3 +283,70 @@ def test_half_written_and_nested_image_folders_are_reported(
         assert result.returncode == 1
         assert f"{nested}: image folder inside the image folder app:1" in result.stderr
         assert not out.exists()
+
+
+# --- schema1: the registry stores the unsigned payload and signs it when serving -------------------------------
+
+SCHEMA1 = "compatibility:\n  schema1:\n    enabled: true\n"
+
+
+def blob_data(root: Path, digest: str) -> Path:
+    hex_ = digest.split(":", 1)[1]
+    return v2(root) / "blobs" / "sha256" / hex_[:2] / hex_ / "data"
+
+
+def test_schema1_is_packed_unsigned_as_the_registry_stores_it(
+    tmp_path: Path, skopeo: Skopeo, serve_readonly: Serve
+) -> None:
+    from tests.support.tools import start_registry
+
+    layout = ob.write_oci_layout(tmp_path / "oci", {"a": A})
+    own = tmp_path / "registry-own"
+    registry = start_registry(own, tmp_path / "run", extra_config=SCHEMA1)
+    tree = tmp_path / "tree"
+    (tree / "old").mkdir(parents=True)
+    try:
+        skopeo.copy(f"oci:{layout}:a", registry.ref("old/app:1"), "--format", "v2s1")
+        skopeo.copy(registry.ref("old/app:1"), f"dir:{tree / 'old/app:1'}")
+    finally:
+        registry.stop()
+    signed = (tree / "old/app:1" / "manifest.json").read_bytes()
+    assert json.loads(signed)["schemaVersion"] == 1 and b'"signatures"' in signed
+    digest = (v2(own) / "repositories/old/app/_manifests/tags/1/current/link").read_text()
+    payload = blob_data(own, digest).read_bytes()
+    assert b'"signatures"' not in payload and ob.sha256(payload) == digest  # what the registry keeps
+
+    assert json.loads(cli_ok("verify", own, "--json").stdout)["ok"]
+    assert json.loads(cli_ok("verify", tree, "--json").stdout)["ok"]
+    packed = tmp_path / "packed"
+    cli_ok("pack", tree, "-o", packed, "--quiet", "--verify")
+    assert blob_data(packed, digest).read_bytes() == payload, "stored as the registry stores it"
+    served = serve_readonly(packed)
+    pulled = tmp_path / "pulled"
+    skopeo.copy(served.ref(f"old/app@{digest}"), f"dir:{pulled}")  # a pull by digest checks the payload's digest
+    assert (pulled / A.layers[1].blob.hex).read_bytes() == A.layers[1].blob.data
+
+    # unpack writes the unsigned payload: same digest, read and pushed by skopeo as it is
+    unpacked = tmp_path / "unpacked"
+    cli_ok("unpack", own, "-o", unpacked, "--quiet", "--verify")
+    folder = unpacked / "old/app:1"
+    assert (folder / "manifest.json").read_bytes() == payload
+    skopeo.copy(f"dir:{folder}", f"oci:{tmp_path / 'from-dir'}:x")
+    again = tmp_path / "again"
+    cli_ok("pack", unpacked, "-o", again, "--quiet")
+    assert blob_data(again, digest).read_bytes() == payload
+    skopeo.copy(serve_readonly(again).ref(f"old/app@{digest}"), f"dir:{tmp_path / 'pulled-again'}")
+
+    # storage holding the signed bytes instead: the registry serves them signed twice; verify says so
+    broken = copy_tree(packed, tmp_path / "broken")
+    data = blob_data(broken, digest)
+    data.unlink()
+    data.write_bytes(signed)
+    result = run_cli("verify", broken, "--json")
+    assert result.returncode == 1
+    findings = [f for i in json.loads(result.stdout)["images"] for f in i["findings"] if i["name"] == "old/app:1"]
+    assert [(f["code"], f["path"]) for f in findings] == [("schema1-signed", str(data))]
+    served_broken = serve_readonly(broken)
+    pull = skopeo.run("copy", "--src-tls-verify=false", served_broken.ref(f"old/app@{digest}"),
+                      f"dir:{tmp_path / 'x'}", check=False)  # fmt: skip
+    assert pull.returncode != 0
