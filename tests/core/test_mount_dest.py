@@ -174,3 +174,32 @@ def test_killed_while_moving_a_dir_tree_into_a_mount_point_is_reported_unfinishe
     run = corpus.run_cli("unpack", storage, "-o", usb)
     assert run.code == 1 and "not empty" in run.stderr
     assert staged[0] in os.listdir(usb), "the mark of the unfinished output stays until the user clears it"
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-dest", "existing-dest"])
+def test_a_failed_check_of_the_staged_output_names_the_destination(tmp_path: Path, existing: bool) -> None:
+    from regpack import layouts
+    from regpack.engine import execute
+    from regpack.errors import BundleError
+    from regpack.layouts.registry import plan_pack
+
+    plan = plan_pack(layouts.read(corpus.write_skopeo(tmp_path / "src")).check())
+    dest = tmp_path / "storage"
+    if existing:
+        dest.mkdir()
+    seen: list[Path] = []
+
+    def check(staged: Path) -> None:
+        seen.append(staged)
+        bad = staged / "docker/registry/v2/blobs"
+        raise BundleError(f"output failed verification in {bad}", bad, "app:1.0")
+
+    with pytest.raises(BundleError) as raised:
+        execute(plan, dest, check=check)
+    assert seen and seen[0] != dest
+    assert str(seen[0]) not in str(raised.value)
+    where = dest / "docker/registry/v2/blobs"
+    assert raised.value.path == where
+    assert str(raised.value) == f"image app:1.0: {where}: output failed verification in {where}"
+    assert os.listdir(dest) == [] if existing else not dest.exists()
+    assert corpus.partials(dest) == []
