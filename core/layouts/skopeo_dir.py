@@ -11,7 +11,9 @@ from pathlib import Path, PurePosixPath
 from regpack.bundle import Bundle, Image, Layout, Severity
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, quoted
+from regpack.jws import sign_schema1
 from regpack.layouts._common import SafeRoot, build_image, read_small
+from regpack.manifest import DOCKER_V1, Kind, read_manifest_bytes
 from regpack.names import Reference, parse_folder_reference, unpack_folder
 from regpack.plan import STAGING_INSIDE, Plan
 
@@ -269,9 +271,15 @@ def plan_unpack(bundle: Bundle) -> Plan:
         digests = image.all_digests()
         version = VERSION_1_1 if all(d.algorithm == "sha256" for d in digests) else VERSION_1_2
         plan.write(f"{folder}/version", version, name)
-        plan.place(image.locations[image.digest], f"{folder}/manifest.json", image.manifest.size, name)
-        for child in image.children:
-            plan.place(image.locations[child.digest], f"{folder}/{manifest_file_name(child.digest)}", child.size, name)
+        for manifest in image.manifests:
+            file_name = "manifest.json" if manifest is image.manifest else manifest_file_name(manifest.digest)
+            location = image.locations[manifest.digest]
+            if manifest.kind is Kind.SCHEMA1 and manifest.media_type == DOCKER_V1:
+                # Stored unsigned (registry storage): signed as the registry signs it when skopeo pulls it.
+                payload = read_manifest_bytes(location, name)
+                plan.write(f"{folder}/{file_name}", sign_schema1(payload, location, name), name)
+            else:
+                plan.place(location, f"{folder}/{file_name}", manifest.size, name)
         for blob, location in bundle.stored_blobs(image):
             plan.place(location, f"{folder}/{blob_file_name(blob.digest, '1.1')}", blob.size, name)
         for file_name, signature in image.signatures.items():

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from regpack.jobs import pack, unpack
+from regpack.manifest import schema1_unsigned
 from regpack.verify import verify
 
 LAYER = b"a layer, as it happens not a tar"
@@ -56,7 +57,8 @@ def test_signed_schema1_is_stored_as_its_payload_and_unpacks_to_it(tmp_path: Pat
     assert verify(storage).ok
     out = tmp_path / "out"
     unpack(storage, out, verify=True)
-    assert (out / "old" / "app:1" / "manifest.json").read_bytes() == payload
+    written = (out / "old" / "app:1" / "manifest.json").read_bytes()
+    assert b'"signatures"' in written and schema1_unsigned(written) == payload  # signed afresh, as served
 
 
 def test_storage_holding_the_signed_bytes_is_reported(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from regpack.manifest import schema1_unsigned
 from tests.support import ocibuild as ob
 from tests.support.tools import Registry, Skopeo, find_registry, free_port, registry_config, run_cli
 from tests.support.trees import copy_tree, file_sha256
@@ -326,12 +327,22 @@ def test_schema1_is_packed_unsigned_as_the_registry_stores_it(
     skopeo.copy(served.ref(f"old/app@{digest}"), f"dir:{pulled}")  # a pull by digest checks the payload's digest
     assert (pulled / A.layers[1].blob.hex).read_bytes() == A.layers[1].blob.data
 
-    # unpack writes the unsigned payload: same digest, read and pushed by skopeo as it is
+    # unpack signs the payload as the registry does when skopeo pulls: same digest, and the registry takes it
+    # back as it is (a schema1 manifest with its digest kept must be signed)
     unpacked = tmp_path / "unpacked"
     cli_ok("unpack", own, "-o", unpacked, "--quiet", "--verify")
     folder = unpacked / "old/app:1"
-    assert (folder / "manifest.json").read_bytes() == payload
-    skopeo.copy(f"dir:{folder}", f"oci:{tmp_path / 'from-dir'}:x")
+    written = (folder / "manifest.json").read_bytes()
+    assert written != payload and b'"signatures"' in written
+    assert schema1_unsigned(written) == payload
+    assert skopeo.run("manifest-digest", str(folder / "manifest.json")).stdout.decode().strip() == digest
+    target = start_registry(tmp_path / "target", tmp_path / "run-target", extra_config=SCHEMA1)
+    try:
+        skopeo.copy(f"dir:{folder}", target.ref("old/app:1"), "--preserve-digests")
+    finally:
+        target.stop()
+    assert (v2(tmp_path / "target") / "repositories/old/app/_manifests/tags/1/current/link").read_text() == digest
+    assert blob_data(tmp_path / "target", digest).read_bytes() == payload
     again = tmp_path / "again"
     cli_ok("pack", unpacked, "-o", again, "--quiet")
     assert blob_data(again, digest).read_bytes() == payload
