@@ -11,7 +11,6 @@ from pathlib import Path, PurePosixPath
 from regpack.bundle import Bundle, Image, Layout, Severity
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, quoted
-from regpack.jws import sign_schema1
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.manifest import DOCKER_V1, Kind, read_manifest_bytes
 from regpack.names import Reference, parse_folder_reference, unpack_folder
@@ -276,6 +275,8 @@ def plan_unpack(bundle: Bundle) -> Plan:
             location = image.locations[manifest.digest]
             if manifest.kind is Kind.SCHEMA1 and manifest.media_type == DOCKER_V1:
                 # Stored unsigned (registry storage): signed as the registry signs it when skopeo pulls it.
+                from regpack.jws import sign_schema1  # rare; cryptography costs start-up time everywhere else
+
                 payload = read_manifest_bytes(location, name)
                 plan.write(f"{folder}/{file_name}", sign_schema1(payload, location, name), name)
             else:
