@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regpack.errors import BundleError, Cancelled, DestinationError, RegpackError, quoted
-from regpack.plan import STAGING_INSIDE, PlaceBlob, Plan, WriteFile
+from regpack.plan import LOST_AND_FOUND, STAGING_INSIDE, PlaceBlob, Plan, WriteFile
 from regpack.progress import Meter, Progress, ProgressCallback
 
 CLEANING_UP = "cleaning up"  # the progress message once a cancelled job has stopped and removes its staging
@@ -66,13 +66,21 @@ def check_destination(dest: Path, merge: bool) -> bool:
         raise DestinationError("destination exists and is not a folder", dest)
     if merge:
         return True
-    names = os.listdir(dest)
+    names = _own_entries(dest)
     if names and all(n.startswith(INSIDE_PREFIX) for n in names):
         _remove_stale_staging(dest, inside=True)  # beside anything else, it marks that output unfinished: kept
-        names = os.listdir(dest)
+        names = _own_entries(dest)
     if names:
         raise DestinationError("destination exists and is not empty (choose a new folder, or --merge)", dest)
     return True
+
+
+def _own_entries(dest: Path) -> list[str]:
+    """What ``dest`` holds, less the ``lost+found`` a freshly made filesystem has at its mount point."""
+    names = os.listdir(dest)
+    if LOST_AND_FOUND in names and os.path.ismount(dest):
+        names.remove(LOST_AND_FOUND)
+    return names
 
 
 class _Runner:

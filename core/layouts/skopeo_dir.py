@@ -14,7 +14,7 @@ from regpack.errors import BundleError, Code, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.manifest import DOCKER_V1, Kind, read_manifest_bytes
 from regpack.names import Reference, parse_folder_reference, unpack_folder
-from regpack.plan import STAGING_INSIDE, Plan
+from regpack.plan import LOST_AND_FOUND, STAGING_INSIDE, Plan
 
 VERSION_PREFIX = b"Directory Transport Version: "
 VERSION_1_0 = b"Directory Transport Version: 1.0\n"
@@ -72,7 +72,7 @@ def _image_folders(
         if safe is not None:
             safe.trust_folders(folder, entries)
         for entry in entries:
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") or (entry.name == LOST_AND_FOUND and folder == top and os.path.ismount(top)):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 pending.append(entry.path)

@@ -62,6 +62,24 @@ def test_pack_and_unpack_into_mount_points(mount: Mount, tmp_path: Path) -> None
     assert tree_bytes(back) == tree_bytes(src)
 
 
+def test_a_mount_point_holding_lost_and_found_counts_as_empty(mount: Mount, tmp_path: Path) -> None:
+    src = corpus.write_skopeo(tmp_path / "src")
+    storage = tmp_path / "storage"
+    pack(src, storage)
+    for name, job in (("usb", pack), ("back", unpack)):
+        point = mount(name)
+        (point / "lost+found").mkdir(mode=0o700)  # as mkfs.ext4 leaves it
+        job(src if job is pack else storage, point, verify=True)
+        assert "lost+found" in os.listdir(point)
+        report = verify(point)
+        assert report.ok and not report.findings, [str(f) for f in report.findings]
+        assert len(report.images) == len(corpus.IMAGES)
+    plain = tmp_path / "plain"
+    (plain / "lost+found").mkdir(parents=True)  # not a mount point: an ordinary folder, so not empty
+    run = corpus.run_cli("pack", src, "-o", plain)
+    assert run.code == 1 and "not empty" in run.stderr
+
+
 def test_existing_empty_folder_is_staged_on_its_own_filesystem(mount: Mount, tmp_path: Path) -> None:
     usb = mount("usb")
     src = corpus.write_skopeo(usb / "src")  # source on the mount: hard links work only within it
