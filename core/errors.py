@@ -38,6 +38,10 @@ class Code(StrEnum):
     SIZE = "size"
     LOOP = "loop"
     COLLISION = "collision"  # two images would land in one place of the output
+    NESTED_IMAGE = "nested-image"
+    INCOMPLETE_IMAGE = "incomplete-image"
+    UNFINISHED = "unfinished"
+    SCHEMA1_SIGNED = "schema1-signed"
 
     @property
     def label(self) -> str:
@@ -59,6 +63,10 @@ _CODE_LABELS = {
     Code.LOOP: "manifest loop",
     Code.EMPTY: "empty bundle",
     Code.COLLISION: "name clash",
+    Code.NESTED_IMAGE: "image folder inside an image folder",
+    Code.INCOMPLETE_IMAGE: "half-written image folder",
+    Code.UNFINISHED: "unfinished output",
+    Code.SCHEMA1_SIGNED: "schema1 stored signed",
 }
 
 

@@ -317,7 +317,7 @@ def _check_schema1_unsigned(bundle: Bundle, image: Image) -> None:
                 "(it signs it when serving: these bytes would be served signed twice and fail a pull by digest)",
                 image.locations.get(manifest.digest),
                 image.name,
-                code="schema1-signed",
+                code=Code.SCHEMA1_SIGNED,
             )
 
 

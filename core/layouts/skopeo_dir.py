@@ -8,9 +8,9 @@ import re
 import stat
 from pathlib import Path, PurePosixPath
 
-from regpack.bundle import Bundle, Image, Layout, Severity
+from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
-from regpack.errors import BundleError, Code, quoted
+from regpack.errors import BundleError, Code, Severity, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
 from regpack.manifest import DOCKER_V1, Kind, read_manifest_bytes
 from regpack.names import Reference, parse_folder_reference, unpack_folder
@@ -112,7 +112,7 @@ def _report_nested_images(bundle: Bundle, top: str, folder: str, entries: list[o
                 "per folder; move it out to a folder of its own)",
                 inner,
                 _label(top, inner),
-                code="nested-image",
+                code=Code.NESTED_IMAGE,
             )
             continue
         pending.extend(e.path for e in below if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
@@ -141,7 +141,7 @@ def _report_half_written(bundle: Bundle, top: str, folder: str, names: list[str]
         "image again, or remove the folder)",
         folder,
         _label(top, folder),
-        code="incomplete-image",
+        code=Code.INCOMPLETE_IMAGE,
         severity=Severity.WARNING,
     )
 
@@ -200,7 +200,7 @@ def read(root: Path) -> Bundle:
                     "unfinished output of a regpack run that is still at work or was interrupted while moving it "
                     "into place; some images may be missing (remove the folder's content and run again)",
                     f"{top}/{name}",
-                    code="unfinished",
+                    code=Code.UNFINISHED,
                 )
     for folder, names in _image_folders(root, bundle, safe):
         relative = folder[len(top) + 1 :] if folder != top else root.name

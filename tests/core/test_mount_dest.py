@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from regpack.errors import Code
 from regpack.jobs import pack, unpack
 from regpack.verify import verify
 from tests.core import corpus
@@ -182,13 +183,13 @@ def test_killed_while_moving_a_dir_tree_into_a_mount_point_is_reported_unfinishe
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     _wait_for(marker.exists, proc, "two image folders were moved into place")
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)  # reaps it and closes its pipes
     staged = [n for n in os.listdir(usb) if n.startswith(".regpack-partial-")]
     assert len(staged) == 1 and len(os.listdir(usb)) > 1
 
     report = verify(usb)
     assert not report.ok
-    assert [(f.code, f.path) for f in report.errors] == [("unfinished", str(usb / staged[0]))]
+    assert [(f.code, f.path) for f in report.errors] == [(Code.UNFINISHED, usb / staged[0])]
     run = corpus.run_cli("unpack", storage, "-o", usb)
     assert run.code == 1 and "not empty" in run.stderr
     assert staged[0] in os.listdir(usb), "the mark of the unfinished output stays until the user clears it"

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from regpack.errors import Code
 from regpack.jobs import pack, unpack
 from regpack.manifest import schema1_unsigned
 from regpack.verify import verify
@@ -70,4 +71,4 @@ def test_storage_holding_the_signed_bytes_is_reported(tmp_path: Path) -> None:
     data.write_bytes(signed)
     report = verify(storage)
     assert not report.ok
-    assert [(f.code, f.image, f.path) for f in report.errors] == [("schema1-signed", "old/app:1", str(data))]
+    assert [(f.code, f.image, f.path) for f in report.errors] == [(Code.SCHEMA1_SIGNED, "old/app:1", data)]
