@@ -12,7 +12,7 @@ from pathlib import Path
 
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Problem, Severity, worst_by_image
-from regpack.manifest import Kind, Manifest
+from regpack.manifest import Descriptor, Kind, Manifest
 from regpack.names import Reference
 
 
@@ -191,6 +191,16 @@ class Bundle:
                 blob = self.blobs.get(digest)
                 if blob is not None and blob.from_base and blob.file is None:
                     yield digest
+
+    def external_layers(self, image: Image) -> list[Descriptor]:
+        """Layers of ``image`` the bundle does not hold and needs not hold: clients fetch them from their URLs."""
+        seen: dict[Digest, Descriptor] = {}
+        for m in image.manifests:
+            for d in m.layers:
+                blob = self.blobs.get(d.digest)
+                if blob is not None and blob.file is None and not blob.from_base:
+                    seen.setdefault(d.digest, d)
+        return list(seen.values())
 
     @property
     def stored_bytes(self) -> int:

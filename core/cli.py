@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from regpack import __version__, layouts
 from regpack.analysis import Analysis, Diff, Status, analyse, diff
-from regpack.bundle import Bundle
+from regpack.bundle import Bundle, Image
 from regpack.compare import read_pair
 from regpack.errors import Cancelled, RegpackError, Severity, printable, quoted
 from regpack.files import write_file_atomically
@@ -200,6 +200,7 @@ def inspect_json(bundle: Bundle, analysis: Analysis) -> dict[str, Any]:
                 "total_bytes": s.total_bytes,
                 "unique_bytes": s.unique_bytes,
                 "shared_bytes": s.shared_bytes,
+                "external_layers": _external_json(bundle, s.image),
             }
             for s in analysis.images
         ],
@@ -212,6 +213,27 @@ def inspect_json(bundle: Bundle, analysis: Analysis) -> dict[str, Any]:
         if bundle.is_patch
         else None,
     }
+
+
+def _external_json(bundle: Bundle, image: Image) -> list[dict[str, Any]]:
+    return [
+        {"digest": str(d.digest), "size": d.size, "media_type": d.media_type, "urls": list(d.urls)}
+        for d in bundle.external_layers(image)
+    ]
+
+
+def _write_external(bundle: Bundle, out: TextIO) -> None:
+    """Layers the bundle does not hold, as the registry serves them: clients fetch them from their URLs."""
+    lines = [
+        f"  {image.name}: {d.digest} ({human_size(max(d.size, 0))}) from {', '.join(d.urls) or 'no URL'}\n"
+        for image in bundle.images
+        for d in bundle.external_layers(image)
+    ]
+    if lines:
+        out.write(
+            "\nlayers not in the bundle (clients fetch them from their URLs; the registry serves the manifest):\n"
+        )
+        out.writelines(lines)
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
@@ -249,8 +271,9 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             f"patch: {len(bundle.from_base)} blob(s) ({human_size(sum(bundle.from_base.values()))}) expected from "
             "its base, not counted above\n"
         )
+    _write_external(bundle, out)
     for w in (p for p in bundle.problems if p not in bundle.errors):
-        sys.stderr.write(f"regpack: warning: {w}\n")
+        sys.stderr.write(f"regpack: {w}\n")
     return 0
 
 
@@ -378,6 +401,8 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     finally:
         bar.close()
     _report_left_out(result)
+    for warning in result.warnings:
+        sys.stderr.write(f"regpack: {warning}\n")
     skipped = f", {result.skipped} already present" if result.skipped else ""
     out.write(
         f"{args.command}ed {result.images} images into {printable(result.dest)}: {result.files} files{skipped}, "
@@ -395,6 +420,9 @@ def _patch_summary(args: argparse.Namespace, result: JobResult, out: TextIO) -> 
         out.write(f"{result.from_base} blob(s) taken from the base\n")
     for tag in result.moved:
         out.write(f"moved tag {tag}\n")
+
+
+_STATUS = {Severity.ERROR: "FAILED", Severity.WARNING: "warn", Severity.OK: "ok"}
 
 
 def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
@@ -416,14 +444,16 @@ def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> i
             if heading is not None:
                 name = heading.removeprefix("image ")
                 if heading.startswith("image "):
-                    failed = statuses.get(name) is Severity.ERROR
+                    status = statuses.get(name, Severity.OK)
                 else:
-                    failed = any(f.severity is Severity.ERROR for f in found)
-                out.write(f"{'FAILED' if failed else 'ok':6}  {name}\n")
+                    status = Severity.worst(f.severity for f in found)
+                out.write(f"{_STATUS[status]:6}  {name}\n")
             for f in found:
                 out.write(f"        {f.severity}: {f.where or ''}: {f.reason} [{f.code}]\n")
         mode = "sizes only (--fast)" if report.fast else f"{human_size(report.bytes_hashed)} hashed"
         verdict = "OK" if report.ok else f"{len(report.errors)} error(s)"
+        warnings = len(report.findings) - len(report.errors)
+        verdict += f", {warnings} warning(s)" if warnings else ""
         out.write(f"\n{len(report.images)} images, {mode}: {verdict}\n")
         if report.from_base_blobs:
             how = "checked in the base" if report.from_base_checked else "not checked (give --base to check them)"

@@ -6,6 +6,7 @@ or when asked. Work runs on a thread pool: os.link, copy_file_range and file wri
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regpack.errors import BundleError, Cancelled, DestinationError, RegpackError, quoted
-from regpack.plan import PlaceBlob, Plan, WriteFile
+from regpack.plan import LOST_AND_FOUND, STAGING_INSIDE, PlaceBlob, Plan, WriteFile
 from regpack.progress import Meter, Progress, ProgressCallback
 
 CLEANING_UP = "cleaning up"  # the progress message once a cancelled job has stopped and removes its staging
@@ -45,8 +46,17 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+# Staging inside an existing destination (an empty folder, a mount point, a storage to merge into): hidden,
+# so neither skopeo nor the registry takes it for content, and on the destination's own filesystem, so hard
+# links and the final renames work. Its name carries the writer's pid, like the staging beside a new one.
+INSIDE_PREFIX = STAGING_INSIDE
+
+
 def check_destination(dest: Path, merge: bool) -> bool:
-    """Validate ``dest``; return True when it exists (an empty folder, or a merge target)."""
+    """Validate ``dest``; return True when it exists (an empty folder, or a merge target).
+
+    What a killed run staged inside it does not count: it is removed here, so the rerun finds it empty.
+    """
     try:
         st = os.lstat(dest)
     except FileNotFoundError:
@@ -57,9 +67,21 @@ def check_destination(dest: Path, merge: bool) -> bool:
         raise DestinationError("destination exists and is not a folder", dest)
     if merge:
         return True
-    if not _is_empty(dest):
+    names = _own_entries(dest)
+    if names and all(n.startswith(INSIDE_PREFIX) for n in names):
+        _remove_stale_staging(dest, inside=True)  # beside anything else, it marks that output unfinished: kept
+        names = _own_entries(dest)
+    if names:
         raise DestinationError("destination exists and is not empty (choose a new folder, or --merge)", dest)
     return True
+
+
+def _own_entries(dest: Path) -> list[str]:
+    """What ``dest`` holds, less the ``lost+found`` a freshly made filesystem has at its mount point."""
+    names = os.listdir(dest)
+    if LOST_AND_FOUND in names and os.path.ismount(dest):
+        names.remove(LOST_AND_FOUND)
+    return names
 
 
 class _Runner:
@@ -223,10 +245,13 @@ def execute(
     jobs = jobs or default_jobs()
     if merge and exists and not _is_empty(dest):
         return _merge(plan, dest, copy, jobs, progress, cancel, message, move_tags)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not exists:
+        dest.parent.mkdir(parents=True, exist_ok=True)
     staging: Path | None = None
     try:
-        staging = _new_staging(dest)
+        # A new destination is staged beside it and renamed into place; an existing (empty) one, which may be
+        # a mount point that cannot be replaced, is staged inside it on its own filesystem.
+        staging = _new_staging(dest, inside=exists)
         if progress is not None:  # tens of thousands of folders come first: say so
             progress(Progress(0, plan.total_bytes, 0, plan.total_files, f"{message}: creating folders"))
         _make_directories(staging, plan, cancel)
@@ -237,8 +262,9 @@ def execute(
         if check is not None:
             check(staging)
         if exists:
-            os.rmdir(dest)  # the empty folder the user named; the staged tree takes its place
-        os.rename(staging, dest)
+            _move_into(staging, dest)
+        else:
+            os.rename(staging, dest)
         meter.finish()
     except BaseException as e:
         if staging is not None:
@@ -247,6 +273,8 @@ def execute(
             shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, OSError) and not isinstance(e, RegpackError):
             raise _wrap_os_error(e, dest, staging) from e
+        if isinstance(e, RegpackError) and (mapped := _as_user_path(e, staging, dest)) is not e:
+            raise mapped from e
         raise
     return ExecStats(plan.total_files, plan.total_bytes, copied, linked)
 
@@ -256,15 +284,63 @@ def _is_empty(folder: Path) -> bool:
         return next(entries, None) is None
 
 
-def _new_staging(dest: Path) -> Path:
-    """A fresh staging folder beside ``dest``, made by a plain mkdir (the umask decides its permissions).
+def _move_into(staging: Path, dest: Path) -> None:
+    """Move the staged tree's top-level entries into the existing ``dest``, on one filesystem.
+
+    Registry storage has one such entry that makes it a storage (``docker``), moved last, so it appears in
+    one rename as from a new destination. A dir tree has one per top-level folder: should a move fail, the ones
+    already moved go back, and the staging is removed with them.
+    """
+    names = sorted(os.listdir(staging), key=lambda n: (n == "docker", n))
+    moved: list[str] = []
+    try:
+        for name in names:
+            os.rename(staging / name, dest / name)
+            moved.append(name)
+        os.rmdir(staging)
+    except BaseException:
+        for name in moved:
+            with contextlib.suppress(OSError):
+                os.rename(dest / name, staging / name)
+        raise
+
+
+def _as_user_path(error: RegpackError, staging: Path | None, dest: Path) -> RegpackError:
+    """The same error naming the user's destination where it named the staging folder (gone by then)."""
+    if staging is None:
+        return error
+    prefix = str(staging)
+
+    def user(text: str) -> str:
+        return text.replace(prefix, str(dest))
+
+    if isinstance(error, BundleError):
+        path = error.path
+        new_path = Path(user(str(path))) if path is not None else None
+        if new_path == path and prefix not in error.reason:
+            return error
+        return BundleError(user(error.reason), new_path, error.image, error.code)
+    if isinstance(error, DestinationError):
+        if prefix not in str(error.path) and prefix not in error.reason:
+            return error
+        return DestinationError(user(error.reason), user(str(error.path)))
+    return error
+
+
+def _new_staging(dest: Path, *, inside: bool = False) -> Path:
+    """A fresh staging folder beside ``dest`` (or, with ``inside``, hidden inside the existing ``dest``), made by
+    a plain mkdir (the umask decides its permissions).
 
     Not mkdtemp: it makes the folder 0700, and renamed into place that would hide the output from a registry
     running as its own user.
     """
-    _remove_stale_staging(dest)
+    _remove_stale_staging(dest, inside=inside)
+    if inside:
+        parent, prefix = dest, f"{INSIDE_PREFIX}{os.getpid()}-"
+    else:
+        parent, prefix = dest.parent, f"{dest.name}.partial-{os.getpid()}-"
     while True:
-        staging = dest.parent / f"{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+        staging = parent / f"{prefix}{secrets.token_hex(4)}"
         try:
             staging.mkdir()
         except FileExistsError:
@@ -272,15 +348,16 @@ def _new_staging(dest: Path) -> Path:
         return staging
 
 
-def _remove_stale_staging(dest: Path) -> None:
-    """Remove what a killed run left beside ``dest``: staging folders whose process no longer exists.
+def _remove_stale_staging(dest: Path, *, inside: bool = False) -> None:
+    """Remove what a killed run left beside ``dest`` (or inside it): staging folders whose process no longer
+    exists.
 
     The staging name carries the pid of its writer; one whose pid is alive (this run, or another run still
     at work) is left alone.
     """
-    prefix = f"{dest.name}.partial-"
+    prefix = INSIDE_PREFIX if inside else f"{dest.name}.partial-"
     try:
-        entries = list(os.scandir(dest.parent))
+        entries = list(os.scandir(dest if inside else dest.parent))
     except OSError:
         return
     for entry in entries:
@@ -352,7 +429,7 @@ def _merge(
             skipped += 1
             continue
         todo.append(op)
-    staging = _new_staging(dest)
+    staging = _new_staging(dest, inside=True)  # the storage's own filesystem: every move below is a rename
     try:
         sub = Plan(
             plan.images,
@@ -374,6 +451,8 @@ def _merge(
     except BaseException as e:
         if isinstance(e, OSError) and not isinstance(e, RegpackError):
             raise _wrap_os_error(e, dest, staging) from e
+        if isinstance(e, RegpackError) and (mapped := _as_user_path(e, staging, dest)) is not e:
+            raise mapped from e
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

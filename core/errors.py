@@ -40,6 +40,10 @@ class Code(StrEnum):
     COLLISION = "collision"  # two images would land in one place of the output
     BAD_PATCH = "bad-patch"  # a patch description that cannot be trusted
     MISSING_BASE_BLOB = "missing-base-blob"  # a blob a patch expects from its base is not there
+    NESTED_IMAGE = "nested-image"
+    INCOMPLETE_IMAGE = "incomplete-image"
+    UNFINISHED = "unfinished"
+    SCHEMA1_SIGNED = "schema1-signed"
 
     @property
     def label(self) -> str:
@@ -63,6 +67,10 @@ _CODE_LABELS = {
     Code.COLLISION: "name clash",
     Code.BAD_PATCH: "bad patch description",
     Code.MISSING_BASE_BLOB: "missing base blob",
+    Code.NESTED_IMAGE: "image folder inside an image folder",
+    Code.INCOMPLETE_IMAGE: "half-written image folder",
+    Code.UNFINISHED: "unfinished output",
+    Code.SCHEMA1_SIGNED: "schema1 stored signed",
 }
 
 

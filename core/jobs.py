@@ -17,7 +17,7 @@ from regpack.bundle import Bundle, Image
 from regpack.compare import base_inventory
 from regpack.digest import Digest, hash_file
 from regpack.engine import ExecStats, default_jobs, execute, safe_target
-from regpack.errors import BundleError, Cancelled, DestinationError
+from regpack.errors import BundleError, Cancelled, DestinationError, Severity
 from regpack.layouts import registry, skopeo_dir
 from regpack.names import unpack_folder
 from regpack.patch import (
@@ -54,6 +54,7 @@ class JobResult:
     verified_bytes: int = 0
     moved: tuple[str, ...] = ()  # tags re-pointed in the destination (repository:tag)
     from_base: int = 0  # blobs of a patch left to its base (made) or taken from it (applied)
+    warnings: tuple[str, ...] = ()  # "warning: ..." for what the source holds but could not carry, by name
 
 
 def _in_dest(path: Path | None, staged: Path, dest: Path) -> Path | None:
@@ -170,6 +171,7 @@ def _run(
         sum(r.bytes_hashed for r in verified),
         stats.moved,
         len(selected.from_base),
+        tuple(str(p) for p in selected.problems if p.severity is Severity.WARNING),
     )
 
 

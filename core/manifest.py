@@ -69,8 +69,10 @@ class Descriptor:
 
     @property
     def foreign(self) -> bool:
-        """A non-distributable layer: registries and skopeo may legitimately not have its bytes."""
-        return self.media_type in FOREIGN_LAYER_TYPES or (bool(self.urls) and "nondistributable" in self.media_type)
+        """A layer registries and skopeo may legitimately not have the bytes of: a non-distributable type, or
+        any layer that carries ``urls`` (the registry accepts its manifest without the blob, clients fetch it
+        from the URLs)."""
+        return self.media_type in FOREIGN_LAYER_TYPES or bool(self.urls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,13 @@ def read_manifest_bytes(path: Path | str, image: str | None = None) -> bytes:
     if len(data) > MAX_MANIFEST_BYTES:
         raise BundleError(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes, refusing to parse it", path, image)
     return data
+
+
+def schema1_unsigned(data: bytes, where: Path | str | None = None, image: str | None = None) -> bytes:
+    """The unsigned canonical payload of a schema1 manifest: what the registry stores (and signs when serving),
+    and what its digest covers. The bytes themselves when they carry no signatures."""
+    doc = json.loads(data)
+    return _Parser(doc, data, where, image)._schema1_payload() if isinstance(doc, dict) else data
 
 
 def parse_manifest(

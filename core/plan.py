@@ -13,6 +13,13 @@ from pathlib import Path
 
 from regpack.errors import BundleError, quoted
 
+# The hidden folder a plan is staged in inside an existing destination (see engine); a dir tree whose root
+# holds one is the unfinished output of a run that is still at work or was killed.
+STAGING_INSIDE = ".regpack-partial-"
+# What mkfs leaves at the top of a filesystem: a destination that is a mount point may hold it, and a bundle
+# read at a mount point has it beside its content (readable by root only).
+LOST_AND_FOUND = "lost+found"
+
 
 @dataclass(frozen=True, slots=True)
 class PlaceBlob:

@@ -10,6 +10,7 @@ from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Severity, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
+from regpack.manifest import DOCKER_V1_SIGNED, Kind, read_manifest_bytes, schema1_unsigned
 from regpack.names import Reference, valid_repository, valid_tag
 from regpack.patch import DESCRIPTION, MAX_JSON_BYTES, PatchDescription
 from regpack.plan import Plan
@@ -174,8 +175,13 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
     for entry in entries:
         link = f"{folder}/{entry.name}/link"
         try:
-            digest = _read_plain_link(link) if entry.is_dir(follow_symlinks=False) else None
+            plain_folder = entry.is_dir(follow_symlinks=False)
+            digest = _read_plain_link(link) if plain_folder else None
             if digest is None:
+                if plain_folder and not os.path.lexists(link):
+                    # A delete through the registry API removes only the link: the registry treats the
+                    # folder left behind as absent, and so does every reader here.
+                    continue
                 digest = read_link(link, safe)
         except BundleError as e:
             bundle.problem(e.reason, e.path, code=e.code_or(Code.BAD_LINK), repository=name)
@@ -287,6 +293,7 @@ def _read_repository(
         )
         if image is not None:
             _check_repo_links(bundle, image, name, revisions, layers, repo_dir)
+            _check_schema1_unsigned(bundle, image)
             bundle.images.append(image)
             tagged.add(digest)
             reached.update(m.digest for m in image.manifests)
@@ -302,6 +309,7 @@ def _read_repository(
         )
         if image is not None:
             _check_repo_links(bundle, image, name, revisions, layers, repo_dir)
+            _check_schema1_unsigned(bundle, image)
         new = bundle.problems[mark:]
         if any(p.severity is Severity.ERROR for p in new):
             del bundle.problems[mark:]
@@ -328,6 +336,20 @@ def _signatures(bundle: Bundle, safe: SafeRoot, reference: Reference) -> dict[st
         if hit is not None:
             found[entry] = Path(hit[0])
     return found
+
+
+def _check_schema1_unsigned(bundle: Bundle, image: Image) -> None:
+    """The registry stores a schema1 manifest unsigned and signs it when serving; signed bytes in storage are
+    served signed twice, and a pull by digest fails."""
+    for manifest in image.manifests:
+        if manifest.kind is Kind.SCHEMA1 and manifest.media_type == DOCKER_V1_SIGNED:
+            bundle.problem(
+                "schema1 manifest is stored with its signatures; the registry keeps only the unsigned payload "
+                "(it signs it when serving: these bytes would be served signed twice and fail a pull by digest)",
+                image.locations.get(manifest.digest),
+                image.name,
+                code=Code.SCHEMA1_SIGNED,
+            )
 
 
 def _check_repo_links(
@@ -368,7 +390,13 @@ def plan_pack(bundle: Bundle) -> Plan:
         repo = f"{v2}/repositories/{image.repository}"
         for manifest in image.manifests:
             digest = manifest.digest
-            plan.place(image.locations[digest], _blob_rel(v2, digest), manifest.size, name)
+            if manifest.kind is Kind.SCHEMA1:
+                # The registry keeps a schema1 manifest's unsigned payload (its digest covers just that) and
+                # signs it when serving: stored signed, it would be served signed twice.
+                location = image.locations[digest]
+                plan.write(_blob_rel(v2, digest), schema1_unsigned(read_manifest_bytes(location, name), location, name))
+            else:
+                plan.place(image.locations[digest], _blob_rel(v2, digest), manifest.size, name)
             plan.write(f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
         for blob, location in bundle.stored_blobs(image):
             digest = blob.digest

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from pathlib import Path, PurePosixPath
 
 from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
-from regpack.errors import BundleError, Code, quoted
+from regpack.errors import BundleError, Code, Severity, quoted
 from regpack.layouts._common import SafeRoot, build_image, read_small
+from regpack.manifest import DOCKER_V1, Kind, read_manifest_bytes
 from regpack.names import Reference, parse_folder_reference, unpack_folder
-from regpack.plan import Plan
+from regpack.plan import LOST_AND_FOUND, STAGING_INSIDE, Plan
 
 VERSION_PREFIX = b"Directory Transport Version: "
 VERSION_1_0 = b"Directory Transport Version: 1.0\n"
@@ -61,11 +64,15 @@ def _image_folders(
         names = [entry.name for entry in entries]
         if "manifest.json" in names:
             found.append((folder, names))
+            if bundle is not None:
+                _report_nested_images(bundle, top, folder, entries)
             continue
+        if "version" in names and bundle is not None:
+            _report_half_written(bundle, top, folder, names)
         if safe is not None:
             safe.trust_folders(folder, entries)
         for entry in entries:
-            if entry.name.startswith("."):
+            if entry.name.startswith(".") or (entry.name == LOST_AND_FOUND and folder == top and os.path.ismount(top)):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 pending.append(entry.path)
@@ -82,6 +89,61 @@ def _image_folders(
                     found.append((entry.path, None))
     found.sort(key=lambda item: item[0].split("/"))  # the order of path components, as a tree shows them
     return found
+
+
+def _label(top: str, folder: str) -> str:
+    return folder[len(top) + 1 :] if folder != top else os.path.basename(top)
+
+
+def _report_nested_images(bundle: Bundle, top: str, folder: str, entries: list[os.DirEntry[str]]) -> None:
+    """An image folder inside an image folder cannot be carried: skopeo writes one image per folder and no
+    sub-folders, and the inner one has no repository name. Reported as an error, never skipped in silence."""
+    pending = [e.path for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+    while pending:
+        inner = pending.pop()
+        try:
+            with os.scandir(inner) as listing:
+                below = list(listing)
+        except OSError:
+            continue
+        if any(e.name in ("manifest.json", "version") for e in below):
+            bundle.problem(
+                f"image folder inside the image folder {_label(top, folder)}: not read (skopeo keeps one image "
+                "per folder; move it out to a folder of its own)",
+                inner,
+                _label(top, inner),
+                code=Code.NESTED_IMAGE,
+            )
+            continue
+        pending.extend(e.path for e in below if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+
+
+def _report_half_written(bundle: Bundle, top: str, folder: str, names: list[str]) -> None:
+    """A folder holding skopeo's ``version`` but no ``manifest.json``: a copy that did not finish (skopeo writes
+    the manifest last; ``skopeo sync --keep-going`` leaves such folders after a failure). No image to carry, so
+    a warning naming it, not an error."""
+    try:
+        fd = os.open(f"{folder}/version", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return  # a symbolic link or anything unusual is not skopeo's
+    try:
+        head = os.read(fd, len(VERSION_PREFIX)) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    if head != VERSION_PREFIX:
+        return
+    others = len(names) - 1
+    bundle.problem(
+        f"image folder holds no manifest.json ({'only version' if not others else f'version and {others} more files'}):"
+        " a copy that did not finish, as skopeo sync --keep-going leaves after a failure; not carried (copy the "
+        "image again, or remove the folder)",
+        folder,
+        _label(top, folder),
+        code=Code.INCOMPLETE_IMAGE,
+        severity=Severity.WARNING,
+    )
 
 
 def blob_file_name(digest: Digest, version: str) -> str:
@@ -131,6 +193,15 @@ def read(root: Path) -> Bundle:
     bundle = Bundle(root, Layout.SKOPEO_DIR)
     safe = SafeRoot(root)
     top = os.path.abspath(root)
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(top)):
+            if name.startswith(STAGING_INSIDE):
+                bundle.problem(
+                    "unfinished output of a regpack run that is still at work or was interrupted while moving it "
+                    "into place; some images may be missing (remove the folder's content and run again)",
+                    f"{top}/{name}",
+                    code=Code.UNFINISHED,
+                )
     for folder, names in _image_folders(root, bundle, safe):
         relative = folder[len(top) + 1 :] if folder != top else root.name
         rel = PurePosixPath(relative)
@@ -199,9 +270,17 @@ def plan_unpack(bundle: Bundle) -> Plan:
         digests = image.all_digests()
         version = VERSION_1_1 if all(d.algorithm == "sha256" for d in digests) else VERSION_1_2
         plan.write(f"{folder}/version", version, name)
-        plan.place(image.locations[image.digest], f"{folder}/manifest.json", image.manifest.size, name)
-        for child in image.children:
-            plan.place(image.locations[child.digest], f"{folder}/{manifest_file_name(child.digest)}", child.size, name)
+        for manifest in image.manifests:
+            file_name = "manifest.json" if manifest is image.manifest else manifest_file_name(manifest.digest)
+            location = image.locations[manifest.digest]
+            if manifest.kind is Kind.SCHEMA1 and manifest.media_type == DOCKER_V1:
+                # Stored unsigned (registry storage): signed as the registry signs it when skopeo pulls it.
+                from regpack.jws import sign_schema1  # rare; cryptography costs start-up time everywhere else
+
+                payload = read_manifest_bytes(location, name)
+                plan.write(f"{folder}/{file_name}", sign_schema1(payload, location, name), name)
+            else:
+                plan.place(location, f"{folder}/{file_name}", manifest.size, name)
         for blob, location in bundle.stored_blobs(image):
             plan.place(location, f"{folder}/{blob_file_name(blob.digest, '1.1')}", blob.size, name)
         for file_name, signature in image.signatures.items():

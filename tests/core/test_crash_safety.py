@@ -258,8 +258,8 @@ SIGNAL_AT_STAGING = textwrap.dedent(
 
     real_new_staging = regpack.engine._new_staging
 
-    def new_staging(dest):
-        path = real_new_staging(dest)
+    def new_staging(dest, **where):
+        path = real_new_staging(dest, **where)
         assert path.is_dir()
         os.kill(os.getpid(), signal.SIGTERM)  # arrives the moment the staging folder exists
         return path

@@ -75,6 +75,19 @@ def test_foreign_layer_is_marked() -> None:
     assert parse_manifest(json.dumps(doc).encode()).layers[0].foreign
 
 
+def test_ordinary_layer_with_urls_is_foreign_and_without_is_not() -> None:
+    gzip_layer = "application/vnd.oci.image.layer.v1.tar+gzip"
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor(b"{}", "c"),
+        "layers": [descriptor(b"ext", gzip_layer, urls=["https://x/y"]), descriptor(b"own", gzip_layer)],
+    }
+    with_urls, plain = parse_manifest(json.dumps(doc).encode()).layers
+    assert with_urls.foreign and with_urls.urls == ("https://x/y",)
+    assert not plain.foreign
+
+
 def test_schema1_signed_digest_covers_payload_without_signatures() -> None:
     payload = json.dumps(
         {"schemaVersion": 1, "name": "x", "tag": "1", "fsLayers": [{"blobSum": "sha256:" + "1" * 64}] * 2},

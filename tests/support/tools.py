@@ -44,7 +44,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def registry_config(root: Path, port: int, *, readonly: bool) -> str:
+def registry_config(root: Path, port: int, *, readonly: bool, extra: str = "") -> str:
+    """The registry's configuration; ``extra`` is appended YAML (top-level sections such as ``validation``)."""
     return f"""version: 0.1
 log:
   level: info
@@ -62,7 +63,7 @@ storage:
       enabled: {"true" if readonly else "false"}
 http:
   addr: 127.0.0.1:{port}
-"""
+{extra}"""
 
 
 @dataclass
@@ -112,7 +113,9 @@ class Registry:
             close()
 
 
-def start_registry(root: Path, work: Path, *, readonly: bool = False, attempts: int = 3) -> Registry:
+def start_registry(
+    root: Path, work: Path, *, readonly: bool = False, attempts: int = 3, extra_config: str = ""
+) -> Registry:
     """Start docker-registry on a free port of 127.0.0.1 and wait until ``GET /v2/`` answers 200."""
     binary = find_registry()
     if binary is None:
@@ -122,7 +125,7 @@ def start_registry(root: Path, work: Path, *, readonly: bool = False, attempts: 
     for attempt in range(attempts):
         port = free_port()
         config = work / f"registry-{port}.yml"
-        config.write_text(registry_config(Path(root).resolve(), port, readonly=readonly))
+        config.write_text(registry_config(Path(root).resolve(), port, readonly=readonly, extra=extra_config))
         log = work / f"registry-{port}.log"
         log_file = open(log, "wb")  # noqa: SIM115 - closed in Registry.stop
         process = subprocess.Popen(
