@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from regpack import __version__, layouts
+from regpack import __version__, layouts, transfer_cli
 from regpack.analysis import Analysis, Diff, Status, analyse, diff
 from regpack.bundle import Bundle
 from regpack.compare import read_pair
@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inventory", help="write what a bundle or storage holds (blobs, images) as JSON")
     s.add_argument("path", type=Path)
     s.add_argument("-o", "--output", type=Path, required=True, help="the inventory file to write ('-': stdout)")
+    transfer_cli.add_commands(sub, _positive)
     return p
 
 
@@ -462,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = _diff(args, out)
         elif args.command == "inventory":
             status = _inventory(args, out)
+        elif args.command in transfer_cli.COMMANDS:
+            status = transfer_cli.run(args, out, cancel)
         else:
             status = _verify(args, out, cancel)
         out.flush()  # a reader that went away is found here, not in the interpreter's exit
