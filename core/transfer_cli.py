@@ -14,7 +14,7 @@ from typing import TextIO
 
 from regpack import layouts
 from regpack.bundle import Layout
-from regpack.errors import BundleError, printable
+from regpack.errors import BundleError, Cancelled, printable
 from regpack.layouts import registry
 from regpack.progress import Progress
 from regpack.pull import pull
@@ -88,9 +88,13 @@ class TransferBar:
 def run(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     if args.command == "serve":
         return _serve(args, out, cancel)
-    if args.command == "push":
-        return _push(args, out, cancel)
-    return _pull(args, out, cancel)
+    try:
+        return _push(args, out, cancel) if args.command == "push" else _pull(args, out, cancel)
+    except Cancelled:
+        # Unlike pack, a transfer cannot take back what already arrived; every image is whole or absent.
+        done = "pushed stay in the registry" if args.command == "push" else "pulled stay, half ones were removed"
+        sys.stderr.write(f"regpack: cancelled; the images {done}: run the same command again to finish\n")
+        return 1
 
 
 def _storage_root(src: Path) -> Path:
