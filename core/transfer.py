@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -253,6 +254,14 @@ def registry_config(root: Path, port: int) -> str:
     return json.dumps(config, indent=2)
 
 
+def _stop_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGTERM if regpack dies (even by SIGKILL), so a loopback
+    registry never outlives the push or serve that started it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Server:
     """docker-registry serving ``root`` (the folder holding docker/registry/v2) read-only on 127.0.0.1."""
 
@@ -291,6 +300,7 @@ class Server:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # a Ctrl-C in the terminal reaches regpack, which stops it in order
+                    preexec_fn=_stop_with_parent,
                 )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.process.poll() is None:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -259,3 +260,25 @@ def test_dry_run_lists_destinations_and_contacts_nothing(generated: Generated) -
     result = run_cli("push", generated.dir_root, "127.0.0.1:9/ns", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "would push calico/node:v3.15.1 -> docker://127.0.0.1:9/ns/calico/node:v3.15.1" in result.stdout
+
+
+def test_a_killed_serve_takes_its_registry_along(generated: Generated) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "regpack", "serve", str(generated.storage_root)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stdout is not None
+    first = server.stdout.readline()
+    host, port = first.split("http://", 1)[1].split()[0].split(":")
+    socket.create_connection((host, int(port)), timeout=5).close()
+    server.send_signal(signal.SIGKILL)
+    server.communicate(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            return
+        time.sleep(0.1)
+    pytest.fail("docker-registry still serves after regpack serve was killed")
