@@ -264,16 +264,18 @@ def pull(
             meter.add(len(manifest))
             return PullOutcome(item.name, item.source, "pulled", digest)
 
-        with ThreadPoolExecutor(jobs or DEFAULT_JOBS) as pool:
-            futures = [pool.submit(one, item) for item in by_name.values()]
-            try:
-                outcomes = [f.result() for f in futures]
-            except BaseException:
-                cancel.set()
-                for f in futures:
-                    f.cancel()
-                raise
-        shutil.rmtree(incoming, ignore_errors=True)
+        try:
+            with ThreadPoolExecutor(jobs or DEFAULT_JOBS) as pool:
+                futures = [pool.submit(one, item) for item in by_name.values()]
+                try:
+                    outcomes = [f.result() for f in futures]
+                except BaseException:
+                    cancel.set()
+                    for f in futures:
+                        f.cancel()
+                    raise
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
         meter.finish()
         ok = all(o.status != "failed" for o in outcomes)
         if pack and ok:  # after a failure the staging tree stays for the rerun; nothing half-packed at OUT
