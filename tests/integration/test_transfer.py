@@ -282,3 +282,27 @@ def test_a_killed_serve_takes_its_registry_along(generated: Generated) -> None:
             return
         time.sleep(0.1)
     pytest.fail("docker-registry still serves after regpack serve was killed")
+
+
+def test_pull_one_platform_of_a_list(generated: Generated, secure: SecureRegistry, tmp_path: Path) -> None:
+    pushed = push_cli(
+        generated.dir_root, f"{secure.host}/p", "--authfile", secure.authfile, "--cert-dir", secure.cert_dir
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    index = json.loads((generated.folder("multi:1") / "manifest.json").read_text())
+    arm64 = next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{secure.host}/p/multi:1\n")
+    out = tmp_path / "tree"
+    access = ("--authfile", secure.authfile, "--cert-dir", secure.cert_dir)
+    pulled = run_cli("pull", listing, "-o", out, "--platform", "linux/arm64", *access)
+    assert pulled.returncode == 0, pulled.stderr
+    assert dir_digests(out) == {"p/multi:1": arm64}
+    sources = json.loads((out / "regpack-sources.json").read_text())["images"]
+    assert sources["p/multi:1"] == {
+        "source": f"docker://{secure.host}/p/multi:1",
+        "digest": arm64,
+        "platform": "linux/arm64",
+    }
+    two = run_cli("pull", listing, "-o", tmp_path / "two", "--platform", "linux/amd64,linux/arm64", *access)
+    assert two.returncode == 1 and "one OS/ARCH" in two.stderr
