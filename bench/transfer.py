@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from regpack.synth import generate  # noqa: E402
+from tests.support.synth import generate  # noqa: E402
 from tests.support.tools import start_registry  # noqa: E402
 
 

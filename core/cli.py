@@ -470,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.flush()  # a reader that went away is found here, not in the interpreter's exit
         return status
     except Cancelled:
-        sys.stderr.write("regpack: cancelled; nothing was written\n")
+        sys.stderr.write(f"regpack: {transfer_cli.CANCELLED.get(args.command, 'cancelled; nothing was written')}\n")
         # as a shell reports a command ended by that signal: 130 for Ctrl-C, 143 for SIGTERM
         return 128 + received[0] if received else 1
     except KeyboardInterrupt:

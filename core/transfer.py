@@ -126,6 +126,9 @@ def run_tool(
     finally:
         for t in readers:
             t.join(timeout=10)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
     stderr = b"".join(err_chunks).decode(errors="replace")
     done = Completed(process.returncode, b"".join(out_chunks), stderr)
     if check and done.returncode != 0:

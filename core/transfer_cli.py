@@ -7,22 +7,26 @@ import contextlib
 import getpass
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 from regpack import layouts
 from regpack.bundle import Layout
-from regpack.errors import BundleError, Cancelled, printable
+from regpack.errors import BundleError, printable
 from regpack.layouts import registry
-from regpack.progress import Progress
+from regpack.progress import Progress, Tracker
 from regpack.pull import pull
 from regpack.push import Status, Target, plan_push, push
 from regpack.transfer import Access, Server, ToolError, tool_reason, typed_credentials
-from regpack.units import human_rate, human_size
+from regpack.units import human_duration, human_rate, human_size
 
 COMMANDS = ("serve", "push", "pull")
+# Unlike pack, a transfer cannot take back what already arrived; every image is whole or absent.
+CANCELLED = {
+    "push": "cancelled; the images pushed stay in the registry: run the same command again to push the rest",
+    "pull": "cancelled; the images pulled stay, half ones were removed: run the same command again to finish",
+}
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], positive: Callable[[str], int]) -> None:
@@ -62,20 +66,20 @@ class TransferBar:
     def __init__(self, stream: TextIO, enabled: bool) -> None:
         self.stream = stream
         self.enabled = enabled and stream.isatty()
-        self.started = time.monotonic()
+        self.tracker = Tracker()
         self.drawn = False
 
     def __call__(self, p: Progress) -> None:
         if not self.enabled:
             return
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = p.done_bytes / elapsed
-        left = ""
-        if p.fraction > 0.01 and p.fraction < 1:
-            left = f", {int(elapsed / p.fraction - elapsed)}s left"
-        size = f" {human_size(p.done_bytes)}/{human_size(p.total_bytes)}" if p.total_bytes else ""
-        line = f"\r{p.message}: {p.done_files}/{p.total_files} images{size} {human_rate(rate)}{left}"
-        self.stream.write(line.ljust(90))
+        estimate = self.tracker.update(p)
+        size = (
+            f" {human_size(p.done_bytes)}/{human_size(p.total_bytes)} {human_rate(estimate.rate)}"
+            if p.total_bytes
+            else ""
+        )
+        left = f" {human_duration(estimate.seconds_left)} left" if estimate.seconds_left is not None else ""
+        self.stream.write(f"\r{p.message}: {p.done_files}/{p.total_files} images{size}{left}".ljust(90))
         self.stream.flush()
         self.drawn = True
 
@@ -88,13 +92,7 @@ class TransferBar:
 def run(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     if args.command == "serve":
         return _serve(args, out, cancel)
-    try:
-        return _push(args, out, cancel) if args.command == "push" else _pull(args, out, cancel)
-    except Cancelled:
-        # Unlike pack, a transfer cannot take back what already arrived; every image is whole or absent.
-        done = "pushed stay in the registry" if args.command == "push" else "pulled stay, half ones were removed"
-        sys.stderr.write(f"regpack: cancelled; the images {done}: run the same command again to finish\n")
-        return 1
+    return _push(args, out, cancel) if args.command == "push" else _pull(args, out, cancel)
 
 
 def _storage_root(src: Path) -> Path:

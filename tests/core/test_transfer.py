@@ -124,3 +124,22 @@ def test_platform_choices() -> None:
     ]  # fmt: skip
     with pytest.raises(RegpackError, match="one OS/ARCH"):
         _platform_args("linux/amd64,linux/arm64")
+
+
+def test_transfer_bar_shows_images_bytes_and_rate() -> None:
+    import io
+
+    from regpack.progress import Progress
+    from regpack.transfer_cli import TransferBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    bar = TransferBar(stream, True)
+    bar(Progress(0, 4 << 20, 0, 10, "pushing"))
+    bar(Progress(1 << 20, 4 << 20, 3, 10, "pushing"))
+    bar.close()
+    last = stream.getvalue().split("\r")[-1]
+    assert last.startswith("pushing: 3/10 images 1.0 MiB/4.0 MiB ") and "/s" in last

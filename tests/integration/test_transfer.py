@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from regpack.synth import generate
 from tests.support.catalog import Generated, RealBundle
 from tests.support.secure import PASSWORD, USER, SecureRegistry, missing_secure_tools, start_secure_registry
+from tests.support.synth import generate
 from tests.support.tools import REPO_ROOT, Skopeo, run_cli
 from tests.support.trees import tree_bytes
 
