@@ -141,7 +141,10 @@ def test_untrusted_certificate_fails_with_the_tls_reason(generated: Generated, s
     assert "certificate" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_killed_push_completes_on_the_rerun(tmp_path: Path, secure: SecureRegistry, skopeo: Skopeo) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_push_completes_on_the_rerun(
+    signum: int, tmp_path: Path, secure: SecureRegistry, skopeo: Skopeo
+) -> None:
     bundle = tmp_path / "bundle"
     generate(bundle, images=24, layers=3, blob_size=96 << 10, seed=7, lists=2)
     expected = dir_digests(bundle)
@@ -156,8 +159,11 @@ def test_a_killed_push_completes_on_the_rerun(tmp_path: Path, secure: SecureRegi
             break
         time.sleep(0.05)
     assert process.poll() is None, "the push ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=30)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=30)
+    if signum == signal.SIGTERM:  # a clean stop: skopeo is terminated, the shell's status for SIGTERM
+        assert process.returncode == 143, err
+        assert b"pushed stay in the registry" in err and b"Traceback" not in err
     landed = len(list(tags.rglob("_manifests/tags/*/current/link")))
     assert 3 <= landed < len(expected)
 
