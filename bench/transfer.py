@@ -2,8 +2,8 @@
 """Push benchmark: ``regpack push`` of a generated bundle against ``skopeo sync --src dir`` of the same tree, into
 the same kind of loopback docker-registry (a fresh, empty one for every timed first push), default jobs.
 
-    python bench/transfer.py                 # 200 images, 3 rounds
-    python bench/transfer.py --images 40 --rounds 1
+    python -m bench.transfer                 # 200 images, 3 rounds
+    python -m bench.transfer --images 40 --rounds 1
 
 Timed, whole-process medians of ``--rounds`` interleaved rounds:
 - regpack push of the skopeo dir tree; and of the same bundle packed as registry storage (read through a
@@ -28,12 +28,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from tests.support.synth import generate
+from tests.support.tools import start_registry
 
-from tests.support.synth import generate  # noqa: E402
-from tests.support.tools import start_registry  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def env() -> dict[str, str]:
@@ -68,7 +66,14 @@ def main() -> int:
     python = sys.executable
     try:
         tree = work / "tree"
-        summary = generate(tree, images=args.images, layers=args.layers, blob_size=args.blob_size, seed=3, lists=10)
+        summary = generate(
+            tree,
+            images=args.images,
+            layers=args.layers,
+            blob_size=args.blob_size,
+            seed=3,
+            lists=min(10, args.images // 2),
+        )
         print(f"bundle: {summary}", file=sys.stderr)
         storage = work / "packed"
         subprocess.run([python, "-m", "regpack", "pack", str(tree), "-o", str(storage), "-q"], check=True, env=env())
