@@ -312,3 +312,13 @@ def test_pull_one_platform_of_a_list(generated: Generated, secure: SecureRegistr
     }
     two = run_cli("pull", listing, "-o", tmp_path / "two", "--platform", "linux/amd64,linux/arm64", *access)
     assert two.returncode == 1 and "one OS/ARCH" in two.stderr
+
+
+def test_serve_on_a_taken_port_quotes_the_registry(generated: Generated) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", generated.storage_root, "--port", str(port))
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}: bind: address already in use" in result.stderr and "Traceback" not in result.stderr
