@@ -122,7 +122,7 @@ def read_list(path: Path, access: Access, skopeo: Skopeo, stack: contextlib.Exit
         return _read_sync_yaml(document, path, access, skopeo, stack)
     items = []
     for line in text.splitlines():
-        line = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") or " #" in line else line.strip()
+        line = line.split("#", 1)[0].strip()  # no reference holds a '#'
         if line:
             items.append(make_item(line, access, path))
     if not items:

@@ -322,3 +322,14 @@ def test_serve_on_a_taken_port_quotes_the_registry(generated: Generated) -> None
         result = run_cli("serve", generated.storage_root, "--port", str(port))
     assert result.returncode == 1
     assert f"127.0.0.1:{port}: bind: address already in use" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_push_takes_the_login_from_registry_auth_file(generated: Generated, secure: SecureRegistry) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REGISTRY_AUTH_FILE": str(secure.authfile)}
+    result = subprocess.run(
+        [sys.executable, "-m", "regpack", "push", str(generated.dir_root), f"{secure.host}/env", "--cert-dir",
+         str(secure.cert_dir)],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "3 images: 3 pushed" in result.stdout
