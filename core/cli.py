@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inventory", help="write what a bundle or storage holds (blobs, images) as JSON")
     s.add_argument("path", type=Path)
     s.add_argument("-o", "--output", type=Path, required=True, help="the inventory file to write ('-': stdout)")
-    transfer_cli.add_commands(sub, _positive)
+    transfer_cli.add_commands(sub, _positive, add_selection_options)
     return p
 
 

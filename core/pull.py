@@ -29,7 +29,7 @@ import yaml
 
 from regpack.errors import BundleError, Cancelled, RegpackError
 from regpack.jobs import pack as pack_job
-from regpack.names import parse_reference
+from regpack.names import Reference, normalise, parse_reference, unpack_folder
 from regpack.progress import Meter, ProgressCallback
 from regpack.transfer import Access, Skopeo, ToolError, typed_credentials
 
@@ -78,7 +78,8 @@ def _split_host(reference: str) -> tuple[str, str]:
 
 
 def make_item(reference: str, access: Access, where: Path) -> Item:
-    """An item from a reference such as ``quay.io/calico/node:v3.15.1``; its name drops the registry host."""
+    """An item from a reference such as ``quay.io/calico/node:v3.15.1``; its folder drops the registry host (as
+    registry storage does; Docker Hub's one-level names are ``library/...`` there) and follows unpack's rule."""
     reference = reference.strip().removeprefix("docker://")
     host, rest = _split_host(reference)
     last = rest.rsplit("/", 1)[-1]
@@ -88,10 +89,10 @@ def make_item(reference: str, access: Access, where: Path) -> Item:
         parsed = parse_reference(rest, where)
     except BundleError as e:
         raise BundleError(f"{reference[:300]!r} is not an image reference: {e.reason}", where) from None
-    if parsed.host:
-        raise BundleError(f"{reference[:300]!r} is not an image reference", where)
+    # The host was split off above: a first component parse_reference reads as a host belongs to the repository.
+    repository = normalise(host or "docker.io", parsed.full_repository)
     source = f"{host}/{rest}" if host else rest
-    return Item(source, str(parsed), access)
+    return Item(source, unpack_folder(Reference(repository, parsed.tag, parsed.digest)), access)
 
 
 def _platform_args(platform: str) -> list[str]:

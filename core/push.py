@@ -30,8 +30,9 @@ from regpack.bundle import Bundle, Image, Layout
 from regpack.engine import execute
 from regpack.errors import Cancelled, RegpackError
 from regpack.layouts import registry, skopeo_dir
-from regpack.names import valid_repository
+from regpack.names import unpack_folder, valid_repository
 from regpack.progress import Meter, ProgressCallback
+from regpack.selection import LeftOut, Selection, check_destinations, select
 from regpack.transfer import Access, Server, Skopeo, ToolError
 
 DEFAULT_JOBS = 4
@@ -88,6 +89,7 @@ class PushResult:
     via: str  # how the source reached skopeo
     seconds: float
     bytes_total: int
+    left_out: tuple[LeftOut, ...] = ()  # images the selection did not carry, and why
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status is status)
@@ -108,15 +110,19 @@ def image_bytes(bundle: Bundle, image: Image) -> dict[str, int]:
 
 
 def plan_push(bundle: Bundle, target: Target) -> list[tuple[Image, str]]:
-    """(image, destination reference) for every image, sorted by name; a destination named twice is refused."""
-    out: dict[str, Image] = {}
-    for image in sorted(bundle.images, key=lambda i: i.name):
-        dest = target.destination(image)
-        known = out.get(dest)
-        if known is not None and known.digest != image.digest:
-            raise RegpackError(f"images {known.name} and {image.name} would both be pushed to {dest}")
-        out.setdefault(dest, image)
-    return [(image, dest) for dest, image in out.items()]
+    """(image, destination reference) for every image, sorted by name. Two images bound for one reference (the
+    same repository from two hosts, say) are refused before anything is sent, naming both."""
+    check_destinations(bundle, target.destination, "the registry reference")
+    return sorted(((image, target.destination(image)) for image in bundle.images), key=lambda pair: pair[0].name)
+
+
+def read_selected(src: Path, selection: Selection | None) -> tuple[Bundle, tuple[LeftOut, ...]]:
+    """The bundle at ``src`` as the selection carries it (renamed, filtered); refused when an error remains.
+
+    With ``skip_broken`` an image with a reading error is left out; a blob whose bytes do not match its digest
+    is found by skopeo while it copies, which fails that image by name."""
+    chosen = select(layouts.read(Path(src)), selection or Selection())
+    return chosen.bundle.check(), chosen.left_out
 
 
 @contextlib.contextmanager
@@ -137,7 +143,7 @@ def source_view(
         with Server(v2.parent.parent.parent) as server:
 
             def from_server(image: Image) -> str:
-                return f"docker://{server.address}/{image.name}"
+                return f"docker://{server.address}/{image.source_name}"  # storage names have no host
 
             yield from_server, Access(tls_verify=False), f"a read-only docker-registry on {server.address}"
     else:
@@ -150,7 +156,7 @@ def source_view(
             stats = execute(skopeo_dir.plan_unpack(bundle), work / "view", cancel=cancel, message="preparing")
             how = "hard-linked" if not stats.bytes_copied else "copied (another filesystem)"
             tree = work / "view"
-            yield (lambda image: f"dir:{tree / str(image.reference)}"), Access(), f"a {how} skopeo dir view"
+            yield (lambda image: f"dir:{tree / unpack_folder(image.reference)}"), Access(), f"a {how} skopeo dir view"
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -165,6 +171,7 @@ def push(
     *,
     access: Access | None = None,
     jobs: int | None = None,
+    selection: Selection | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     skopeo: Skopeo | None = None,
@@ -174,7 +181,7 @@ def push(
     cancel = cancel or threading.Event()
     skopeo = skopeo or Skopeo()
     access = access or Access()
-    bundle = layouts.read(Path(src)).check()
+    bundle, left_out = read_selected(src, selection)
     work = plan_push(bundle, target)
     sizes = {dest: image_bytes(bundle, image) for image, dest in work}
     every: dict[str, int] = {}
@@ -241,4 +248,4 @@ def push(
                 f.cancel()
             raise
     meter.finish()
-    return PushResult([outcomes[dest] for _, dest in work], via, time.monotonic() - started, total)
+    return PushResult([outcomes[dest] for _, dest in work], via, time.monotonic() - started, total, left_out)

@@ -7,7 +7,7 @@ import contextlib
 import getpass
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -17,7 +17,8 @@ from regpack.errors import BundleError, printable
 from regpack.layouts import registry
 from regpack.progress import Progress, Tracker
 from regpack.pull import pull
-from regpack.push import Status, Target, plan_push, push
+from regpack.push import Status, Target, plan_push, push, read_selected
+from regpack.selection import LeftOut, Reason
 from regpack.transfer import Access, Server, ToolError, tool_reason, typed_credentials
 from regpack.units import human_duration, human_rate, human_size
 
@@ -29,7 +30,11 @@ CANCELLED = {
 }
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], positive: Callable[[str], int]) -> None:
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    positive: Callable[[str], int],
+    add_selection: Callable[[argparse.ArgumentParser], None],
+) -> None:
     s = sub.add_parser("serve", help="serve registry storage read-only on 127.0.0.1 with docker-registry")
     s.add_argument("src", type=Path, help="registry storage (a folder holding docker/registry/v2)")
     s.add_argument("--port", type=positive, default=None, help="port on 127.0.0.1 (default: a free one)")
@@ -39,6 +44,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], posit
     s.add_argument("registry", help="REGISTRY[/NAMESPACE], e.g. harbor.example.com/project")
     _access_options(s, positive, typed=True)
     s.add_argument("--dry-run", action="store_true", help="list what would be pushed where, contact nothing")
+    add_selection(s)
 
     s = sub.add_parser("pull", help="fetch a list of images (skopeo) into a skopeo dir tree or registry storage")
     s.add_argument("list", type=Path, help="a text file of image references (# comments) or skopeo-sync YAML")
@@ -143,9 +149,17 @@ def _access(args: argparse.Namespace, host: str | None) -> Iterator[Access]:
 
 
 def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    from regpack.cli import selection_of
+
+    try:
+        selection = selection_of(args)
+    except ValueError as e:
+        sys.stderr.write(f"regpack: error: {e}\n")
+        return 2
     target = Target.parse(args.registry)
     if args.dry_run:
-        bundle = layouts.read(args.src).check()
+        bundle, left_out = read_selected(args.src, selection)
+        _report_left_out(left_out)
         work = plan_push(bundle, target)
         for image, dest in work:
             out.write(f"would push {image.name} -> {dest}\n")
@@ -154,9 +168,12 @@ def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
     bar = TransferBar(sys.stderr, not args.quiet)
     with _access(args, target.host) as access:
         try:
-            result = push(args.src, target, access=access, jobs=args.jobs, progress=bar, cancel=cancel)
+            result = push(
+                args.src, target, access=access, jobs=args.jobs, selection=selection, progress=bar, cancel=cancel
+            )
         finally:
             bar.close()
+    _report_left_out(result.left_out)
     for o in result.outcomes:
         label = o.status.value if o.status is not Status.FAILED else "FAILED"
         reason = f": {o.reason}" if o.reason else ""
@@ -171,6 +188,16 @@ def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
         if o.status in (Status.FAILED, Status.NOT_ATTEMPTED):
             sys.stderr.write(f"regpack: error: {o.image} -> {o.destination}: {o.status.value}: {o.reason}\n")
     return 0 if result.ok else 1
+
+
+def _report_left_out(left_out: Sequence[LeftOut]) -> None:
+    """Broken images by name; the ones a filter left out by count (as pack and unpack report them)."""
+    for x in left_out:
+        if x.reason is Reason.BROKEN:
+            sys.stderr.write(f"regpack: left out {x.name}: {x.detail}\n")
+    counts = [f"{n} {r.value}" for r in Reason if (n := sum(1 for x in left_out if x.reason is r))]
+    if counts:
+        sys.stderr.write(f"regpack: {len(left_out)} left out ({', '.join(counts)})\n")
 
 
 def _pull(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:

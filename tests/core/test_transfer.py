@@ -90,15 +90,16 @@ def test_read_text_list(tmp_path: Path) -> None:
     listing = tmp_path / "list.txt"
     listing.write_text(
         "# release\n\nquay.io/calico/node:v3.15.1  # nested\ndocker://127.0.0.1:5000/a/b/c\nalpine:3.19\n"
-        "registry.example.com/x@sha256:" + "a" * 64 + "\n"
+        "registry.example.com/x@sha256:" + "a" * 64 + "\nquay.io/foo.bar/app:1\n"
     )
     with contextlib.ExitStack() as stack:
         items = read_list(listing, Access(), Skopeo("/bin/false"), stack)
     assert [(i.source, i.name) for i in items] == [
         ("quay.io/calico/node:v3.15.1", "calico/node:v3.15.1"),
         ("127.0.0.1:5000/a/b/c:latest", "a/b/c:latest"),
-        ("alpine:3.19", "alpine:3.19"),
+        ("alpine:3.19", "library/alpine:3.19"),  # as Docker Hub stores it, as pack names it
         ("registry.example.com/x@sha256:" + "a" * 64, "x@sha256:" + "a" * 64),
+        ("quay.io/foo.bar/app:1", "localhost/foo.bar/app:1"),  # unpack's folder rule: reads back as foo.bar/app
     ]
 
 

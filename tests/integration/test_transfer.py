@@ -333,3 +333,14 @@ def test_push_takes_the_login_from_registry_auth_file(generated: Generated, secu
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "3 images: 3 pushed" in result.stdout
+
+
+def test_push_takes_the_selection_options(generated: Generated, secure: SecureRegistry, skopeo: Skopeo) -> None:
+    access = ("--authfile", secure.authfile, "--cert-dir", secure.cert_dir)
+    result = push_cli(generated.dir_root, f"{secure.host}/sel", "--only", "calico/*", "--rename", "calico=cal", *access)
+    assert result.returncode == 0, result.stderr
+    assert "1 images: 1 pushed" in result.stdout
+    assert "regpack: 2 left out (2 not selected)" in result.stderr
+    digest = dir_digests(generated.dir_root)["calico/node:v3.15.1"]
+    assert remote_digest(skopeo, secure, "sel/cal/node:v3.15.1") == digest
+    assert not (secure.storage / "docker/registry/v2/repositories/sel/alpine").exists()
