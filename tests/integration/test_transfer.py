@@ -344,3 +344,30 @@ def test_push_takes_the_selection_options(generated: Generated, secure: SecureRe
     digest = dir_digests(generated.dir_root)["calico/node:v3.15.1"]
     assert remote_digest(skopeo, secure, "sel/cal/node:v3.15.1") == digest
     assert not (secure.storage / "docker/registry/v2/repositories/sel/alpine").exists()
+
+
+def test_a_failed_pull_names_the_image_and_the_rerun_fetches_only_the_rest(
+    generated: Generated, secure: SecureRegistry, tmp_path: Path
+) -> None:
+    pushed = push_cli(
+        generated.dir_root, f"{secure.host}/r", "--authfile", secure.authfile, "--cert-dir", secure.cert_dir
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    listing = tmp_path / "list.txt"
+    refs = [f"{secure.host}/r/{ref}" for ref in sorted(dir_digests(generated.dir_root))]
+    listing.write_text("\n".join([*refs, f"{secure.host}/r/missing:1"]) + "\n")
+    storage = tmp_path / "storage"
+    access = ("--authfile", secure.authfile, "--cert-dir", secure.cert_dir)
+    failed = run_cli("pull", listing, "-o", storage, "--pack", *access)
+    assert failed.returncode == 1
+    assert f"r/missing:1 <- docker://{secure.host}/r/missing:1" in failed.stderr and "manifest unknown" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert not storage.exists()  # nothing half-packed; what arrived waits beside it
+    assert (Path(f"{storage}.partial-pull") / "r/alpine:3.19" / "manifest.json").is_file()
+
+    listing.write_text("\n".join(refs) + "\n")
+    rerun = run_cli("pull", listing, "-o", storage, "--pack", *access)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "3 images: 0 pulled, 3 already there, 0 failed" in rerun.stdout
+    assert (storage / "docker/registry/v2/repositories/r/multi").is_dir()
+    assert not Path(f"{storage}.partial-pull").exists()
