@@ -31,6 +31,7 @@ class JobKind(StrEnum):
     PACK = "pack"
     UNPACK = "unpack"
     VERIFY = "verify"
+    PUSH = "push"
 
     @property
     def label(self) -> str:
