@@ -32,6 +32,7 @@ class JobKind(StrEnum):
     UNPACK = "unpack"
     VERIFY = "verify"
     PUSH = "push"
+    PULL = "pull"
 
     @property
     def label(self) -> str:

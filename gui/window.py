@@ -71,6 +71,7 @@ from regpack.gui.models import (
     ImageTableModel,
     used_by_text,
 )
+from regpack.gui.pull_dialog import PullDialog, PullOptions, pull_job, pull_summary
 from regpack.gui.push_dialog import PushDialog, PushOptions, dry_run_text, push_job, push_summary
 from regpack.gui.sizes import human_size
 from regpack.gui.theme import set_text_color, status_colors
@@ -78,6 +79,7 @@ from regpack.gui.verify_view import VerifyView
 from regpack.jobs import JobResult
 from regpack.layouts import read
 from regpack.progress import Estimate, ProgressCallback
+from regpack.pull import PullResult
 from regpack.push import PushResult
 from regpack.verify import Report, verify
 
@@ -187,6 +189,7 @@ class MainWindow(QMainWindow):
         self.error_dialog: ErrorDialog | None = None
         self.info_dialog: QMessageBox | None = None
         self.push_dialog: PushDialog | None = None
+        self.pull_dialog: PullDialog | None = None
         self.setWindowTitle("")  # Qt adds the application's display name, "regpack"
         self.setAcceptDrops(True)
         self._build_actions()
@@ -222,6 +225,9 @@ class MainWindow(QMainWindow):
         self.push_action = QAction("P&ush…", self)
         self.push_action.setToolTip("Push every image into a registry under its full name, digests unchanged")
         self.push_action.triggered.connect(self.ask_push)
+        self.pull_action = QAction("Pu&ll…", self)
+        self.pull_action.setToolTip("Fetch a list of images from registries into a new bundle")
+        self.pull_action.triggered.connect(self.ask_pull)
         self.verify_action = QAction(self._icon(sp.SP_DialogApplyButton), "&Verify", self)
         self.verify_action.setShortcut("Ctrl+Shift+V")
         self.verify_action.setToolTip("Re-hash every blob and check every reference and link")
@@ -250,7 +256,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         bundle_menu = self.menuBar().addMenu("&Bundle")
-        for action in (self.pack_action, self.unpack_action, self.verify_action, self.push_action):
+        for action in (self.pack_action, self.unpack_action, self.verify_action, self.push_action, self.pull_action):
             bundle_menu.addAction(action)
         edit_menu = self.menuBar().addMenu("&Edit")
         edit_menu.addAction(self.copy_digest_action)
@@ -444,6 +450,7 @@ class MainWindow(QMainWindow):
         self.unpack_action.setEnabled(has and not busy and layout is not Layout.SKOPEO_DIR)
         self.verify_action.setEnabled(has and not busy)
         self.push_action.setEnabled(has and not busy)
+        self.pull_action.setEnabled(not busy)
         self.verify_view.verify_button.setEnabled(has and not busy)
 
     # ---------------------------------------------------------------------------------------------- opening
@@ -772,6 +779,19 @@ class MainWindow(QMainWindow):
         title = f"Pushing to {options.target.host}"
         return self.jobs.start(Job(JobKind.PUSH, title, push_job(self.bundle.root, options)))
 
+    def ask_pull(self) -> PullDialog | None:
+        if self.busy():
+            return None
+        dialog = PullDialog(self)
+        dialog.accepted.connect(lambda: self.run_pull(dialog.options()))
+        self.pull_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def run_pull(self, options: PullOptions) -> bool:
+        title = f"Pulling into {options.dest.name}"
+        return self.jobs.start(Job(JobKind.PULL, title, pull_job(options), dest=options.dest))
+
     def start_verify(self) -> bool:
         if self.bundle is None or self.busy():
             return False
@@ -822,6 +842,18 @@ class MainWindow(QMainWindow):
             self.info_dialog = box
             self.statusBar().showMessage(f"Push: {line}", 10000)
             box.open()
+        elif kind is JobKind.PULL:
+            assert isinstance(result, PullResult), result
+            line, details = pull_summary(result)
+            icon = QMessageBox.Icon.Information if result.ok else QMessageBox.Icon.Warning
+            box = QMessageBox(icon, "Pull finished" if result.ok else "Pull incomplete", line, parent=self)
+            box.setInformativeText("" if result.ok else "Pull again to fetch what is missing.")
+            box.setDetailedText(details)
+            self.info_dialog = box
+            self.statusBar().showMessage(f"Pull: {line}", 10000)
+            box.open()
+            if result.ok:
+                self.open_bundle(result.dest)
         elif kind in (JobKind.PACK, JobKind.UNPACK):
             assert isinstance(result, JobResult), result
             title = f"{kind.label} finished"

@@ -10,6 +10,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from regpack.gui.window import MainWindow
+from regpack.push import Target, push
+from regpack.transfer import Access
 from tests.support.tools import Skopeo, missing_tools, start_registry
 
 
@@ -76,5 +78,36 @@ def test_push_from_the_window_arrives_with_the_same_digests(
             raw = skopeo.inspect_raw(registry.ref(f"site/{ref}"))
             assert hashlib.sha256(raw).digest() == hashlib.sha256(folder.read_bytes()).digest(), ref
         assert window.push_action.isEnabled()
+    finally:
+        registry.stop()
+
+
+def test_pull_from_the_window_packs_the_list_and_opens_it(
+    open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path
+):
+    missing = missing_tools()
+    if missing:
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(f"needs {', '.join(missing)}", pytrace=False)
+        pytest.skip(f"needs {', '.join(missing)}")
+    registry = start_registry(tmp_path / "storage", tmp_path / "run")
+    try:
+        assert push(sample_bundle, Target(registry.host, "rel"), access=Access(tls_verify=False)).ok
+        listing = tmp_path / "release.txt"
+        refs = sorted(p.parent.relative_to(sample_bundle).as_posix() for p in sample_bundle.rglob("manifest.json"))
+        listing.write_text("# release\n" + "".join(f"{registry.host}/rel/{ref}\n" for ref in refs))
+        window.pull_action.trigger()
+        dialog = window.pull_dialog
+        assert dialog is not None and not dialog.ok_button.isEnabled()
+        dialog.list_edit.setText(str(listing))
+        dialog.dest_edit.setText(str(tmp_path / "pulled"))
+        dialog.tls_check.setChecked(False)
+        assert dialog.ok_button.isEnabled(), dialog.problem.text()
+        with qtbot.waitSignal(window.bundle_loaded, timeout=120_000):
+            qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+        assert window.error_dialog is None
+        assert window.info_dialog is not None and window.info_dialog.text().startswith("4 images: 4 pulled")
+        assert window.bundle is not None and window.bundle.layout.value == "registry"
+        assert sorted(i.name for i in window.bundle.images) == [f"rel/{ref}" for ref in refs]
     finally:
         registry.stop()
