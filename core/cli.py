@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from regpack import __version__, layouts
+from regpack import __version__, layouts, transfer_cli
 from regpack.analysis import Analysis, Diff, Status, analyse, diff
 from regpack.bundle import Bundle, Image
 from regpack.compare import read_pair
@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inventory", help="write what a bundle or storage holds (blobs, images) as JSON")
     s.add_argument("path", type=Path)
     s.add_argument("-o", "--output", type=Path, required=True, help="the inventory file to write ('-': stdout)")
+    transfer_cli.add_commands(sub, _positive, add_selection_options)
     return p
 
 
@@ -492,12 +493,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = _diff(args, out)
         elif args.command == "inventory":
             status = _inventory(args, out)
+        elif args.command in transfer_cli.COMMANDS:
+            status = transfer_cli.run(args, out, cancel)
         else:
             status = _verify(args, out, cancel)
         out.flush()  # a reader that went away is found here, not in the interpreter's exit
         return status
     except Cancelled:
-        sys.stderr.write("regpack: cancelled; nothing was written\n")
+        sys.stderr.write(f"regpack: {transfer_cli.CANCELLED.get(args.command, 'cancelled; nothing was written')}\n")
         # as a shell reports a command ended by that signal: 130 for Ctrl-C, 143 for SIGTERM
         return 128 + received[0] if received else 1
     except KeyboardInterrupt:

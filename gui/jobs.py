@@ -31,6 +31,8 @@ class JobKind(StrEnum):
     PACK = "pack"
     UNPACK = "unpack"
     VERIFY = "verify"
+    PUSH = "push"
+    PULL = "pull"
 
     @property
     def label(self) -> str:

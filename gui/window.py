@@ -71,12 +71,16 @@ from regpack.gui.models import (
     ImageTableModel,
     used_by_text,
 )
+from regpack.gui.pull_dialog import PullDialog, PullOptions, pull_job, pull_summary
+from regpack.gui.push_dialog import PushDialog, PushOptions, dry_run_text, push_job, push_summary
 from regpack.gui.sizes import human_size
 from regpack.gui.theme import set_text_color, status_colors
 from regpack.gui.verify_view import VerifyView
 from regpack.jobs import JobResult
 from regpack.layouts import read
 from regpack.progress import Estimate, ProgressCallback
+from regpack.pull import PullResult
+from regpack.push import PushResult
 from regpack.verify import Report, verify
 
 MAX_RECENT = 8
@@ -184,6 +188,8 @@ class MainWindow(QMainWindow):
         self.result_dialog: ResultDialog | None = None
         self.error_dialog: ErrorDialog | None = None
         self.info_dialog: QMessageBox | None = None
+        self.push_dialog: PushDialog | None = None
+        self.pull_dialog: PullDialog | None = None
         self.setWindowTitle("")  # Qt adds the application's display name, "regpack"
         self.setAcceptDrops(True)
         self._build_actions()
@@ -216,6 +222,12 @@ class MainWindow(QMainWindow):
         self.unpack_action.setShortcut("Ctrl+U")
         self.unpack_action.setToolTip("Unpack into one skopeo dir folder per image")
         self.unpack_action.triggered.connect(lambda: self.ask_job(UNPACK))
+        self.push_action = QAction("P&ush…", self)
+        self.push_action.setToolTip("Push every image into a registry under its full name, digests unchanged")
+        self.push_action.triggered.connect(self.ask_push)
+        self.pull_action = QAction("Pu&ll…", self)
+        self.pull_action.setToolTip("Fetch a list of images from registries into a new bundle")
+        self.pull_action.triggered.connect(self.ask_pull)
         self.verify_action = QAction(self._icon(sp.SP_DialogApplyButton), "&Verify", self)
         self.verify_action.setShortcut("Ctrl+Shift+V")
         self.verify_action.setToolTip("Re-hash every blob and check every reference and link")
@@ -244,7 +256,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         bundle_menu = self.menuBar().addMenu("&Bundle")
-        for action in (self.pack_action, self.unpack_action, self.verify_action):
+        for action in (self.pack_action, self.unpack_action, self.verify_action, self.push_action, self.pull_action):
             bundle_menu.addAction(action)
         edit_menu = self.menuBar().addMenu("&Edit")
         edit_menu.addAction(self.copy_digest_action)
@@ -437,6 +449,8 @@ class MainWindow(QMainWindow):
         self.pack_action.setEnabled(has and not busy and layout is not Layout.REGISTRY)
         self.unpack_action.setEnabled(has and not busy and layout is not Layout.SKOPEO_DIR)
         self.verify_action.setEnabled(has and not busy)
+        self.push_action.setEnabled(has and not busy)
+        self.pull_action.setEnabled(not busy)
         self.verify_view.verify_button.setEnabled(has and not busy)
 
     # ---------------------------------------------------------------------------------------------- opening
@@ -737,6 +751,47 @@ class MainWindow(QMainWindow):
         self.job_options = options
         return self.jobs.start(Job(kind, f"{verb} into {options.dest.name}", job, dest=options.dest))
 
+    def ask_push(self) -> PushDialog | None:
+        if self.bundle is None or self.busy():
+            return None
+        dialog = PushDialog(self.bundle.root, self)
+        dialog.accepted.connect(lambda: self.run_push(dialog.options()))
+        self.push_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def run_push(self, options: PushOptions) -> bool:
+        """A dry run lists the destinations at once; a push runs as a job with progress and Cancel."""
+        if self.bundle is None:
+            return False
+        if options.dry_run:
+            try:
+                listing = dry_run_text(self.bundle.root, options.target)
+            except RegpackError as e:
+                self.show_error("Push refused", str(e))
+                return False
+            box = QMessageBox(QMessageBox.Icon.Information, "Push: dry run", "Nothing was contacted.", parent=self)
+            box.setInformativeText(f"{len(listing.splitlines())} images would be pushed to {options.target.host}.")
+            box.setDetailedText(listing)
+            self.info_dialog = box
+            box.open()
+            return True
+        title = f"Pushing to {options.target.host}"
+        return self.jobs.start(Job(JobKind.PUSH, title, push_job(self.bundle.root, options)))
+
+    def ask_pull(self) -> PullDialog | None:
+        if self.busy():
+            return None
+        dialog = PullDialog(self)
+        dialog.accepted.connect(lambda: self.run_pull(dialog.options()))
+        self.pull_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def run_pull(self, options: PullOptions) -> bool:
+        title = f"Pulling into {options.dest.name}"
+        return self.jobs.start(Job(JobKind.PULL, title, pull_job(options), dest=options.dest))
+
     def start_verify(self) -> bool:
         if self.bundle is None or self.busy():
             return False
@@ -777,6 +832,28 @@ class MainWindow(QMainWindow):
             self.blob_model.set_broken(self.verify_view.broken_layers())
             self.tabs.setCurrentWidget(self.verify_view)
             self.statusBar().showMessage(self.verify_view.summary.text(), 10000)
+        elif kind is JobKind.PUSH:
+            assert isinstance(result, PushResult), result
+            line, details = push_summary(result)
+            icon = QMessageBox.Icon.Information if result.ok else QMessageBox.Icon.Warning
+            box = QMessageBox(icon, "Push finished" if result.ok else "Push incomplete", line, parent=self)
+            box.setInformativeText("" if result.ok else "Push again to send what is missing.")
+            box.setDetailedText(details)
+            self.info_dialog = box
+            self.statusBar().showMessage(f"Push: {line}", 10000)
+            box.open()
+        elif kind is JobKind.PULL:
+            assert isinstance(result, PullResult), result
+            line, details = pull_summary(result)
+            icon = QMessageBox.Icon.Information if result.ok else QMessageBox.Icon.Warning
+            box = QMessageBox(icon, "Pull finished" if result.ok else "Pull incomplete", line, parent=self)
+            box.setInformativeText("" if result.ok else "Pull again to fetch what is missing.")
+            box.setDetailedText(details)
+            self.info_dialog = box
+            self.statusBar().showMessage(f"Pull: {line}", 10000)
+            box.open()
+            if result.ok:
+                self.open_bundle(result.dest)
         elif kind in (JobKind.PACK, JobKind.UNPACK):
             assert isinstance(result, JobResult), result
             title = f"{kind.label} finished"

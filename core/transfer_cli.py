@@ -1,0 +1,232 @@
+"""The transfer commands of ``regpack``: serve, push, pull (argument groups, output, exit status)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from regpack import layouts
+from regpack.bundle import Layout
+from regpack.errors import BundleError, printable
+from regpack.layouts import registry
+from regpack.progress import Progress, Tracker
+from regpack.pull import pull
+from regpack.push import Status, Target, plan_push, push, read_selected
+from regpack.selection import LeftOut, Reason
+from regpack.transfer import Access, Server, ToolError, tool_reason, typed_credentials
+from regpack.units import human_duration, human_rate, human_size
+
+COMMANDS = ("serve", "push", "pull")
+# Unlike pack, a transfer cannot take back what already arrived; every image is whole or absent.
+CANCELLED = {
+    "push": "cancelled; the images pushed stay in the registry: run the same command again to push the rest",
+    "pull": "cancelled; the images pulled stay, half ones were removed: run the same command again to finish",
+}
+
+
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    positive: Callable[[str], int],
+    add_selection: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    s = sub.add_parser("serve", help="serve registry storage read-only on 127.0.0.1 with docker-registry")
+    s.add_argument("src", type=Path, help="registry storage (a folder holding docker/registry/v2)")
+    s.add_argument("--port", type=positive, default=None, help="port on 127.0.0.1 (default: a free one)")
+
+    s = sub.add_parser("push", help="push every image of a bundle into a registry, digests unchanged (skopeo)")
+    s.add_argument("src", type=Path, help="a bundle of any layout")
+    s.add_argument("registry", help="REGISTRY[/NAMESPACE], e.g. harbor.example.com/project")
+    _access_options(s, positive, typed=True)
+    s.add_argument("--dry-run", action="store_true", help="list what would be pushed where, contact nothing")
+    add_selection(s)
+
+    s = sub.add_parser("pull", help="fetch a list of images (skopeo) into a skopeo dir tree or registry storage")
+    s.add_argument("list", type=Path, help="a text file of image references (# comments) or skopeo-sync YAML")
+    s.add_argument("-o", "--output", type=Path, required=True, help="the folder to fill (created when missing)")
+    s.add_argument("--pack", action="store_true", help="store as registry storage (no second copy kept)")
+    s.add_argument("--platform", default="all", help="all (default) or one OS/ARCH[/VARIANT]")
+    _access_options(s, positive, typed=False)
+
+
+def _access_options(s: argparse.ArgumentParser, positive: Callable[[str], int], typed: bool) -> None:
+    g = s.add_argument_group("registry access")
+    g.add_argument("--authfile", type=Path, help="containers auth.json (default: REGISTRY_AUTH_FILE or skopeo's)")
+    if typed:
+        g.add_argument("--username", help="log in as this user; the password is asked for (or read from stdin)")
+        g.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    g.add_argument("--tls-verify", default="true", choices=("true", "false"), help="verify TLS (default true)")
+    g.add_argument("--cert-dir", type=Path, help="folder of CA certificates (*.crt) and client keys for TLS")
+    g.add_argument("--jobs", type=positive, default=None, help="images at a time (default: 4)")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+
+
+class TransferBar:
+    """One progress line on stderr (a terminal only): images done, bytes, rate, time left."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled and stream.isatty()
+        self.tracker = Tracker()
+        self.drawn = False
+
+    def __call__(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        estimate = self.tracker.update(p)
+        size = (
+            f" {human_size(p.done_bytes)}/{human_size(p.total_bytes)} {human_rate(estimate.rate)}"
+            if p.total_bytes
+            else ""
+        )
+        left = f" {human_duration(estimate.seconds_left)} left" if estimate.seconds_left is not None else ""
+        self.stream.write(f"\r{p.message}: {p.done_files}/{p.total_files} images{size}{left}".ljust(90))
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    if args.command == "serve":
+        return _serve(args, out, cancel)
+    return _push(args, out, cancel) if args.command == "push" else _pull(args, out, cancel)
+
+
+def _storage_root(src: Path) -> Path:
+    layout = layouts.detect(src)
+    if layout is not Layout.REGISTRY:
+        raise BundleError(
+            f"this is a {layout.value} bundle; the registry serves registry storage only: pack it first "
+            f"(regpack pack {printable(src)} -o STORAGE; hard links, no data copied), then serve STORAGE",
+            src,
+        )
+    v2 = registry.v2_root(src)
+    assert v2 is not None
+    return v2.parent.parent.parent
+
+
+def _serve(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    root = _storage_root(args.src)
+    bundle = layouts.read(args.src)
+    with Server(root, args.port) as server:
+        out.write(
+            f"serving {printable(root)} read-only at http://{server.address} ({len(bundle.images)} images)\n"
+            f"  e.g. skopeo inspect --tls-verify=false docker://{server.address}/"
+            f"{bundle.images[0].name if bundle.images else 'REPOSITORY:TAG'}\n"
+            "Ctrl-C stops.\n"
+        )
+        out.flush()
+        while not cancel.wait(0.3):
+            if not server.alive():
+                raise ToolError(f"docker-registry on {server.address} stopped", tool_reason(server.log_text()))
+    out.write("stopped\n")
+    return 0
+
+
+@contextlib.contextmanager
+def _access(args: argparse.Namespace, host: str | None) -> Iterator[Access]:
+    authfile = args.authfile
+    if authfile is not None and not authfile.is_file():
+        raise BundleError("auth file not found", authfile)
+    if getattr(args, "username", None):
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass(f"password for {args.username} at {host or 'the registries'}: ")
+        with typed_credentials(host or "", args.username, password) as path:
+            yield Access(path, args.tls_verify == "true", args.cert_dir)
+        return
+    yield Access(authfile, args.tls_verify == "true", args.cert_dir)
+
+
+def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    from regpack.cli import selection_of
+
+    try:
+        selection = selection_of(args)
+    except ValueError as e:
+        sys.stderr.write(f"regpack: error: {e}\n")
+        return 2
+    target = Target.parse(args.registry)
+    if args.dry_run:
+        bundle, left_out = read_selected(args.src, selection)
+        _report_left_out(left_out)
+        work = plan_push(bundle, target)
+        for image, dest in work:
+            out.write(f"would push {image.name} -> {dest}\n")
+        out.write(f"{len(work)} images from {printable(args.src)} ({bundle.layout.value}); nothing was contacted\n")
+        return 0
+    bar = TransferBar(sys.stderr, not args.quiet)
+    with _access(args, target.host) as access:
+        try:
+            result = push(
+                args.src, target, access=access, jobs=args.jobs, selection=selection, progress=bar, cancel=cancel
+            )
+        finally:
+            bar.close()
+    _report_left_out(result.left_out)
+    for o in result.outcomes:
+        label = o.status.value if o.status is not Status.FAILED else "FAILED"
+        reason = f": {o.reason}" if o.reason else ""
+        out.write(f"{label:14} {o.image} -> {o.destination}{reason}\n")
+    out.write(
+        f"\n{len(result.outcomes)} images: {result.count(Status.PUSHED)} pushed, "
+        f"{result.count(Status.PRESENT)} already there, {result.count(Status.FAILED)} failed"
+        + (f", {result.count(Status.NOT_ATTEMPTED)} not attempted" if result.count(Status.NOT_ATTEMPTED) else "")
+        + f" ({human_size(result.bytes_total)} in the bundle, read through {result.via}) in {result.seconds:.1f}s\n"
+    )
+    for o in result.outcomes:
+        if o.status in (Status.FAILED, Status.NOT_ATTEMPTED):
+            sys.stderr.write(f"regpack: error: {o.image} -> {o.destination}: {o.status.value}: {o.reason}\n")
+    return 0 if result.ok else 1
+
+
+def _report_left_out(left_out: Sequence[LeftOut]) -> None:
+    """Broken images by name; the ones a filter left out by count (as pack and unpack report them)."""
+    for x in left_out:
+        if x.reason is Reason.BROKEN:
+            sys.stderr.write(f"regpack: left out {x.name}: {x.detail}\n")
+    counts = [f"{n} {r.value}" for r in Reason if (n := sum(1 for x in left_out if x.reason is r))]
+    if counts:
+        sys.stderr.write(f"regpack: {len(left_out)} left out ({', '.join(counts)})\n")
+
+
+def _pull(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    bar = TransferBar(sys.stderr, not args.quiet)
+    with _access(args, None) as access:
+        try:
+            result = pull(
+                args.list, args.output, platform=args.platform, access=access, jobs=args.jobs, pack=args.pack,
+                progress=bar, cancel=cancel,
+            )  # fmt: skip
+        finally:
+            bar.close()
+    for o in result.outcomes:
+        label = o.status if o.status != "failed" else "FAILED"
+        detail = f": {o.reason}" if o.reason else f" {o.digest}"
+        out.write(f"{label:14} {o.name} <- docker://{o.source}{detail}\n")
+    where = "registry storage" if result.packed else "a skopeo dir tree"
+    out.write(
+        f"\n{len(result.outcomes)} images: {result.count('pulled')} pulled, {result.count('already there')} "
+        f"already there, {result.count('failed')} failed; {printable(result.dest)} is {where} "
+        f"in {result.seconds:.1f}s\n"
+    )
+    if not result.ok:
+        for o in result.outcomes:
+            if o.status == "failed":
+                sys.stderr.write(f"regpack: error: {o.name} <- docker://{o.source}: {o.reason}\n")
+        if args.pack:
+            sys.stderr.write(
+                f"regpack: the pulled images wait in {printable(str(result.dest) + '.partial-pull')}; "
+                "run the same command again to fetch the rest and pack\n"
+            )
+    return 0 if result.ok else 1
