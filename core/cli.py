@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from regpack import __version__, layouts, transfer_cli
 from regpack.analysis import Analysis, Diff, Status, analyse, diff
+from regpack.archive import DEFAULT_LEVEL, parse_size
 from regpack.bundle import Bundle, Image
 from regpack.compare import read_pair
 from regpack.errors import Cancelled, RegpackError, Severity, printable, quoted
@@ -79,7 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     ):
         s = sub.add_parser(name, help=help_)
         s.add_argument("src", type=Path)
-        s.add_argument("-o", "--output", type=Path, required=True, help="destination folder (new or empty)")
+        s.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            required=True,
+            help="destination folder (new or empty)"
+            + ("; or NAME.tar, NAME.tar.zst, - (a plain tar on stdout)" if name == "pack" else ""),
+        )
         s.add_argument("--copy", action="store_true", help="copy blobs instead of hard-linking them")
         s.add_argument("--jobs", type=_positive, default=None, help="worker threads (default: cores)")
         s.add_argument("--verify", action="store_true", help="verify the output before it is put in place")
@@ -92,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
             )
         add_selection_options(s)
         _patch_options(s, name)
+        if name == "pack":
+            _archive_options(s)
 
     s = sub.add_parser("verify", help="check every manifest, blob and link of a bundle")
     s.add_argument("path", type=Path)
@@ -151,6 +161,26 @@ def _rename(text: str) -> Rename:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _archive_options(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group("archive output (-o NAME.tar | NAME.tar.zst | -)")
+    g.add_argument(
+        "--split",
+        type=_split_size,
+        default=None,
+        metavar="SIZE",
+        help="cut the archive into NAME.000, NAME.001, ... of SIZE bytes (e.g. 4G, 700M)",
+    )
+    g.add_argument("--level", type=int, default=DEFAULT_LEVEL, choices=range(1, 23), metavar="1-22",
+                   help=f"zstd compression level (default {DEFAULT_LEVEL})")  # fmt: skip
+
+
+def _split_size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def selection_of(args: argparse.Namespace) -> Selection:
     return Selection(tuple(args.only), tuple(args.exclude), tuple(args.rename), args.skip_broken)
 
@@ -205,6 +235,7 @@ def inspect_json(bundle: Bundle, analysis: Analysis) -> dict[str, Any]:
             }
             for s in analysis.images
         ],
+        "archive": _archive_json(bundle),
         "blob_count": len(bundle.blobs),
         "dir_bytes": analysis.dir_bytes,
         "packed_bytes": analysis.packed_bytes,
@@ -235,6 +266,28 @@ def _write_external(bundle: Bundle, out: TextIO) -> None:
             "\nlayers not in the bundle (clients fetch them from their URLs; the registry serves the manifest):\n"
         )
         out.writelines(lines)
+
+
+def _archive_json(bundle: Bundle) -> dict[str, Any] | None:
+    from regpack.layouts.archive import ArchiveSource
+
+    source = bundle.source
+    if not isinstance(source, ArchiveSource):
+        return None
+    return {
+        "compression": source.compression,
+        "parts": [printable(p) for p in source.parts],
+        "inside": source.inner,
+        "layout": bundle.layout.value,
+    }
+
+
+def _archive_text(bundle: Bundle) -> str:
+    from regpack.layouts.archive import ArchiveSource
+
+    source = bundle.source
+    assert isinstance(source, ArchiveSource)
+    return f"{bundle.layout.value} in a {source.describe()}"
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
@@ -273,6 +326,8 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             "its base, not counted above\n"
         )
     _write_external(bundle, out)
+    if bundle.source is not None:
+        out.write(f"read from:      {printable(bundle.root)} ({_archive_text(bundle)})\n")
     for w in (p for p in bundle.problems if p not in bundle.errors):
         sys.stderr.write(f"regpack: {w}\n")
     return 0
@@ -386,6 +441,8 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
                 cancel=cancel,
                 base=args.base,
                 move_tags=args.move_tags,
+                level=args.level,
+                split=args.split,
             )
         else:
             result = unpack(
@@ -404,6 +461,8 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     _report_left_out(result)
     for warning in result.warnings:
         sys.stderr.write(f"regpack: {warning}\n")
+    if result.archive is not None:
+        return _archive_summary(result, out)
     skipped = f", {result.skipped} already present" if result.skipped else ""
     out.write(
         f"{args.command}ed {result.images} images into {printable(result.dest)}: {result.files} files{skipped}, "
@@ -424,6 +483,21 @@ def _patch_summary(args: argparse.Namespace, result: JobResult, out: TextIO) -> 
 
 
 _STATUS = {Severity.ERROR: "FAILED", Severity.WARNING: "warn", Severity.OK: "ok"}
+
+
+def _archive_summary(result: JobResult, out: TextIO) -> int:
+    stats = result.archive
+    assert stats is not None
+    if stats.sidecar is None:  # the archive went to stdout
+        sys.stderr.write(f"packed {result.images} images: {human_size(stats.archive_bytes)} of tar\n")
+        return 0
+    parts = f" in {len(stats.parts)} parts" if len(stats.parts) > 1 else ""
+    out.write(
+        f"packed {result.images} images into {printable(stats.parts[0])}{parts}: {result.files} files, "
+        f"{human_size(result.bytes_total)} -> {human_size(stats.archive_bytes)} in {result.seconds:.2f}s; "
+        f"sha256 in {printable(stats.sidecar)}\n"
+    )
+    return 0
 
 
 def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:

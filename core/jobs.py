@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -13,11 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regpack import layouts
-from regpack.bundle import Bundle, Image
+from regpack.archive import DEFAULT_LEVEL, ArchiveStats, archive_format, check_archive_destination, write_archive
+from regpack.bundle import Bundle, Image, Role
 from regpack.compare import base_inventory
 from regpack.digest import Digest, hash_file
-from regpack.engine import ExecStats, default_jobs, execute, safe_target
-from regpack.errors import BundleError, Cancelled, DestinationError, Severity
+from regpack.engine import ExecStats, _wrap_os_error, check_destination, default_jobs, execute, safe_target
+from regpack.errors import BundleError, Cancelled, DestinationError, RegpackError, Severity
 from regpack.layouts import registry, skopeo_dir
 from regpack.names import unpack_folder
 from regpack.patch import (
@@ -55,6 +58,7 @@ class JobResult:
     moved: tuple[str, ...] = ()  # tags re-pointed in the destination (repository:tag)
     from_base: int = 0  # blobs of a patch left to its base (made) or taken from it (applied)
     warnings: tuple[str, ...] = ()  # "warning: ..." for what the source holds but could not carry, by name
+    archive: ArchiveStats | None = None  # set when the output is an archive
 
 
 def _in_dest(path: Path | None, staged: Path, dest: Path) -> Path | None:
@@ -103,6 +107,26 @@ def _hash_failures(
     return found
 
 
+def _from_archive(
+    source: object, plan: Plan, near: Path, progress: ProgressCallback | None, cancel: threading.Event | None
+) -> tuple[Plan, Path | None]:
+    """A plan reading from files: for a bundle read from an archive, its blobs are first written once beside
+    ``near`` (the same filesystem, so the engine hard-links them into place); the caller removes that folder."""
+    if source is None:
+        return plan, None
+    from regpack.layouts.archive import ArchiveSource, materialize
+
+    assert isinstance(source, ArchiveSource)
+    near = Path(os.path.abspath(near))
+    try:
+        near.parent.mkdir(parents=True, exist_ok=True)
+        return materialize(source, plan, near, progress=progress, cancel=cancel)
+    except OSError as e:
+        if isinstance(e, RegpackError):
+            raise
+        raise _wrap_os_error(e, near) from e
+
+
 def _run(
     src: Path,
     dest: Path,
@@ -143,18 +167,26 @@ def _run(
     def check(staged: Path, written: bool = False) -> None:
         verified.append(_verify_staged(staged, dest, fast, written, progress, cancel))
 
-    stats: ExecStats = execute(
-        to_plan(selected),
-        dest,
-        copy=copy,
-        jobs=jobs,
-        merge=merge,
-        progress=progress,
-        cancel=cancel,
-        check=check if check_output and not merge else None,
-        message=message,
-        move_tags=move_tags or selected.is_patch,
-    )
+    plan = to_plan(selected)
+    if selected.source is not None:  # refuse a bad destination before reading the whole archive
+        check_destination(Path(os.path.abspath(dest)), merge)
+    plan, unpacked = _from_archive(selected.source, plan, dest, progress, cancel)
+    try:
+        stats: ExecStats = execute(
+            plan,
+            dest,
+            copy=copy,
+            jobs=jobs,
+            merge=merge,
+            progress=progress,
+            cancel=cancel,
+            check=check if check_output and not merge else None,
+            message=message,
+            move_tags=move_tags or selected.is_patch,
+        )
+    finally:
+        if unpacked is not None:
+            shutil.rmtree(unpacked, ignore_errors=True)
     if check_output and merge:
         check(dest, written=True)
     return JobResult(
@@ -193,14 +225,27 @@ def pack(
     cancel: threading.Event | None = None,
     base: Path | None = None,
     move_tags: bool = False,
+    level: int = DEFAULT_LEVEL,
+    split: int | None = None,
 ) -> JobResult:
     """Pack the bundle at ``src`` into registry v2 storage at ``dest`` (``dest/docker/registry/v2``).
+
+    A ``dest`` ending in ``.tar`` or ``.tar.zst`` (or ``-``, stdout) gets the same storage as one archive.
 
     With ``base`` (a bundle of any layout, or an inventory file) the result is a patch: every manifest and link
     of ``src`` but only the blobs the base lacks, and the patch description. Packing a patch checks first that
     ``dest`` holds every blob the patch needs from its base (hashing them too with ``verify``); the tags the
     patch moves are moved, as ``move_tags`` does for any bundle merged into a storage.
     """
+    if archive_format(dest) is not None:
+        if merge or base is not None:
+            raise BundleError("--merge and --base write into a registry storage folder, not an archive", dest)
+        return pack_archive(
+            src, dest, level=level, split=split, jobs=jobs, verify=verify, selection=selection,
+            progress=progress, cancel=cancel,
+        )  # fmt: skip
+    if split is not None:
+        raise BundleError("--split cuts an archive (-o NAME.tar or NAME.tar.zst), not a folder", dest)
     inventory = base_inventory(base) if base is not None else None
     left_to_base: dict[Digest, int] = {}
 
@@ -219,6 +264,62 @@ def pack(
         move_tags=move_tags,
     )  # fmt: skip
     return replace(result, from_base=len(left_to_base)) if inventory is not None else result
+
+
+def pack_archive(
+    src: Path,
+    dest: Path | str,
+    *,
+    level: int = DEFAULT_LEVEL,
+    split: int | None = None,
+    jobs: int | None = None,
+    verify: bool = False,
+    selection: Selection | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> JobResult:
+    """Pack the bundle at ``src`` into one archive of registry storage: ``.tar``, ``.tar.zst`` or ``-``."""
+    started = time.monotonic()
+    compression = archive_format(dest)
+    if compression is None:
+        raise BundleError("an archive name ends in .tar or .tar.zst", dest)
+    chosen = select(layouts.read(Path(src)), selection or Selection())
+    selected = chosen.bundle.check()
+    if not selected.images:
+        raise BundleError("no image left to carry: " + _left_out_summary(chosen), Path(src))
+    check_destinations(selected, lambda image: image.reference.stored, "image")
+    plan = registry.plan_pack(selected)
+    if os.fspath(dest) != "-":
+        check_archive_destination(Path(os.path.abspath(dest)), split)
+    near = Path(tempfile.gettempdir(), "regpack-stdout") if os.fspath(dest) == "-" else Path(os.path.abspath(dest))
+    plan, unpacked = _from_archive(selected.source, plan, near, progress, cancel)
+    layer_files = {
+        registry.blob_rel(d) for d, blob in selected.blobs.items() if blob.role is Role.LAYER and blob.file is not None
+    }
+
+    def check(staged: Path) -> None:
+        _verify_staged(staged, Path(dest), False, False, progress, cancel)
+
+    try:
+        stats = write_archive(
+            plan,
+            dest,
+            is_head=lambda op: op.dst not in layer_files,
+            compression=compression,
+            level=level,
+            split=split,
+            threads=jobs or default_jobs(),
+            progress=progress,
+            cancel=cancel,
+            check=check if verify else None,
+        )
+    finally:
+        if unpacked is not None:
+            shutil.rmtree(unpacked, ignore_errors=True)
+    return JobResult(
+        Path(dest), len(selected.images), stats.files, stats.bytes_total, stats.bytes_total, 0,
+        time.monotonic() - started, left_out=chosen.left_out, archive=stats,
+    )  # fmt: skip
 
 
 def unpack(

@@ -226,7 +226,10 @@ def select(bundle: Bundle, selection: Selection, broken: Mapping[str, str] | Non
         used.update(image.all_digests())
     blobs = {d: b for d, b in bundle.blobs.items() if d in used}
     from_base = {d: n for d, n in bundle.from_base.items() if d in used}  # a patch: what the kept images need
-    out = Bundle(bundle.root, bundle.layout, images, blobs, problems, is_patch=bundle.is_patch, from_base=from_base)
+    out = Bundle(
+        bundle.root, bundle.layout, images, blobs, problems, is_patch=bundle.is_patch, from_base=from_base,
+        source=bundle.source,
+    )  # fmt: skip
     return Selected(out, tuple(left.values()))
 
 
