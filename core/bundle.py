@@ -137,6 +137,8 @@ class Bundle:
     # (digest -> size), as its description lists them.
     is_patch: bool = False
     from_base: dict[Digest, int] = field(default_factory=dict)
+    # Where the files really are when the layout was read from an archive (layouts.archive.ArchiveSource).
+    source: object | None = field(default=None, compare=False, repr=False)
 
     def add_blob(
         self, digest: Digest, size: int, role: Role, media_type: str, file: str | None, *, from_base: bool = False

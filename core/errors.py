@@ -44,6 +44,9 @@ class Code(StrEnum):
     INCOMPLETE_IMAGE = "incomplete-image"
     UNFINISHED = "unfinished"
     SCHEMA1_SIGNED = "schema1-signed"
+    TRUNCATED = "truncated"  # an archive that ends early
+    CORRUPT = "corrupt"  # an archive whose headers or compressed stream do not check out
+    SIDECAR = "sidecar"  # an archive that does not match its .sha256 sidecar
 
     @property
     def label(self) -> str:
@@ -71,6 +74,9 @@ _CODE_LABELS = {
     Code.INCOMPLETE_IMAGE: "half-written image folder",
     Code.UNFINISHED: "unfinished output",
     Code.SCHEMA1_SIGNED: "schema1 stored signed",
+    Code.TRUNCATED: "truncated archive",
+    Code.CORRUPT: "corrupt archive",
+    Code.SIDECAR: "sidecar mismatch",
 }
 
 

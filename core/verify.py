@@ -135,7 +135,10 @@ def verify_bundle(
     names = tuple(img.name for img in bundle.images)
     hashed_bytes = hashed_files = 0
     if not fast:
-        hashed_bytes, hashed_files, more = _hash_blobs(bundle, jobs or default_jobs(), progress, cancel)
+        if bundle.source is not None:
+            hashed_bytes, hashed_files, more = _hash_archive(bundle, progress, cancel)
+        else:
+            hashed_bytes, hashed_files, more = _hash_blobs(bundle, jobs or default_jobs(), progress, cancel)
         findings.extend(more)
     return Report(
         bundle.root,
@@ -210,6 +213,65 @@ def _hash_blobs(
 
 def _for_users(code: Code, reason: str, location: str, images: list[str]) -> list[Problem]:
     return [Problem(Severity.ERROR, code, reason, Path(location), name) for name in images]
+
+
+def _hash_archive(
+    bundle: Bundle, progress: ProgressCallback | None, cancel: threading.Event | None
+) -> tuple[int, int, list[Problem]]:
+    """Blobs of an archive: one sequential read hashes every blob member (and every part, for the sidecar)."""
+    from regpack.layouts.archive import ArchiveSource, hash_members, read_sidecar
+
+    source = bundle.source
+    assert isinstance(source, ArchiveSource)
+    users: dict[str, list[str]] = defaultdict(list)
+    expected: dict[str, Digest] = {}
+    for image in bundle.images:
+        manifest_digests = {m.digest for m in image.manifests}
+        for digest, location in image.locations.items():
+            blob = bundle.blobs.get(digest)
+            if digest in manifest_digests or blob is None or blob.role is Role.MANIFEST:
+                continue
+            if source.member_at(location) is not None:
+                expected[location] = digest
+                users[location].append(image.name)
+    out: list[Problem] = []
+    try:
+        sidecar = read_sidecar(source)
+    except BundleError as e:
+        out.append(Problem(Severity.ERROR, Code.SIDECAR, e.reason, e.path))
+        sidecar = None
+    try:
+        result = hash_members(
+            source,
+            {loc: d.algorithm for loc, d in expected.items()},
+            hash_parts=sidecar is not None,
+            progress=progress,
+            cancel=cancel,
+        )
+    except BundleError as e:
+        out.append(Problem.of(e))
+        return 0, 0, out
+    for location, digest in sorted(expected.items()):
+        got = result.digests.get(location)
+        if got != digest.hex:
+            msg = f"blob content hashes to {digest.algorithm}:{got}, expected {digest}"
+            out.extend(_for_users(Code.DIGEST_MISMATCH, msg, str(source.display(location)), users[location]))
+    if sidecar is not None and result.part_digests is not None:
+        side_path, listed = sidecar
+        names = [p.name for p in source.parts]
+        for name, got in zip(names, result.part_digests, strict=True):
+            want = listed.get(name)
+            if want is None:
+                msg = f"the sidecar does not list {name}"
+                out.append(Problem(Severity.ERROR, Code.SIDECAR, msg, side_path))
+            elif want != got:
+                msg = f"{name} hashes to {got}, the sidecar says {want}: the archive changed or is damaged"
+                out.append(Problem(Severity.ERROR, Code.SIDECAR, msg, side_path))
+        for name in sorted(set(listed) - set(names)):
+            msg = f"the sidecar lists {name}, which is not here"
+            out.append(Problem(Severity.ERROR, Code.SIDECAR, msg, side_path))
+    total = sum(m.size for loc in expected if (m := source.member_at(loc)) is not None)
+    return total, len(expected), out
 
 
 VerifyFn = Callable[[Path], Report]

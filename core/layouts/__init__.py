@@ -10,7 +10,7 @@ from pathlib import Path
 
 from regpack.bundle import Bundle, Layout
 from regpack.errors import BundleError, Code
-from regpack.layouts import oci, registry, skopeo_dir
+from regpack.layouts import archive, oci, registry, skopeo_dir
 
 
 def detect(path: Path) -> Layout:
@@ -19,7 +19,10 @@ def detect(path: Path) -> Layout:
     if not path.exists():
         raise BundleError("no such file or folder", path, code=Code.UNREADABLE)
     if not path.is_dir():
-        raise BundleError("not a folder (a bundle is a folder: skopeo dir tree, registry storage or OCI layout)", path)
+        raise BundleError(
+            "not a folder (a bundle is a folder: skopeo dir tree, registry storage or OCI layout) nor an archive",
+            path,
+        )
     if registry.detect(path):
         return Layout.REGISTRY
     if oci.detect(path):
@@ -35,8 +38,14 @@ def detect(path: Path) -> Layout:
 
 
 def read(path: Path, layout: Layout | None = None) -> Bundle:
-    """Read any bundle. Problems are collected in ``bundle.problems``; call ``bundle.check()`` to refuse them."""
+    """Read any bundle. Problems are collected in ``bundle.problems``; call ``bundle.check()`` to refuse them.
+
+    A file (or the name of a split archive) is read as an archive of one of the folder layouts.
+    """
     path = Path(path)
+    if layout is None and not path.is_dir() and archive.archive_parts(path) is not None:
+        with _cyclic_gc_paused():
+            return archive.read(path)
     layout = layout or detect(path)
     reader = {Layout.SKOPEO_DIR: skopeo_dir.read, Layout.REGISTRY: registry.read, Layout.OCI: oci.read}[layout]
     with _cyclic_gc_paused():
