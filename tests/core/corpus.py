@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -1187,6 +1189,247 @@ def case_oci_index_lists_nothing(work: Path) -> Path:
     return root
 
 
+# --- archives (.tar, .tar.zst) ---------------------------------------------------------------------------------
+
+ARCHIVE = "bundle.tar"
+TarEntry = tuple[tarfile.TarInfo, bytes | None]
+
+
+def _storage_entries(work: Path, prefix: str = "") -> list[TarEntry]:
+    """Members of a tar of good registry storage, as a user's tar makes them (folders, then sorted files)."""
+    storage = write_registry(work / "storage")
+    entries: list[TarEntry] = []
+    for path in sorted(storage.rglob("*")):
+        info = tarfile.TarInfo(prefix + path.relative_to(storage).as_posix())
+        if path.is_dir():
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            entries.append((info, None))
+        else:
+            data = path.read_bytes()
+            info.size, info.mode = len(data), 0o644
+            entries.append((info, data))
+    shutil.rmtree(storage)
+    return entries
+
+
+def _tar_bytes(entries: Sequence[TarEntry], fmt: int = tarfile.GNU_FORMAT) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt, encoding="utf-8", errors="surrogateescape") as tf:
+        for info, data in entries:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def _archive(work: Path, extra: Sequence[TarEntry] = (), first: Sequence[TarEntry] = ()) -> Path:
+    path = work / ARCHIVE
+    path.write_bytes(_tar_bytes([*first, *_storage_entries(work), *extra]))
+    return path
+
+
+def _special(name: str, type_: bytes, linkname: str = "") -> TarEntry:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = type_, linkname
+    return (info, None)
+
+
+def _regular(name: str, data: bytes) -> TarEntry:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return (info, data)
+
+
+def _layer_header_offset(data: bytes) -> tuple[int, int]:
+    """(offset of the header, size) of the first member holding the corpus's base layer."""
+    hex_ = layer_hex("base")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        for member in tf.getmembers():
+            if member.name.endswith(f"{hex_}/data"):
+                return member.offset + (member.offset_data - member.offset - 512), member.size
+    raise AssertionError("no base layer in the archive")
+
+
+def _set_size(data: bytearray, header: int, size: int) -> None:
+    data[header + 124 : header + 136] = b"%011o\0" % size
+    data[header + 148 : header + 156] = b" " * 8
+    data[header + 148 : header + 156] = b"%06o\0 " % sum(data[header : header + 512])
+
+
+@case("archive", ["unsafe"], ["absolute"], ARCHIVE)
+def case_archive_absolute_name(work: Path) -> Path:
+    return _archive(work, [_regular("/tmp/regpack-corpus-evil", b"x")])
+
+
+@case("archive", ["unsafe"], ["'..'"], ARCHIVE)
+def case_archive_dotdot(work: Path) -> Path:
+    return _archive(work, [_regular("docker/registry/../../../evil", b"x")])
+
+
+@case("archive", ["unsafe"], ["symbolic link"], ARCHIVE)
+def case_archive_symlink(work: Path) -> Path:
+    return _archive(work, [_special("docker/registry/v2/evil", tarfile.SYMTYPE, "/etc/passwd")])
+
+
+@case("archive", ["unsafe"], ["hard link"], ARCHIVE)
+def case_archive_hardlink(work: Path) -> Path:
+    return _archive(work, [_special("docker/registry/v2/evil", tarfile.LNKTYPE, "/etc/passwd")])
+
+
+@case("archive", ["unsafe"], ["character device"], ARCHIVE)
+def case_archive_device(work: Path) -> Path:
+    return _archive(work, [_special("docker/registry/v2/null", tarfile.CHRTYPE)])
+
+
+@case("archive", ["unsafe"], ["fifo"], ARCHIVE)
+def case_archive_fifo(work: Path) -> Path:
+    return _archive(work, [_special("docker/registry/v2/pipe", tarfile.FIFOTYPE)])
+
+
+@case("archive", ["unsafe"], ["twice"], ARCHIVE)
+def case_archive_duplicate_member(work: Path) -> Path:
+    # a second tag link after the first: which one counts would depend on the reader
+    other = f"sha256:{layer_hex('base')}".encode()
+    return _archive(work, [_regular("docker/registry/v2/repositories/app/_manifests/tags/1.0/current/link", other)])
+
+
+@case("archive", ["unsafe"], ["which is a file"], ARCHIVE)
+def case_archive_member_inside_a_file(work: Path) -> Path:
+    return _archive(work, [_regular("docker/notes", b"x"), _regular("docker/notes/more", b"y")])
+
+
+@case("archive", ["corrupt"], ["corrupt", "header"], ARCHIVE)
+def case_archive_member_larger_than_its_header(work: Path) -> Path:
+    path = _archive(work)
+    data = bytearray(path.read_bytes())
+    header, size = _layer_header_offset(bytes(data))
+    _set_size(data, header, size - 1024)  # the rest of its bytes come where the next header should be
+    path.write_bytes(bytes(data))
+    return path
+
+
+@case("archive", ["corrupt", "truncated"], [], ARCHIVE)
+def case_archive_member_smaller_than_its_header(work: Path) -> Path:
+    path = _archive(work)
+    data = bytearray(path.read_bytes())
+    header, size = _layer_header_offset(bytes(data))
+    _set_size(data, header, size + 4096)  # swallows the next headers
+    path.write_bytes(bytes(data))
+    return path
+
+
+@case("archive", ["truncated"], ["truncated"], ARCHIVE)
+def case_archive_truncated_in_a_member(work: Path) -> Path:
+    path = _archive(work)
+    data = path.read_bytes()
+    header, size = _layer_header_offset(data)
+    path.write_bytes(data[: header + 512 + size // 2])
+    return path
+
+
+@case("archive", ["truncated"], ["truncated", "end-of-archive"], ARCHIVE)
+def case_archive_cut_between_members(work: Path) -> Path:
+    path = _archive(work)
+    data = path.read_bytes()
+    header, _ = _layer_header_offset(data)
+    path.write_bytes(data[:header])  # whole members only, but no end: not a complete archive
+    return path
+
+
+@case("archive", ["corrupt"], ["after the end-of-archive"], ARCHIVE)
+def case_archive_garbage_after_the_end(work: Path) -> Path:
+    path = _archive(work)
+    path.write_bytes(path.read_bytes() + b"appended by someone" * 100)
+    return path
+
+
+@case("archive", ["corrupt"], ["not utf-8"], ARCHIVE)
+def case_archive_name_not_utf8(work: Path) -> Path:
+    return _archive(work, [_regular("docker/caf\udce9", b"x")])
+
+
+def _zstd() -> object:
+    from regpack.archive import zstd_module
+
+    return zstd_module()
+
+
+@case("archive", ["truncated"], ["zstd", "truncated"], "bundle.tar.zst")
+def case_archive_zstd_truncated(work: Path) -> Path:
+    data = _zstd().compress(_tar_bytes(_storage_entries(work)))  # type: ignore[attr-defined]
+    path = work / "bundle.tar.zst"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return path
+
+
+@case("archive", ["unsafe"], ["bomb"], "bundle.tar.zst")
+def case_archive_zstd_bomb(work: Path) -> Path:
+    """A member claiming 4 GiB of zeros, a few kilobytes compressed, ahead of good storage."""
+    zstd = _zstd()
+    compressor = zstd.ZstdCompressor(level=1)  # type: ignore[attr-defined]
+    info = tarfile.TarInfo("docker/zeros")
+    info.size = 4 << 30
+    path = work / "bundle.tar.zst"
+    with open(path, "wb") as f:
+        f.write(compressor.compress(info.tobuf(tarfile.GNU_FORMAT)))
+        zeros = bytes(16 << 20)
+        for _ in range(320 // 16):
+            f.write(compressor.compress(zeros))
+        f.write(compressor.flush())
+    return path
+
+
+@case("archive", ["invalid"], ["gzip"], ARCHIVE + ".gz")
+def case_archive_gzip(work: Path) -> Path:
+    import gzip
+
+    path = work / (ARCHIVE + ".gz")
+    path.write_bytes(gzip.compress(_tar_bytes(_storage_entries(work))))
+    return path
+
+
+@case("archive", ["empty"], ["empty"], ARCHIVE)
+def case_archive_empty_file(work: Path) -> Path:
+    path = work / ARCHIVE
+    path.write_bytes(b"")
+    return path
+
+
+@case("archive", ["digest-mismatch"], [], f"{ARCHIVE}:docker/registry/v2/blobs", deep=True, carried=True)
+def case_archive_layer_bit_flip(work: Path) -> Path:
+    path = _archive(work)
+    data = bytearray(path.read_bytes())
+    header, size = _layer_header_offset(bytes(data))
+    data[header + 512 + size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+@case("archive", why="pax headers and './' names, as 'tar --format=posix -C storage .' writes them")
+def case_archive_pax_dot_slash(work: Path) -> Path:
+    path = work / ARCHIVE
+    entries = [_special("./", tarfile.DIRTYPE), *_storage_entries(work, "./")]
+    for info, _ in entries:
+        info.pax_headers = {"comment": "made by hand"}
+    path.write_bytes(_tar_bytes(entries, tarfile.PAX_FORMAT))
+    return path
+
+
+@case("archive", why="a zstd stream of several frames, as zstd -T0 and concatenated streams give")
+def case_archive_zstd_frames(work: Path) -> Path:
+    data = _tar_bytes(_storage_entries(work))
+    zstd = _zstd()
+    cut = len(data) // 3
+    path = work / "bundle.tar.zst"
+    path.write_bytes(zstd.compress(data[:cut]) + zstd.compress(data[cut:]))  # type: ignore[attr-defined]
+    return path
+
+
+@case("archive", why="registry storage one folder down in the archive (tar -cf x.tar storage/)")
+def case_archive_storage_in_a_subfolder(work: Path) -> Path:
+    path = work / ARCHIVE
+    path.write_bytes(_tar_bytes([_special("storage", tarfile.DIRTYPE), *_storage_entries(work, "storage/")]))
+    return path
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Running the command line
 
@@ -1320,6 +1563,9 @@ def partials(dest: Path) -> list[Path]:
 def listing(root: Path) -> dict[str, tuple[int, int, int]]:
     """Relative path -> (mode, size, mtime_ns) of every entry below ``root`` (links not followed)."""
     out: dict[str, tuple[int, int, int]] = {}
+    if os.path.isfile(root):  # an archive
+        st = os.lstat(root)
+        out["."] = (st.st_mode, st.st_size, st.st_mtime_ns)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)

@@ -93,7 +93,7 @@ def test_corpus_is_big_and_named() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) >= 25
     assert len(set(ids)) == len(ids)
-    assert {c.layout for c in CASES} == {"skopeo-dir", "registry", "oci"}
+    assert {c.layout for c in CASES} == {"skopeo-dir", "registry", "oci", "archive"}
     assert all(c.why for c in CASES if not c.is_error), "every accepted case says why it is not an error"
 
 
