@@ -165,6 +165,17 @@ class Diff:
         return sum(1 for d in self.images if d.status is status)
 
 
+def release_sizes(new: Bundle) -> dict[Digest, int]:
+    """Bytes each blob of NEW counts for in a comparison: an absent foreign layer none, a blob a patch expects
+    from its base its declared size."""
+    return {d: (b.size if b.file is not None or b.from_base else 0) for d, b in new.blobs.items()}
+
+
+def held_by_base(old_blobs: Mapping[Digest, int], new: Bundle) -> set[Digest]:
+    """The blobs of NEW that OLD holds (same digest, same size)."""
+    return {d for d, n in release_sizes(new).items() if old_blobs.get(d) == n}
+
+
 def diff(old_blobs: Mapping[Digest, int], old_images: Mapping[str, Digest], new: Bundle) -> Diff:
     """Compare NEW with what OLD holds (blob digest -> size, image name -> digest): any bundle or inventory.
 
@@ -175,8 +186,8 @@ def diff(old_blobs: Mapping[Digest, int], old_images: Mapping[str, Digest], new:
     patch) counts with its declared size: it is part of the release even if the patch does not carry it.
     """
     blobs = new.blobs
-    size = {d: (b.size if b.file is not None or b.from_base else 0) for d, b in blobs.items()}
-    in_old = {d for d, n in size.items() if old_blobs.get(d) == n}
+    size = release_sizes(new)
+    in_old = held_by_base(old_blobs, new)
     rows: list[ImageDiff] = []
     changed_blobs: set[Digest] = set()
     for image in new.images:

@@ -33,6 +33,7 @@ class JobKind(StrEnum):
     VERIFY = "verify"
     PUSH = "push"
     PULL = "pull"
+    COMPARE = "compare"  # reading a base to compare the open bundle with
 
     @property
     def label(self) -> str:

@@ -19,7 +19,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QFont, QFontDatabase
 
-from regpack.analysis import Analysis, BlobUsage, ImageStats
+from regpack.analysis import Analysis, BlobUsage, ImageDiff, ImageStats
 from regpack.bundle import Image, Role
 from regpack.digest import Digest
 from regpack.errors import Code, Problem, Severity
@@ -120,14 +120,21 @@ class _RowsTableModel(QAbstractTableModel):
 
 
 class ImageTableModel(_RowsTableModel):
-    REPOSITORY, TAG, KIND, LAYERS, SIZE, UNIQUE, SHARED, DIGEST = range(8)
-    HEADERS = ("Repository", "Tag", "Kind", "Layers", "Size", "Unique", "Shared", "Digest")
-    NUMERIC = frozenset({LAYERS, SIZE, UNIQUE, SHARED})
+    REPOSITORY, TAG, KIND, LAYERS, SIZE, UNIQUE, SHARED, DIGEST, STATUS, NEW, IN_BASE = range(11)
+    HEADERS = (
+        *("Repository", "Tag", "Kind", "Layers", "Size", "Unique", "Shared", "Digest"),
+        *("Status", "New bytes", "In base"),
+    )
+    NUMERIC = frozenset({LAYERS, SIZE, UNIQUE, SHARED, NEW, IN_BASE})
+    COMPARED = (STATUS, NEW, IN_BASE)  # filled only while the bundle is compared with a base
     HEADER_TIPS: ClassVar[dict[int, str]] = {
         SIZE: "Bytes this image's own skopeo dir folder holds (manifests, config, layers)",
         UNIQUE: "Bytes of blobs no other image in the bundle uses",
         SHARED: "Bytes of blobs at least one other image uses too (stored once when packed)",
         DIGEST: "Manifest digest (full digest in the tooltip; Ctrl+C copies it)",
+        STATUS: "Against the base: added (a name the base lacks), changed (another digest) or unchanged",
+        NEW: "Bytes of this image the base lacks: what a patch carries for it",
+        IN_BASE: "Bytes of this image the base already holds: a patch leaves them to the base",
     }
 
     def __init__(self, parent: Any = None) -> None:
@@ -135,14 +142,26 @@ class ImageTableModel(_RowsTableModel):
         self._rows: list[ImageStats] = []
         self._sort_keys: list[tuple[Any, ...]] = []  # per row, per column: sorting calls data() n·log n times
         self._status: dict[str | None, Severity] = {}
+        self._diff: dict[int, ImageDiff] = {}  # id of an image -> how it compares with the base
         self._mono = _mono()
 
     def set_analysis(self, analysis: Analysis | None) -> None:
         self.beginResetModel()
         self._rows = list(analysis.images) if analysis is not None else []
+        self._diff = {}
         self._sort_keys = [tuple(self._sort_key(s, c) for c in range(len(self.HEADERS))) for s in self._rows]
         self._status = {}
         self.endResetModel()
+
+    def set_diff(self, rows: Iterable[ImageDiff]) -> None:
+        """Fill the comparison columns from core's diff (its rows for the images of this bundle); none clears."""
+        self._diff = {id(r.image): r for r in rows if r.image is not None}
+        self._sort_keys = [tuple(self._sort_key(s, c) for c in range(len(self.HEADERS))) for s in self._rows]
+        if self._rows:
+            self.dataChanged.emit(self.index(0, self.STATUS), self.index(len(self._rows) - 1, self.IN_BASE))
+
+    def image_diff(self, row: int) -> ImageDiff | None:
+        return self._diff.get(id(self._rows[row].image))
 
     def set_status(self, status: dict[str | None, Severity]) -> None:
         """Colour rows by verify/read outcome: image name -> its worst severity."""
@@ -185,6 +204,13 @@ class ImageTableModel(_RowsTableModel):
                 return f"{image.manifest.media_type}\n{kind_text(image)}"
             if col in (self.SIZE, self.UNIQUE, self.SHARED):
                 return f"{self._raw_size(stats, col):,} bytes"
+            if col in self.COMPARED:
+                d = self._diff.get(id(image))
+                if d is None:
+                    return None
+                if col == self.STATUS:
+                    return f"{d.status.value}: base has {d.old_digest}" if d.old_digest else d.status.value
+                return f"{d.added_bytes if col == self.NEW else d.shared_bytes:,} bytes"
             if col in (self.REPOSITORY, self.TAG):
                 return image.name
             return None
@@ -202,6 +228,13 @@ class ImageTableModel(_RowsTableModel):
 
     def _display(self, stats: ImageStats, col: int) -> str:
         image = stats.image
+        if col in self.COMPARED:
+            d = self._diff.get(id(image))
+            if d is None:
+                return ""
+            if col == self.STATUS:
+                return d.status.value
+            return human_size(d.added_bytes if col == self.NEW else d.shared_bytes)
         if col == self.REPOSITORY:
             return image.repository
         if col == self.TAG:
@@ -216,6 +249,11 @@ class ImageTableModel(_RowsTableModel):
 
     def _sort_key(self, stats: ImageStats, col: int) -> Any:
         image = stats.image
+        if col in self.COMPARED:
+            d = self._diff.get(id(image))
+            if col == self.STATUS:
+                return d.status.value if d is not None else ""
+            return -1 if d is None else d.added_bytes if col == self.NEW else d.shared_bytes
         if col == self.REPOSITORY:
             return (natural_key(image.repository), natural_key(image.tag or ""))
         if col == self.TAG:
@@ -312,6 +350,7 @@ class BlobTreeModel(QAbstractItemModel):
         self._highlight_image: Image | None = None
         self._highlight_digests: frozenset[Any] = frozenset()
         self._broken: dict[str, str] = {}  # digest text -> what verify found
+        self._in_base: frozenset[Digest] = frozenset()  # layers the base compared with already holds
         self._mono = _mono()
         self._bold = QFont()
         self._bold.setBold(True)
@@ -334,6 +373,7 @@ class BlobTreeModel(QAbstractItemModel):
         images = analysis.images if analysis is not None else ()
         self._images = sorted(images, key=lambda s: natural_key(s.image.name))  # the table's order too
         self._broken = {}
+        self._in_base = frozenset()
         self._image_layers = {}
         self._highlight_image = None
         self._highlight_digests = frozenset()
@@ -370,6 +410,22 @@ class BlobTreeModel(QAbstractItemModel):
         if self.rowCount():
             roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole]
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(self.HEADERS) - 1), roles)
+
+    def set_in_base(self, digests: Iterable[Digest]) -> None:
+        """Mark the layers a base holds (empty: no comparison)."""
+        self._in_base = frozenset(digests)
+        if self.rowCount():
+            roles = [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole]
+            last = len(self.HEADERS) - 1
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, last), roles)
+            if self._mode == self.BY_IMAGE:  # the layers are the children there
+                for row in range(self.rowCount()):
+                    parent = self.index(row, 0)
+                    if children := self.rowCount(parent):
+                        self.dataChanged.emit(self.index(0, 0, parent), self.index(children - 1, last, parent), roles)
+
+    def in_base(self, digest: Digest) -> bool:
+        return digest in self._in_base
 
     def broken(self) -> dict[str, str]:
         return dict(self._broken)
@@ -493,7 +549,8 @@ class BlobTreeModel(QAbstractItemModel):
                 absent = ""
                 if blob.file is None:
                     absent = "  (from the base)" if blob.from_base else "  (foreign, absent)"
-                return blob.digest.short + absent + mark
+                held = "  ✓ in base" if blob.digest in self._in_base else ""
+                return blob.digest.short + absent + held + mark
             if col == self.SIZE:
                 return human_size(blob.size)
             if col == self.MEDIA_TYPE:
@@ -505,7 +562,8 @@ class BlobTreeModel(QAbstractItemModel):
             return status_brush(Severity.ERROR, role)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == self.NAME:
-                return str(blob.digest) + (f"\nverify: {broken}" if broken else "")
+                held = "\nthe base compared with holds this layer" if blob.digest in self._in_base else ""
+                return str(blob.digest) + held + (f"\nverify: {broken}" if broken else "")
             if col == self.SIZE:
                 return f"{blob.size:,} bytes"
             if col == self.USED_BY:

@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from regpack import __version__, jobs
-from regpack.analysis import Analysis, BlobUsage, ImageStats, analyse, compare
+from regpack.analysis import Analysis, BlobUsage, Diff, ImageStats, analyse, compare, diff, held_by_base
 from regpack.bundle import Bundle, Image, Layout
 from regpack.errors import RegpackError
 from regpack.gui.assets import sample_bundle
@@ -73,6 +73,7 @@ from regpack.gui.models import (
 )
 from regpack.gui.pull_dialog import PullDialog, PullOptions, pull_job, pull_summary
 from regpack.gui.push_dialog import PushDialog, PushOptions, dry_run_text, push_job, push_summary
+from regpack.gui.release import Base, ReleaseView, load_base
 from regpack.gui.sizes import human_size
 from regpack.gui.theme import set_text_color, status_colors
 from regpack.gui.verify_view import VerifyView
@@ -168,6 +169,7 @@ class MainWindow(QMainWindow):
     bundle_loaded = Signal(object)  # Loaded, after every view shows it
     load_failed = Signal(str)
     job_ended = Signal(str)  # the job kind, after finished/failed/cancelled was handled
+    compared = Signal(object)  # regpack.analysis.Diff, or None when the comparison is cleared
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -190,6 +192,8 @@ class MainWindow(QMainWindow):
         self.info_dialog: QMessageBox | None = None
         self.push_dialog: PushDialog | None = None
         self.pull_dialog: PullDialog | None = None
+        self.base: Base | None = None  # what the open bundle is compared with
+        self.release_diff: Diff | None = None
         self.setWindowTitle("")  # Qt adds the application's display name, "regpack"
         self.setAcceptDrops(True)
         self._build_actions()
@@ -242,6 +246,14 @@ class MainWindow(QMainWindow):
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
+        self.compare_folder_action = QAction("Compare with &folder…", self)
+        self.compare_folder_action.setToolTip("Compare with a base bundle folder: what a patch must carry")
+        self.compare_folder_action.triggered.connect(lambda: self.choose_base(folder=True))
+        self.compare_file_action = QAction("Compare with &archive or inventory…", self)
+        self.compare_file_action.setToolTip("Compare with a base archive, or an inventory of what a site holds")
+        self.compare_file_action.triggered.connect(lambda: self.choose_base(folder=False))
+        self.clear_compare_action = QAction("C&lear comparison", self)
+        self.clear_compare_action.triggered.connect(self.clear_comparison)
         self.find_action = QAction("&Filter images", self)
         self.find_action.setShortcut(QKeySequence.StandardKey.Find)
         self.find_action.triggered.connect(lambda: self.search.setFocus())
@@ -257,6 +269,12 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         bundle_menu = self.menuBar().addMenu("&Bundle")
         for action in (self.pack_action, self.unpack_action, self.verify_action, self.push_action, self.pull_action):
+            bundle_menu.addAction(action)
+        bundle_menu.addSeparator()
+        self.compare_menu = QMenu("Compare with…", self)
+        self.compare_menu.addAction(self.compare_folder_action)
+        self.compare_menu.addAction(self.compare_file_action)
+        for action in (self.compare_folder_action, self.compare_file_action, self.clear_compare_action):
             bundle_menu.addAction(action)
         edit_menu = self.menuBar().addMenu("&Edit")
         edit_menu.addAction(self.copy_digest_action)
@@ -279,6 +297,12 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.pack_action)
         toolbar.addAction(self.unpack_action)
         toolbar.addAction(self.verify_action)
+        self.compare_button = QToolButton()
+        self.compare_button.setText("Compare with…")
+        self.compare_button.setToolTip("Compare with a base: the previous release, or an inventory of a site")
+        self.compare_button.setMenu(self.compare_menu)
+        self.compare_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        toolbar.addWidget(self.compare_button)
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         toolbar.addWidget(spacer)
@@ -306,8 +330,11 @@ class MainWindow(QMainWindow):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for col, width in enumerate((125, 50, 205, 55, 72, 72, 72, 100)):
+        for col, width in enumerate((125, 50, 205, 55, 72, 72, 72, 100, 80, 72, 72)):
             header.resizeSection(col, width)
+        for offset, column in enumerate(ImageTableModel.COMPARED):  # beside the name, shown while comparing
+            header.moveSection(header.visualIndex(column), 2 + offset)
+            self.table.setColumnHidden(column, True)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.table.addAction(self.copy_digest_action)
         self.table.addAction(self.copy_name_action)
@@ -353,6 +380,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.verify_view, "Verify")
         self.compare_view = CompareView()
         self.tabs.addTab(self.compare_view, "Compare")
+        self.release_view = ReleaseView()
+        self.release_view.clear_requested.connect(self.clear_comparison)
+        self.tabs.addTab(self.release_view, "Base")
         self.verify_view.exported.connect(lambda path: self.statusBar().showMessage(f"Report written to {path}", 20000))
         self.verify_view.blob_activated.connect(self._show_bad_blob)
 
@@ -451,6 +481,10 @@ class MainWindow(QMainWindow):
         self.verify_action.setEnabled(has and not busy)
         self.push_action.setEnabled(has and not busy)
         self.pull_action.setEnabled(not busy)
+        for action in (self.compare_folder_action, self.compare_file_action):
+            action.setEnabled(has and not busy)
+        self.compare_button.setEnabled(has and not busy)
+        self.clear_compare_action.setEnabled(self.base is not None and not busy)
         self.verify_view.verify_button.setEnabled(has and not busy)
 
     # ---------------------------------------------------------------------------------------------- opening
@@ -510,6 +544,7 @@ class MainWindow(QMainWindow):
         self._show_problems(bundle)
         self.images_panel.title_label.setText(f"Images ({len(bundle.images)})")
         self._fit_columns()
+        self._apply_base()
         if self.proxy.rowCount():
             self.table.selectRow(0)
         top = self.blob_model.index(0, 0)
@@ -529,6 +564,9 @@ class MainWindow(QMainWindow):
             ImageTableModel.SIZE: (60, 100),
             ImageTableModel.UNIQUE: (60, 100),
             ImageTableModel.SHARED: (60, 100),
+            ImageTableModel.STATUS: (60, 100),
+            ImageTableModel.NEW: (60, 100),
+            ImageTableModel.IN_BASE: (60, 100),
         }
         for column, (low, cap) in caps.items():
             self.table.resizeColumnToContents(column)
@@ -569,6 +607,63 @@ class MainWindow(QMainWindow):
         more = f"\n… and {len(problems) - 25} more: run Verify" if len(problems) > 25 else ""
         self.problems_label.setToolTip(shown + more)
 
+    # ---------------------------------------------------------------------------------------------- base
+
+    def choose_base(self, *, folder: bool) -> None:
+        start = str(self.bundle.root.parent) if self.bundle is not None else str(Path.home())
+        if folder:
+            chosen = QFileDialog.getExistingDirectory(self, "Compare with a base bundle folder", start)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(
+                self,
+                "Compare with a base archive or inventory",
+                start,
+                "Archives and inventories (*.tar *.tar.zst *.tzst *.json);;All files (*)",
+            )
+        if chosen:
+            self.compare_with(Path(chosen))
+
+    def compare_with(self, path: Path | str) -> bool:
+        """Read ``path`` (any bundle, archive or inventory) on the thread pool and compare the open bundle with it."""
+        if self.bundle is None:
+            return False
+        if self.busy():
+            self.statusBar().showMessage("Busy: wait for the running job to end first", 5000)
+            return False
+        path = Path(path).expanduser().absolute()
+        job = Job(
+            JobKind.COMPARE,
+            f"Reading the base {path.name}",
+            partial(load_base, path),
+            cancellable=False,
+            on_result=self._base_loaded,
+        )
+        return self.jobs.start(job)
+
+    def _base_loaded(self, base: Base) -> None:
+        self.base = base
+        self._apply_base()
+        self.tabs.setCurrentWidget(self.release_view)
+
+    def clear_comparison(self) -> None:
+        self.base = None
+        self._apply_base()
+        self._update_actions()
+
+    def _apply_base(self) -> None:
+        """Fill (or clear) every view's comparison columns and marks from core's diff of the open bundle."""
+        base, bundle = self.base, self.bundle
+        d = diff(base.inventory.blobs, base.inventory.images, bundle) if base and bundle else None
+        self.release_diff = d
+        self.image_model.set_diff(d.images if d is not None else ())
+        for column in ImageTableModel.COMPARED:
+            self.table.setColumnHidden(column, d is None)
+        held = held_by_base(base.inventory.blobs, bundle) if base and bundle else set()
+        self.blob_model.set_in_base(held)
+        self.release_view.set_diff(base, d)
+        self.release_view.set_image(bundle, self.current_image() if d is not None else None)
+        self.compared.emit(d)
+
     # ---------------------------------------------------------------------------------------------- views
 
     def _search_changed(self, text: str) -> None:
@@ -602,6 +697,7 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentWidget(self.compare_view)
         elif self.compare_view.comparison is not None:
             self.compare_view.set_comparison(None)
+        self.release_view.set_image(self.bundle, image)
         self.blob_model.set_highlight(image)
         self._reveal_highlight()
 
