@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QHorizontalStackedBarSeries, QValueAxis
 from PySide6.QtCore import Qt, Signal
@@ -84,7 +84,8 @@ class BaseLayersModel(_RowsTableModel):
     """One row per config or layer blob of the selected image: from the base or new, and who holds it there."""
 
     DIGEST, KIND, SIZE, FROM, HOLDERS = range(5)
-    HEADERS = ("Blob", "Kind", "Size", "Comes from", "Base images holding it")
+    HEADERS = ("Blob", "Kind", "Size", "Comes from", "Held by")
+    HEADER_TIPS: ClassVar[dict[int, str]] = {HOLDERS: "The images of the base that use this blob"}
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -185,11 +186,11 @@ class ReleaseView(QWidget):
         top.addWidget(self.summary, 1)
         top.addWidget(self.clear_button, 0, Qt.AlignmentFlag.AlignTop)
         self.chart = _Chart("What each way of shipping sends")
-        self.chart.setMinimumHeight(170)
+        self.chart.setMinimumHeight(210)
         self.chart.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.removed_label = QLabel("Removed images")
         self.removed = QListWidget()
-        self.removed.setMaximumHeight(80)
+        self.removed.setMaximumHeight(64)
         self.layers_label = QLabel("Select an image to see which of its layers come from the base.")
         self.layers_label.setWordWrap(True)
         self.model = BaseLayersModel(self)
@@ -203,7 +204,7 @@ class ReleaseView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
-        layout.addWidget(self.chart, 2)
+        layout.addWidget(self.chart, 3)
         layout.addWidget(self.removed_label)
         layout.addWidget(self.removed)
         layout.addWidget(self.layers_label)
@@ -246,6 +247,7 @@ class ReleaseView(QWidget):
             series.append(bar_set)
         chart.addSeries(series)
         y_axis = QBarCategoryAxis()
+        y_axis.setTruncateLabels(False)
         y_axis.append(list(SHIPPING))
         chart.addAxis(y_axis, Qt.AlignmentFlag.AlignLeft)
         series.attachAxis(y_axis)

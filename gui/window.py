@@ -564,8 +564,8 @@ class MainWindow(QMainWindow):
             ImageTableModel.SIZE: (60, 100),
             ImageTableModel.UNIQUE: (60, 100),
             ImageTableModel.SHARED: (60, 100),
-            ImageTableModel.STATUS: (60, 100),
-            ImageTableModel.NEW: (60, 100),
+            ImageTableModel.STATUS: (70, 100),
+            ImageTableModel.NEW: (78, 100),
             ImageTableModel.IN_BASE: (60, 100),
         }
         for column, (low, cap) in caps.items():
@@ -644,6 +644,7 @@ class MainWindow(QMainWindow):
         self.base = base
         self._apply_base()
         self.tabs.setCurrentWidget(self.release_view)
+        self.statusBar().showMessage(f"Compared with {base.path}", 10000)
 
     def clear_comparison(self) -> None:
         self.base = None
@@ -658,6 +659,8 @@ class MainWindow(QMainWindow):
         self.image_model.set_diff(d.images if d is not None else ())
         for column in ImageTableModel.COMPARED:
             self.table.setColumnHidden(column, d is None)
+        if d is not None:
+            self._fit_columns()
         held = held_by_base(base.inventory.blobs, bundle) if base and bundle else set()
         self.blob_model.set_in_base(held)
         self.release_view.set_diff(base, d)
