@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QHorizontalStackedBarSeries, QValueAxis
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QTableView,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -212,6 +214,7 @@ class ReleaseView(QWidget):
         self.base: Base | None = None
         self.diff: Diff | None = None
         self.bar_values: dict[str, list[int]] = {}  # set name -> bytes, in SHIPPING order, for inspection
+        self.hovered_text = ""  # what the last bar hovered showed
         self.set_diff(None, None)
 
     def set_diff(self, base: Base | None, d: Diff | None) -> None:
@@ -244,6 +247,7 @@ class ReleaseView(QWidget):
             bar_set.setColor(color)
             bar_set.setBorderColor(color.darker(120))
             bar_set.append([v / divisor for v in values])
+            bar_set.hovered.connect(partial(self._hovered, name))
             series.append(bar_set)
         chart.addSeries(series)
         y_axis = QBarCategoryAxis()
@@ -258,6 +262,14 @@ class ReleaseView(QWidget):
         series.attachAxis(x_axis)
         x_axis.setRange(0.0, max(self.diff.full_bytes / divisor, 1.0))
         x_axis.applyNiceNumbers()
+
+    def _hovered(self, name: str, status: bool, index: int) -> None:
+        values = self.bar_values.get(name, [])
+        if status and 0 <= index < len(values):
+            self.hovered_text = f"{SHIPPING[index]}\n{name}: {human_size(values[index])} ({values[index]:,} bytes)"
+            QToolTip.showText(QCursor.pos(), self.hovered_text)
+        else:
+            QToolTip.hideText()
 
     def set_image(self, bundle: Bundle | None, image: Image | None) -> None:
         if self.base is None or bundle is None or image is None:
