@@ -282,7 +282,7 @@ class JobDialog(QDialog):
         try:
             split = self.split()
         except ValueError as e:
-            return f"Split: {e}."
+            return f"{str(e)[:1].upper()}{str(e)[1:]}."  # "Not a size: ..." / "Split size must be at least ..."
         source = self.source.resolve()
         if source == dest.resolve() or source in dest.resolve().parents:
             return "The archive must not be written inside the source bundle."

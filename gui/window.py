@@ -124,7 +124,7 @@ def error_text(exc: BaseException) -> tuple[str, str]:
 
 DEFAULT_SIZE = QSize(1380, 860)
 NEXT_STEP = (
-    "No bundle open: open a bundle folder (Ctrl+O), drop one on this window, "
+    "No bundle open: open a bundle folder (Ctrl+O) or archive (Ctrl+Shift+O), drop one on this window, "
     "or open the sample bundle (File > Open sample bundle)."
 )
 MORE_KEYS = (

@@ -8,8 +8,8 @@ import subprocess
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 import regpack.jobs
 from regpack.gui.archive_info import looks_like_archive
@@ -78,7 +78,7 @@ def test_pack_dialog_refuses_bad_archive_choices(open_and_wait, window, sample_b
     open_and_wait(window, sample_bundle)
     fill_pack_dialog(window, TAR, tmp_path / "release.tar", "4X")
     dialog = window.job_dialog
-    assert not dialog.ok_button.isEnabled() and "not a size" in dialog.warning.text()
+    assert not dialog.ok_button.isEnabled() and dialog.warning.text().startswith("Not a size: '4X'")
     dialog.split_edit.setText("1K")
     assert not dialog.ok_button.isEnabled() and "at least" in dialog.warning.text()
     dialog.split_edit.setText("4G")
@@ -253,6 +253,14 @@ def test_dropping_an_archive_opens_it_and_a_bad_one_is_named(
 ) -> None:
     archive = tmp_path / "release.tar.zst"
     pack(sample_bundle, archive)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(archive))])
+    enter = QDragEnterEvent(
+        QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    enter.setAccepted(False)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
     with qtbot.waitSignal(window.bundle_loaded, timeout=30_000):
         drop(window, archive)
     assert window.bundle.root == archive
