@@ -374,11 +374,14 @@ def archive_summary(result: JobResult) -> str:
     if len(parts) == 1:
         lines.append(f"archive: {parts[0].name}, {human_size(stats.archive_bytes)} ({stats.archive_bytes:,} bytes)")
         lines.append(f"sha256: {stats.sha256[0]}")
-    else:
-        lines.append(f"archive: {len(parts)} parts, {human_size(stats.archive_bytes)} in total")
-        lines += [f"  {part.name}  sha256 {hex_}" for part, hex_ in zip(parts, stats.sha256, strict=True)]
+    else:  # a split archive may have hundreds of parts: their names' range; each sha256 is in the sidecar
+        lines.append(
+            f"archive: {len(parts)} parts ({parts[0].name} … {parts[-1].name}), "
+            f"{human_size(stats.archive_bytes)} ({stats.archive_bytes:,} bytes) in total"
+        )
     if stats.sidecar is not None:
-        lines.append(f"sidecar: {stats.sidecar.name} (sha256sum -c {stats.sidecar.name})")
+        each = "" if len(parts) == 1 else "the sha256 of each part in "
+        lines.append(f"sidecar: {each}{stats.sidecar.name} (sha256sum -c {stats.sidecar.name})")
     lines.append(f"{stats.files} files, {human_size(stats.bytes_total)} of blobs and links")
     lines.append(f"took {human_duration(result.seconds)}")
     if result.verified_files:

@@ -145,7 +145,9 @@ def test_split_archive_through_the_dialog_and_open_by_its_first_part(
     assert all(p.stat().st_size == 64 * 1024 for p in parts[:-1])
     sha256sum_check(tmp_path / "release.tar.sha256")
     text = window.result_dialog.summary.text()
-    assert f"{len(parts)} parts" in text and all(p.name in text for p in parts)
+    assert f"{len(parts)} parts (release.tar.000 … {parts[-1].name})" in text
+    assert f"{sum(p.stat().st_size for p in parts):,} bytes" in text
+    assert "sidecar: the sha256 of each part in release.tar.sha256" in text
     joined = tmp_path / "joined.tar"
     joined.write_bytes(b"".join(p.read_bytes() for p in parts))
     assert verify(joined).ok
