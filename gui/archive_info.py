@@ -32,6 +32,7 @@ class ArchiveFacts:
     sha256: tuple[tuple[str, str], ...] = ()  # (part name, hex) as the sidecar lists them
     sidecar: Path | None = None
     problem: str = ""  # why the sidecar could not be used
+    kind: str = ""  # "zstd-compressed tar, 3 parts, at images/": what it is, where the layout sits inside
 
     @property
     def size(self) -> int:
@@ -50,7 +51,7 @@ class ArchiveFacts:
         return f"{head}  ·  sha256 of each part in {self.sidecar.name}"
 
     def tooltip(self) -> str:
-        lines = [f"{self.path}: {self.size:,} bytes"]
+        lines = [f"{self.path}: {self.kind + ', ' if self.kind else ''}{self.size:,} bytes"]
         if len(self.parts) > 1:
             lines += [f"  {path.name}: {size:,} bytes" for path, size in self.parts]
         if self.problem:
@@ -71,16 +72,17 @@ def archive_facts(bundle: Bundle) -> ArchiveFacts | None:
     if not isinstance(source, ArchiveSource):
         return None
     parts = tuple((part, os.stat(part).st_size) for part in source.parts)
+    kind = source.describe()
     try:
         found = read_sidecar(source)
     except (BundleError, OSError) as e:
         reason = e.reason if isinstance(e, BundleError) else e.strerror or str(e)
-        return ArchiveFacts(source.path, parts, problem=reason)
+        return ArchiveFacts(source.path, parts, problem=reason, kind=kind)
     if found is None:
-        return ArchiveFacts(source.path, parts)
+        return ArchiveFacts(source.path, parts, kind=kind)
     sidecar, entries = found
     missing = [part.name for part, _ in parts if part.name not in entries]
     if missing:
-        return ArchiveFacts(source.path, parts, sidecar=sidecar, problem=f"it does not list {', '.join(missing)}")
+        return ArchiveFacts(source.path, parts, (), sidecar, f"it does not list {', '.join(missing)}", kind)
     listed = tuple((part.name, entries[part.name]) for part, _ in parts)
-    return ArchiveFacts(source.path, parts, listed, sidecar)
+    return ArchiveFacts(source.path, parts, listed, sidecar, kind=kind)
