@@ -297,8 +297,10 @@ def pack_archive(
         registry.blob_rel(d) for d, blob in selected.blobs.items() if blob.role is Role.LAYER and blob.file is not None
     }
 
+    verified: list[Report] = []
+
     def check(staged: Path) -> None:
-        _verify_staged(staged, Path(dest), False, False, progress, cancel)
+        verified.append(_verify_staged(staged, Path(dest), False, False, progress, cancel))
 
     try:
         stats = write_archive(
@@ -319,6 +321,7 @@ def pack_archive(
     return JobResult(
         Path(dest), len(selected.images), stats.files, stats.bytes_total, stats.bytes_total, 0,
         time.monotonic() - started, left_out=chosen.left_out, archive=stats,
+        verified_files=sum(r.files_hashed for r in verified), verified_bytes=sum(r.bytes_hashed for r in verified),
     )  # fmt: skip
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -29,12 +31,43 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from regpack.archive import Compression, archive_format, check_archive_destination, parse_size
+from regpack.errors import RegpackError
 from regpack.gui.sizes import human_duration, human_size
 from regpack.gui.theme import set_text_color, status_colors
 from regpack.jobs import JobResult
 from regpack.progress import Estimate
 
 PACK, UNPACK = "pack", "unpack"
+# What Pack writes, by the name's ending: a folder of registry storage, or that storage as one archive.
+FOLDER, TAR, TAR_ZST = "folder", ".tar", ".tar.zst"
+OUTPUT_LABELS = {FOLDER: "Folder", TAR: "Archive (.tar)", TAR_ZST: "Compressed archive (.tar.zst)"}
+_ARCHIVE_ENDINGS = (".tar.zstd", ".tar.zst", ".tzst", ".tar")
+
+
+def output_of(dest: Path | str) -> str:
+    """FOLDER, TAR or TAR_ZST: what a destination name asks for (as ``regpack pack -o`` reads it)."""
+    return {None: FOLDER, Compression.NONE: TAR, Compression.ZSTD: TAR_ZST}[archive_format(Path(dest))]
+
+
+def with_output(dest: str, output: str) -> str:
+    """``dest`` renamed for ``output``: the archive ending swapped, added or dropped."""
+    stem = dest.rstrip("/")
+    for ending in _ARCHIVE_ENDINGS:
+        if stem.lower().endswith(ending):
+            stem = stem[: -len(ending)]
+            break
+    return stem if output == FOLDER or not stem else stem + output
+
+
+def split_text(size: int | None) -> str:
+    """A split size as the user would type it (4G, 700M, or bytes)."""
+    if not size:
+        return ""
+    for unit, factor in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +79,12 @@ class JobOptions:
     verify: bool
     merge: bool = False  # pack: add into an existing registry storage, rewriting nothing there
     base: Path | None = None  # pack: a patch with only what this base (a bundle or an inventory .json) lacks
+    split: int | None = None  # pack into an archive: parts of this many bytes (NAME.000, NAME.001, ...)
+
+    @property
+    def archive(self) -> bool:
+        """True when Pack writes one archive (the destination ends in .tar or .tar.zst)."""
+        return self.kind == PACK and archive_format(self.dest) is not None
 
 
 class JobDialog(QDialog):
@@ -80,6 +119,22 @@ class JobDialog(QDialog):
         self.dest_edit = QLineEdit(str(suggested))
         self.dest_edit.setClearButtonEnabled(True)
         self.dest_edit.setPlaceholderText("a folder that does not exist yet")
+        self.output_radios: dict[str, QRadioButton] = {}
+        self.output_group = QButtonGroup(self)
+        output_row = QHBoxLayout()
+        for output, label in OUTPUT_LABELS.items() if kind == PACK else ():
+            radio = QRadioButton(label)
+            radio.setChecked(output == FOLDER)
+            radio.toggled.connect(partial(self._output_toggled, output))
+            self.output_group.addButton(radio)
+            self.output_radios[output] = radio
+            output_row.addWidget(radio)
+        output_row.addStretch(1)
+        self.split_edit = QLineEdit()
+        self.split_edit.setClearButtonEnabled(True)
+        self.split_edit.setPlaceholderText("one file; or parts of e.g. 4G, 700M")
+        self.split_edit.setToolTip("Cut the archive into NAME.000, NAME.001, … of this size (cat joins them)")
+        self.split_edit.setEnabled(False)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         dest_row = QHBoxLayout()
@@ -109,7 +164,11 @@ class JobDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Source:", source_label)
+        if kind == PACK:
+            form.addRow("Output:", output_row)
         form.addRow("Destination:", dest_row)
+        if kind == PACK:
+            form.addRow("Split into:", self.split_edit)
         mode = QVBoxLayout()
         mode.addWidget(self.hardlink_radio)
         mode.addWidget(self.copy_radio)
@@ -131,6 +190,9 @@ class JobDialog(QDialog):
         layout.addWidget(self.warning)
         layout.addWidget(self.buttons)
         if previous is not None:  # the choices of the last attempt, e.g. after it failed
+            if kind == PACK:
+                self.output_radios[output_of(previous.dest)].setChecked(True)
+                self.split_edit.setText(split_text(previous.split))
             self.dest_edit.setText(str(previous.dest))
             self.copy_radio.setChecked(previous.copy)
             self.verify_check.setChecked(previous.verify)
@@ -142,6 +204,7 @@ class JobDialog(QDialog):
         self.base_check.toggled.connect(self.base_edit.setEnabled)
         self.base_check.toggled.connect(self._validate)
         self.base_edit.textChanged.connect(self._validate)
+        self.split_edit.textChanged.connect(self._validate)
         self._validate()
         self.resize(640, self.sizeHint().height())
 
@@ -153,19 +216,46 @@ class JobDialog(QDialog):
             return
         super().accept()
 
+    def output(self) -> str:
+        """The output chosen: FOLDER, TAR or TAR_ZST (always FOLDER for Unpack)."""
+        return next((o for o, radio in self.output_radios.items() if radio.isChecked()), FOLDER)
+
+    def _output_toggled(self, output: str, checked: bool) -> None:
+        if not checked:
+            return
+        archive = output != FOLDER
+        text = self.dest_edit.text().strip()
+        if text and output_of(text) != output:
+            self.dest_edit.setText(with_output(text, output))
+        self.dest_edit.setPlaceholderText("a new archive file" if archive else "a folder that does not exist yet")
+        # Hard links, merging and patches write into a storage folder; an archive is always written whole.
+        for widget in (self.hardlink_radio, self.copy_radio, self.merge_check, self.base_check):
+            widget.setEnabled(not archive)
+        self.base_edit.setEnabled(not archive and self.base_check.isChecked())
+        self.split_edit.setEnabled(archive)
+        self._validate()
+
+    def split(self) -> int | None:
+        """The split size typed (None: one file); ValueError naming what is wrong with it."""
+        text = self.split_edit.text().strip()
+        return parse_size(text) if text and self.output() != FOLDER else None
+
     def _browse(self) -> None:
         start = str(Path(self.dest_edit.text()).parent) if self.dest_edit.text() else str(self.source.parent)
         chosen = QFileDialog.getExistingDirectory(self, "Choose the folder to write into", start)
         if chosen:
-            # The chosen folder usually exists already: write a new folder inside it.
-            name = Path(self.dest_edit.text()).name or f"{self.source.name}-{self.kind}ed"
+            # The chosen folder usually exists already: write a new folder (or archive) inside it.
+            name = Path(self.dest_edit.text()).name or with_output(f"{self.source.name}-{self.kind}ed", self.output())
             self.dest_edit.setText(str(Path(chosen) / name))
 
     def _validate(self) -> None:
         text = self.dest_edit.text().strip()
         problem = ""
+        output = self.output()
         if not text:
-            problem = "Choose a destination folder."
+            problem = "Choose a destination folder." if output == FOLDER else "Choose the archive's name."
+        elif output != FOLDER:
+            problem = self._archive_problem(Path(text).expanduser(), output)
         else:
             dest = Path(text).expanduser()
             merge = self.merge_check.isChecked()
@@ -186,17 +276,39 @@ class JobDialog(QDialog):
         self.warning.setVisible(bool(problem))
         self.ok_button.setEnabled(not problem)
 
+    def _archive_problem(self, dest: Path, output: str) -> str:
+        if output_of(dest) != output:
+            return f"An archive's name ends in {output}."
+        try:
+            split = self.split()
+        except ValueError as e:
+            return f"{str(e)[:1].upper()}{str(e)[1:]}."  # "Not a size: ..." / "Split size must be at least ..."
+        source = self.source.resolve()
+        if source == dest.resolve() or source in dest.resolve().parents:
+            return "The archive must not be written inside the source bundle."
+        try:
+            check_archive_destination(Path(os.path.abspath(dest)), split)
+        except RegpackError as e:
+            return f"{e}."
+        return ""
+
     def options(self) -> JobOptions:
+        archive = self.output() != FOLDER
+        try:
+            split = self.split()
+        except ValueError:
+            split = None
         return JobOptions(
             self.kind,
             self.source,
             Path(self.dest_edit.text().strip()).expanduser(),
-            self.copy_radio.isChecked(),
+            self.copy_radio.isChecked() and not archive,
             self.verify_check.isChecked(),
-            self.kind == PACK and self.merge_check.isChecked(),
+            self.kind == PACK and self.merge_check.isChecked() and not archive,
             Path(self.base_edit.text().strip()).expanduser()
-            if self.kind == PACK and self.base_check.isChecked()
+            if self.kind == PACK and self.base_check.isChecked() and not archive
             else None,
+            split,
         )
 
 
@@ -219,12 +331,15 @@ class ResultDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.open_folder_button = buttons.addButton("Open folder", QDialogButtonBox.ButtonRole.ActionRole)
         self.open_bundle_button = buttons.addButton("Open in regpack", QDialogButtonBox.ButtonRole.ActionRole)
-        self.open_folder_button.clicked.connect(lambda: open_folder(self.dest))
+        self.open_folder_button.clicked.connect(self._open_folder)
         self.open_bundle_button.clicked.connect(self._open_bundle)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(buttons)
+
+    def _open_folder(self) -> None:
+        open_folder(self.dest if self.dest.is_dir() else self.dest.parent)  # an archive: the folder it is in
 
     def _open_bundle(self) -> None:
         self.open_bundle.emit(self.dest)
@@ -234,6 +349,8 @@ class ResultDialog(QDialog):
 def job_summary(kind: str, result: JobResult) -> str:
     """Text for a core.jobs.JobResult."""
     verb = "Packed" if kind == PACK else "Unpacked"
+    if result.archive is not None:
+        return archive_summary(result)
     lines = [
         f"{verb} {result.images} image{'s' if result.images != 1 else ''} into {result.dest}",
         f"{result.files} files, {human_size(result.bytes_total)} in total",
@@ -245,6 +362,30 @@ def job_summary(kind: str, result: JobResult) -> str:
     if result.from_base:
         lines.append(f"patch: {result.from_base} blobs left to the base")
     lines.extend(f"moved tag {tag}" for tag in result.moved)
+    return "\n".join(lines)
+
+
+def archive_summary(result: JobResult) -> str:
+    """Text for a pack into an archive: the archive (or its parts), its size, its sha256 and the sidecar."""
+    stats = result.archive
+    assert stats is not None
+    parts = stats.parts
+    lines = [f"Packed {result.images} image{'s' if result.images != 1 else ''} into {result.dest}"]
+    if len(parts) == 1:
+        lines.append(f"archive: {parts[0].name}, {human_size(stats.archive_bytes)} ({stats.archive_bytes:,} bytes)")
+        lines.append(f"sha256: {stats.sha256[0]}")
+    else:  # a split archive may have hundreds of parts: their names' range; each sha256 is in the sidecar
+        lines.append(
+            f"archive: {len(parts)} parts ({parts[0].name} … {parts[-1].name}), "
+            f"{human_size(stats.archive_bytes)} ({stats.archive_bytes:,} bytes) in total"
+        )
+    if stats.sidecar is not None:
+        each = "" if len(parts) == 1 else "the sha256 of each part in "
+        lines.append(f"sidecar: {each}{stats.sidecar.name} (sha256sum -c {stats.sidecar.name})")
+    lines.append(f"{stats.files} files, {human_size(stats.bytes_total)} of blobs and links")
+    lines.append(f"took {human_duration(result.seconds)}")
+    if result.verified_files:
+        lines.append(f"verified: {result.verified_files} blobs, {human_size(result.verified_bytes)}")
     return "\n".join(lines)
 
 

@@ -46,13 +46,16 @@ from PySide6.QtWidgets import (
 
 from regpack import __version__, jobs
 from regpack.analysis import Analysis, BlobUsage, Diff, ImageStats, analyse, compare, diff, held_by_base
+from regpack.archive import check_archive_destination
 from regpack.bundle import Bundle, Image, Layout
 from regpack.errors import RegpackError
+from regpack.gui.archive_info import ARCHIVE_FILTER, ArchiveFacts, archive_facts, looks_like_archive
 from regpack.gui.assets import sample_bundle
 from regpack.gui.chart import SavingsView
 from regpack.gui.compare import CompareView
 from regpack.gui.details import DetailsView
 from regpack.gui.dialogs import (
+    FOLDER,
     PACK,
     UNPACK,
     ErrorDialog,
@@ -61,6 +64,7 @@ from regpack.gui.dialogs import (
     ProgressPanel,
     ResultDialog,
     job_summary,
+    with_output,
 )
 from regpack.gui.jobs import Job, JobController, JobKind, needed_bytes, prepare
 from regpack.gui.models import (
@@ -92,6 +96,7 @@ class Loaded:
     path: Path
     bundle: Bundle
     analysis: Analysis
+    archive: ArchiveFacts | None = None  # size and sidecar sha256 when the bundle is an archive
 
 
 def load_bundle(
@@ -99,7 +104,7 @@ def load_bundle(
 ) -> Loaded:
     """Read and analyse a bundle (runs on a worker thread: no Qt here)."""
     bundle = read(path)
-    return Loaded(path, bundle, analyse(bundle))
+    return Loaded(path, bundle, analyse(bundle), archive_facts(bundle))
 
 
 def user_paths(message: str, dest: Path) -> str:
@@ -120,7 +125,7 @@ def error_text(exc: BaseException) -> tuple[str, str]:
 
 DEFAULT_SIZE = QSize(1380, 860)
 NEXT_STEP = (
-    "No bundle open: open a bundle folder (Ctrl+O), drop one on this window, "
+    "No bundle open: open a bundle folder (Ctrl+O) or archive (Ctrl+Shift+O), drop one on this window, "
     "or open the sample bundle (File > Open sample bundle)."
 )
 MORE_KEYS = (
@@ -194,6 +199,7 @@ class MainWindow(QMainWindow):
         self.pull_dialog: PullDialog | None = None
         self.base: Base | None = None  # what the open bundle is compared with
         self.release_diff: Diff | None = None
+        self.archive_dialog: QFileDialog | None = None
         self.setWindowTitle("")  # Qt adds the application's display name, "regpack"
         self.setAcceptDrops(True)
         self._build_actions()
@@ -213,6 +219,10 @@ class MainWindow(QMainWindow):
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         self.open_action.setToolTip("Open a skopeo dir tree, registry storage or OCI layout folder")
         self.open_action.triggered.connect(self.choose_bundle)
+        self.open_archive_action = QAction("Open &archive…", self)
+        self.open_archive_action.setShortcut("Ctrl+Shift+O")
+        self.open_archive_action.setToolTip("Open a .tar or .tar.zst archive, or the .000 part of a split one")
+        self.open_archive_action.triggered.connect(self.choose_archive)
         self.sample_action = QAction("Open &sample bundle", self)
         self.sample_action.triggered.connect(lambda: self.open_bundle(sample_bundle()))
         self.reload_action = QAction(self._icon(sp.SP_BrowserReload), "&Reload", self)
@@ -262,6 +272,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = QMenu("Open &recent", self)
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.open_action)
+        file_menu.addAction(self.open_archive_action)
         file_menu.addMenu(self.recent_menu)
         file_menu.addAction(self.sample_action)
         file_menu.addAction(self.reload_action)
@@ -398,6 +409,10 @@ class MainWindow(QMainWindow):
         # The summary may be long (a deep path): it gives way first, so progress and Cancel stay visible.
         self.summary_label.setMinimumWidth(80)
         self.summary_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.archive_label = QLabel()  # an opened archive's size and sha256 (from its sidecar)
+        self.archive_label.setObjectName("archiveLabel")
+        self.archive_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.archive_label.hide()
         self.problems_label = QLabel()
         self.problems_label.setObjectName("problemsLabel")
         set_text_color(self.problems_label, status_colors().error_text)
@@ -410,6 +425,7 @@ class MainWindow(QMainWindow):
         self.setTabOrder(self.table, self.tree)
         self.setTabOrder(self.tree, self.tabs)
         self.statusBar().addWidget(self.summary_label, 1)
+        self.statusBar().addWidget(self.archive_label)
         self.statusBar().addWidget(self.problems_label)
         self.cleanup_label = QLabel("Removing the cancelled job's partial output…")
         self.cleanup_label.hide()
@@ -472,7 +488,7 @@ class MainWindow(QMainWindow):
         busy = self.busy()
         has = self.bundle is not None
         layout = self.bundle.layout if self.bundle is not None else None
-        for action in (self.open_action, self.sample_action):
+        for action in (self.open_action, self.open_archive_action, self.sample_action):
             action.setEnabled(not busy)
         self.recent_menu.setEnabled(not busy)
         self.reload_action.setEnabled(has and not busy)
@@ -495,6 +511,18 @@ class MainWindow(QMainWindow):
         if chosen:
             self.open_bundle(Path(chosen))
 
+    def choose_archive(self) -> QFileDialog:
+        """File > Open archive: a file dialog for .tar, .tar.zst and the .000 part of a split archive
+        (non-blocking; choosing a file opens it)."""
+        start = str(self.bundle.root.parent) if self.bundle is not None else str(Path.home())
+        dialog = QFileDialog(self, "Open archive", start, f"{ARCHIVE_FILTER};;All files (*)")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+        dialog.fileSelected.connect(lambda chosen: self.open_bundle(Path(chosen)))
+        self.archive_dialog = dialog
+        dialog.open()
+        return dialog
+
     def reload(self) -> None:
         if self.bundle is not None:
             self.open_bundle(self.bundle.root)
@@ -514,7 +542,7 @@ class MainWindow(QMainWindow):
         if loaded.path != self.loading_path:
             return
         self.loading_path = None
-        self.show_bundle(loaded.bundle, loaded.analysis)
+        self.show_bundle(loaded.bundle, loaded.analysis, loaded.archive)
         self._add_recent(loaded.path)
         self.bundle_loaded.emit(loaded)
 
@@ -530,8 +558,11 @@ class MainWindow(QMainWindow):
         self.show_error(f"Cannot open {path}", message, details)
         self.load_failed.emit(message)
 
-    def show_bundle(self, bundle: Bundle, analysis: Analysis) -> None:
+    def show_bundle(self, bundle: Bundle, analysis: Analysis, archive: ArchiveFacts | None = None) -> None:
         self.bundle, self.analysis = bundle, analysis
+        self.archive_label.setText(archive.text() if archive is not None else "")
+        self.archive_label.setToolTip(archive.tooltip() if archive is not None else "")
+        self.archive_label.setVisible(archive is not None)
         self.image_model.set_analysis(analysis)
         self.blob_model.set_analysis(analysis)
         self.savings.set_analysis(analysis)
@@ -801,7 +832,8 @@ class MainWindow(QMainWindow):
     def _suggest_destination(self, kind: str) -> Path:
         assert self.bundle is not None
         root = self.bundle.root
-        base = root.parent / f"{root.name}-{'packed' if kind == PACK else 'unpacked'}"
+        name = with_output(root.name, FOLDER)  # release.tar.zst -> release-unpacked
+        base = root.parent / f"{name}-{'packed' if kind == PACK else 'unpacked'}"
         candidate, n = base, 2
         while candidate.exists():
             candidate = base.with_name(f"{base.name}-{n}")
@@ -828,6 +860,15 @@ class MainWindow(QMainWindow):
         total = 0
         if self.analysis is not None:
             total = self.analysis.packed_bytes if options.kind == PACK else self.analysis.dir_bytes
+        if options.archive:  # a new file beside others, of about the packed size (layers are compressed already)
+            try:
+                check_archive_destination(options.dest.absolute(), options.split)
+            except RegpackError as e:
+                return str(e)
+            return prepare(options.dest.parent, self.analysis.packed_bytes if self.analysis is not None else 0)
+        if self.bundle is not None and self.bundle.source is not None and not options.copy:
+            total = self.analysis.packed_bytes if self.analysis is not None else 0  # each blob written once
+            return prepare(options.dest, total)
         return prepare(options.dest, needed_bytes(options.source, options.dest, total, copy=options.copy))
 
     def _job_dialog_accepted(self) -> None:
@@ -839,7 +880,7 @@ class MainWindow(QMainWindow):
             if options.kind == PACK:
                 return jobs.pack(
                     options.source, options.dest, copy=options.copy, verify=options.verify, merge=options.merge,
-                    base=options.base, progress=progress, cancel=cancel,
+                    base=options.base, split=options.split, progress=progress, cancel=cancel,
                 )  # fmt: skip
             return jobs.unpack(
                 options.source, options.dest, copy=options.copy, verify=options.verify, progress=progress, cancel=cancel
@@ -1027,7 +1068,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------------------- events
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # a bundle folder or an archive file
         if self._dropped_folder(event) is not None and not self.busy():
             event.acceptProposedAction()
         else:
@@ -1048,7 +1089,7 @@ class MainWindow(QMainWindow):
         for url in mime.urls():
             if url.isLocalFile():
                 path = Path(url.toLocalFile())
-                if path.is_dir():
+                if path.is_dir() or looks_like_archive(path):
                     return path
         return None
 

@@ -18,6 +18,7 @@ from regpack.archive import parse_size
 from regpack.errors import BundleError, Cancelled, DestinationError
 from regpack.jobs import pack
 from regpack.progress import Progress
+from regpack.verify import verify
 from tests.core.conftest import BASE, tree, write_dir_image, write_dir_list
 
 
@@ -123,6 +124,15 @@ def test_sidecar_is_sha256sum_of_the_archive(dir_bundle: Path, tmp_path: Path) -
     data = (tmp_path / "r.tar.zst").read_bytes()
     assert (tmp_path / "r.tar.zst.sha256").read_text() == f"{hashlib.sha256(data).hexdigest()}  r.tar.zst\n"
     assert result.archive is not None and result.archive.archive_bytes == len(data)
+
+
+def test_verify_reports_the_blobs_it_hashed_in_the_staged_archive(dir_bundle: Path, tmp_path: Path) -> None:
+    folder = verify(pack(dir_bundle, tmp_path / "folder").dest)  # what verifying that storage hashes
+    checked = pack(dir_bundle, tmp_path / "checked.tar.zst", verify=True)
+    assert folder.files_hashed > 0
+    assert (checked.verified_files, checked.verified_bytes) == (folder.files_hashed, folder.bytes_hashed)
+    plain = pack(dir_bundle, tmp_path / "plain.tar.zst")
+    assert (plain.verified_files, plain.verified_bytes) == (0, 0)
 
 
 def test_zstd_holds_the_same_tar(dir_bundle: Path, tmp_path: Path) -> None:
