@@ -301,8 +301,10 @@ def pack_archive(
         registry.blob_rel(d) for d, blob in selected.blobs.items() if blob.role is Role.LAYER and blob.file is not None
     }
 
+    verified: list[Report] = []
+
     def check(staged: Path) -> None:
-        _verify_staged(staged, Path(dest), False, False, progress, cancel)
+        verified.append(_verify_staged(staged, Path(dest), False, False, progress, cancel))
 
     try:
         stats = write_archive(
@@ -322,7 +324,8 @@ def pack_archive(
             shutil.rmtree(unpacked, ignore_errors=True)
     return JobResult(
         Path(dest), len(selected.images), stats.files, stats.bytes_total, stats.bytes_total, 0,
-        time.monotonic() - started, left_out=chosen.left_out, archive=stats,
+        time.monotonic() - started, left_out=chosen.left_out, archive=stats, blobs_copied=len(plan.blobs),
+        verified_files=sum(r.files_hashed for r in verified), verified_bytes=sum(r.bytes_hashed for r in verified),
     )  # fmt: skip
 
 
