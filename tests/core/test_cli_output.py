@@ -164,3 +164,18 @@ def test_pack_json_of_a_patch_and_of_applying_it(dir_bundle: Path, tmp_path: Pat
     applied = regpack("unpack", tmp_path / "patch", "--base", tmp_path / "old", "-o", tmp_path / "u", "--json", "-q")
     assert applied.returncode == 0, applied.stderr
     assert json.loads(applied.stdout)["patch"] == {"role": "applied", "blobs_from_base": len(description["base_blobs"])}
+
+
+def test_pack_json_of_an_archive(dir_bundle: Path, tmp_path: Path) -> None:
+    run = regpack("pack", dir_bundle, "-o", tmp_path / "r.tar", "--verify", "--json", "-q")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    regpack("pack", dir_bundle, "-o", tmp_path / "folder", "-q")
+    blobs = blob_files(tmp_path / "folder")
+    assert summary["archive"]["parts"] == [str(tmp_path / "r.tar")]
+    assert summary["archive"]["archive_bytes"] == (tmp_path / "r.tar").stat().st_size
+    assert summary["archive"]["sidecar"] is not None
+    assert (summary["blobs_copied"], summary["blobs_linked"]) == (len(blobs), 0)
+    assert summary["verified_files"] == len(blobs) - 6  # the manifests aside, as for a folder
+    to_stdout = regpack("pack", dir_bundle, "-o", "-", "--json")
+    assert to_stdout.returncode == 2 and to_stdout.stdout == "" and "-o -" in to_stdout.stderr
