@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.core.conftest import BASE, sha, write_dir_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,13 +36,15 @@ def blob_files(storage: Path) -> list[Path]:
     return [p for p in (storage / "docker/registry/v2/blobs").rglob("data") if p.is_file()]
 
 
-def test_plain_progress_lines_on_a_pipe(dir_bundle: Path, tmp_path: Path) -> None:
-    run = regpack("pack", dir_bundle, "-o", tmp_path / "p", "--verify", "--progress", "plain", interval="0")
+@pytest.mark.parametrize("output", ["p", "p.tar"])
+def test_plain_progress_lines_on_a_pipe(dir_bundle: Path, tmp_path: Path, output: str) -> None:
+    run = regpack("pack", dir_bundle, "-o", tmp_path / output, "--verify", "--progress", "plain", interval="0")
     assert run.returncode == 0, run.stderr
     lines = run.stderr.splitlines()
     assert lines and all(PLAIN.match(line) for line in lines), run.stderr
     assert "\r" not in run.stderr
-    files = sum(1 for p in (tmp_path / "p").rglob("*") if p.is_file())
+    regpack("pack", dir_bundle, "-o", tmp_path / "folder", "-q")
+    files = sum(1 for p in (tmp_path / "folder").rglob("*") if p.is_file())
     assert "regpack: packing · 100.0% · " in run.stderr and f" of {files} files" in run.stderr
     assert lines[-1].startswith("regpack: verifying · 100.0% · "), run.stderr  # writing ends before the check
     assert run.stdout.startswith("packed 5 images into ")  # the summary stays on stdout
