@@ -532,6 +532,7 @@ def write_archive(
             raise Cancelled()
         sidecar = sidecar_path(dest)
         (staging / sidecar.name).write_text("".join(f"{hex_}  {name}\n" for name, hex_ in files))
+        meter.finish()  # before the check, which reports its own phase
         if check is not None:
             check(staging / files[0][0])
         final = [dest.with_name(name) for name, _ in files]
@@ -541,7 +542,6 @@ def write_archive(
         for path in final:
             os.rename(staging / path.name, path)
         os.rename(staging / sidecar.name, sidecar)  # last: a sidecar means every part is in place
-        meter.finish()
     except BaseException as e:
         if isinstance(e, OSError) and not isinstance(e, RegpackError):
             raise _wrap_os_error(e, dest) from e

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from regpack import __version__, layouts, transfer_cli
+from regpack import __version__, console, layouts, transfer_cli
 from regpack.analysis import Analysis, Diff, Status, analyse, diff
 from regpack.archive import DEFAULT_LEVEL, parse_size
 from regpack.bundle import Bundle, Image
@@ -24,41 +24,9 @@ from regpack.errors import Cancelled, RegpackError, Severity, printable, quoted
 from regpack.files import write_file_atomically
 from regpack.jobs import JobResult, pack, unpack
 from regpack.patch import DESCRIPTION, Inventory, inventory_of
-from regpack.progress import Progress, Tracker
 from regpack.selection import Reason, Rename, Selection, select
-from regpack.units import human_duration, human_rate, human_size
+from regpack.units import human_size
 from regpack.verify import Report, verify
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
-        self.stream = stream
-        self.enabled = enabled and stream.isatty()
-        self.tracker = Tracker()
-        self.drawn = False
-
-    def __call__(self, p: Progress) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * p.fraction)
-        estimate = self.tracker.update(p)
-        left = f" {human_duration(estimate.seconds_left)} left" if estimate.seconds_left is not None else ""
-        line = (
-            f"\r{p.message or 'working'} [{'#' * filled}{'.' * (width - filled)}] {p.fraction * 100:5.1f}% "
-            f"{human_size(p.done_bytes)}/{human_size(p.total_bytes)} {p.done_files}/{p.total_files} files "
-            f"{human_rate(estimate.rate)}{left}"
-        )
-        self.stream.write(line.ljust(100))
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--copy", action="store_true", help="copy blobs instead of hard-linking them")
         s.add_argument("--jobs", type=_positive, default=None, help="worker threads (default: cores)")
         s.add_argument("--verify", action="store_true", help="verify the output before it is put in place")
-        s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        s.add_argument("--json", action="store_true", help="print a summary as JSON on stdout at the end")
         if name == "pack":
             s.add_argument(
                 "--merge",
@@ -102,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         _patch_options(s, name)
         if name == "pack":
             _archive_options(s)
+        console.add_progress_options(s)
 
     s = sub.add_parser("verify", help="check every manifest, blob and link of a bundle")
     s.add_argument("path", type=Path)
@@ -109,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=_positive, default=None, help="hashing threads (default: cores)")
     s.add_argument("--fast", action="store_true", help="check presence and sizes only, no hashing")
     _patch_options(s, "verify")
+    console.add_progress_options(s, "no progress, and print nothing when the bundle verifies: only the problems")
 
     s = sub.add_parser("diff", help="compare two releases: images added, removed, changed; what a patch weighs")
     s.add_argument("old", type=Path, help="the release the site has: any bundle, or an inventory (.json)")
@@ -425,7 +395,10 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     except ValueError as e:
         sys.stderr.write(f"regpack: error: {e}\n")
         return 2
-    bar = ProgressBar(sys.stderr, not args.quiet)
+    if args.json and str(args.output) == "-":
+        sys.stderr.write("regpack: error: --json prints on stdout, where -o - writes the archive\n")
+        return 2
+    bar = console.display(console.mode_of(args))
     try:
         result: JobResult
         if args.command == "pack":
@@ -461,6 +434,10 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     _report_left_out(result)
     for warning in result.warnings:
         sys.stderr.write(f"regpack: {warning}\n")
+    if args.json:
+        json.dump(job_json(args, result), out, indent=2)
+        out.write("\n")
+        return 0
     if result.archive is not None:
         return _archive_summary(result, out)
     skipped = f", {result.skipped} already present" if result.skipped else ""
@@ -482,6 +459,49 @@ def _patch_summary(args: argparse.Namespace, result: JobResult, out: TextIO) -> 
         out.write(f"moved tag {tag}\n")
 
 
+def job_json(args: argparse.Namespace, result: JobResult) -> dict[str, Any]:
+    """The summary of ``pack``/``unpack --json``: stable keys, counts and bytes as numbers."""
+    patch: dict[str, Any] | None = None
+    if args.command == "pack" and args.base is not None:
+        patch = {"role": "made", "blobs_left_to_base": result.from_base, "description": DESCRIPTION}
+    elif result.from_base:
+        patch = {"role": "applied", "blobs_from_base": result.from_base}
+    return {
+        "format": "regpack-job/1",
+        "command": args.command,
+        "source": printable(args.src),
+        "dest": printable(result.dest),
+        "images": result.images,
+        "files": result.files,
+        "blobs_linked": result.blobs_linked,
+        "blobs_copied": result.blobs_copied,
+        "files_already_present": result.skipped,
+        "bytes_total": result.bytes_total,
+        "bytes_linked": result.bytes_linked,
+        "bytes_copied": result.bytes_copied,
+        "verified_files": result.verified_files,
+        "verified_bytes": result.verified_bytes,
+        "left_out": [{"name": x.name, "reason": x.reason.value, "detail": x.detail} for x in result.left_out],
+        "warnings": list(result.warnings),
+        "moved_tags": list(result.moved),
+        "patch": patch,
+        "archive": _archive_json_of(result),
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _archive_json_of(result: JobResult) -> dict[str, Any] | None:
+    stats = result.archive
+    if stats is None:
+        return None
+    return {
+        "parts": [printable(p) for p in stats.parts],
+        "sha256": list(stats.sha256),
+        "archive_bytes": stats.archive_bytes,
+        "sidecar": printable(stats.sidecar) if stats.sidecar is not None else None,
+    }
+
+
 _STATUS = {Severity.ERROR: "FAILED", Severity.WARNING: "warn", Severity.OK: "ok"}
 
 
@@ -501,7 +521,7 @@ def _archive_summary(result: JobResult, out: TextIO) -> int:
 
 
 def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
-    bar = ProgressBar(sys.stderr, not args.json)
+    bar = console.display(console.mode_of(args))
     try:
         report: Report = verify(args.path, fast=args.fast, jobs=args.jobs, progress=bar, cancel=cancel, base=args.base)
     finally:
@@ -509,22 +529,11 @@ def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> i
     if args.json:
         json.dump(report.to_json(), out, indent=2)
         out.write("\n")
+    elif args.quiet:
+        if not report.ok:
+            _write_findings(report, out, problems_only=True)
     else:
-        statuses = report.statuses()
-        groups = {f"image {name}" if name else None: found for name, found in report.by_image().items()}
-        # Problems of a whole repository (registry storage) get their own heading, after the images.
-        for f in groups.pop(None, []):
-            groups.setdefault(f"repository {f.repository}" if f.repository else None, []).append(f)
-        for heading, found in groups.items():
-            if heading is not None:
-                name = heading.removeprefix("image ")
-                if heading.startswith("image "):
-                    status = statuses.get(name, Severity.OK)
-                else:
-                    status = Severity.worst(f.severity for f in found)
-                out.write(f"{_STATUS[status]:6}  {name}\n")
-            for f in found:
-                out.write(f"        {f.severity}: {f.where or ''}: {f.reason} [{f.code}]\n")
+        _write_findings(report, out)
         mode = "sizes only (--fast)" if report.fast else f"{human_size(report.bytes_hashed)} hashed"
         verdict = "OK" if report.ok else f"{len(report.errors)} error(s)"
         warnings = len(report.findings) - len(report.errors)
@@ -537,6 +546,27 @@ def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> i
                 f"its base, {how}\n"
             )
     return 0 if report.ok else 1
+
+
+def _write_findings(report: Report, out: TextIO, problems_only: bool = False) -> None:
+    """Status per image and each finding under it; ``problems_only``: the images with findings only."""
+    statuses = report.statuses()
+    groups = {f"image {name}" if name else None: found for name, found in report.by_image().items()}
+    # Problems of a whole repository (registry storage) get their own heading, after the images.
+    for f in groups.pop(None, []):
+        groups.setdefault(f"repository {f.repository}" if f.repository else None, []).append(f)
+    for heading, found in groups.items():
+        if problems_only and not found:
+            continue
+        if heading is not None:
+            name = heading.removeprefix("image ")
+            if heading.startswith("image "):
+                status = statuses.get(name, Severity.OK)
+            else:
+                status = Severity.worst(f.severity for f in found)
+            out.write(f"{_STATUS[status]:6}  {name}\n")
+        for f in found:
+            out.write(f"        {f.severity}: {f.where or ''}: {f.reason} [{f.code}]\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,8 @@ class ExecStats:
     bytes_linked: int
     skipped: int = 0  # merge: files already present with the same content
     moved: tuple[str, ...] = ()  # merge with tag moves: the tags (repository:tag) re-pointed
+    blobs_copied: int = 0
+    blobs_linked: int = 0
 
 
 def default_jobs() -> int:
@@ -91,11 +93,13 @@ class _Runner:
         self.cancel = cancel
         self.link_works = not copy
         self.lock = threading.Lock()
-        self.copied = 0
+        self.copied = 0  # bytes
         self.linked = 0
+        self.blobs_copied = 0
+        self.blobs_linked = 0
 
     def run_batch(self, root: str, ops: Sequence[PlaceBlob | WriteFile]) -> None:
-        copied = linked = 0
+        copied = linked = blobs_copied = blobs_linked = 0
         for op in ops:
             if self.cancel.is_set():
                 raise Cancelled()
@@ -110,14 +114,18 @@ class _Runner:
                 continue
             if self.link_works and self._link(op.src, target):
                 linked += op.size
+                blobs_linked += 1
                 self.meter.add(op.size)
             else:
                 _copy_file(op.src, target, self.cancel, self.meter)
                 copied += op.size
+                blobs_copied += 1
                 self.meter.add(0)
         with self.lock:
             self.copied += copied
             self.linked += linked
+            self.blobs_copied += blobs_copied
+            self.blobs_linked += blobs_linked
 
     def _link(self, src: str, target: str) -> bool:
         try:
@@ -193,7 +201,7 @@ def _run_ops(
     jobs: int,
     meter: Meter,
     cancel: threading.Event,
-) -> tuple[int, int]:
+) -> _Runner:
     # Big blobs first, so the pool does not end waiting on one large copy started last.
     ops = sorted(ops, key=lambda op: -(op.size if isinstance(op, PlaceBlob) else 0))
     runner = _Runner(copy, meter, cancel)
@@ -211,7 +219,7 @@ def _run_ops(
             exc = failed.exception()
             assert exc is not None
             raise exc
-    return runner.copied, runner.linked
+    return runner
 
 
 def _wrap_os_error(e: OSError, dest: Path, staging: Path | None = None) -> RegpackError:
@@ -256,16 +264,16 @@ def execute(
             progress(Progress(0, plan.total_bytes, 0, plan.total_files, f"{message}: creating folders"))
         _make_directories(staging, plan, cancel)
         meter = Meter(progress, plan.total_bytes, plan.total_files, message)
-        copied, linked = _run_ops(str(staging), plan.operations(), copy, jobs, meter, cancel)
+        runner = _run_ops(str(staging), plan.operations(), copy, jobs, meter, cancel)
         if cancel.is_set():
             raise Cancelled()
+        meter.finish()  # before the check, which reports its own phase
         if check is not None:
             check(staging)
         if exists:
             _move_into(staging, dest)
         else:
             os.rename(staging, dest)
-        meter.finish()
     except BaseException as e:
         if staging is not None:
             if isinstance(e, Cancelled) and progress is not None:
@@ -276,7 +284,10 @@ def execute(
         if isinstance(e, RegpackError) and (mapped := _as_user_path(e, staging, dest)) is not e:
             raise mapped from e
         raise
-    return ExecStats(plan.total_files, plan.total_bytes, copied, linked)
+    return ExecStats(
+        plan.total_files, plan.total_bytes, runner.copied, runner.linked,
+        blobs_copied=runner.blobs_copied, blobs_linked=runner.blobs_linked,
+    )  # fmt: skip
 
 
 def _is_empty(folder: Path) -> bool:
@@ -438,7 +449,7 @@ def _merge(
         )
         _make_directories(staging, sub, cancel)
         meter = Meter(progress, sub.total_bytes, sub.total_files, message)
-        copied, linked = _run_ops(str(staging), todo, copy, jobs, meter, cancel)
+        runner = _run_ops(str(staging), todo, copy, jobs, meter, cancel)
         if cancel.is_set():
             raise Cancelled()
         # Blobs first, then per-repository links, then revisions, then tags: a crash part-way leaves only
@@ -456,7 +467,10 @@ def _merge(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExecStats(len(todo), sub.total_bytes, copied, linked, skipped, tuple(sorted(moved)))
+    return ExecStats(
+        len(todo), sub.total_bytes, runner.copied, runner.linked, skipped, tuple(sorted(moved)),
+        runner.blobs_copied, runner.blobs_linked,
+    )  # fmt: skip
 
 
 def _tag_of_current_link(dst: str) -> str | None:

@@ -59,6 +59,8 @@ class JobResult:
     from_base: int = 0  # blobs of a patch left to its base (made) or taken from it (applied)
     warnings: tuple[str, ...] = ()  # "warning: ..." for what the source holds but could not carry, by name
     archive: ArchiveStats | None = None  # set when the output is an archive
+    blobs_copied: int = 0
+    blobs_linked: int = 0
 
 
 def _in_dest(path: Path | None, staged: Path, dest: Path) -> Path | None:
@@ -204,6 +206,8 @@ def _run(
         stats.moved,
         len(selected.from_base),
         tuple(str(p) for p in selected.problems if p.severity is Severity.WARNING),
+        blobs_copied=stats.blobs_copied,
+        blobs_linked=stats.blobs_linked,
     )
 
 
@@ -320,7 +324,7 @@ def pack_archive(
             shutil.rmtree(unpacked, ignore_errors=True)
     return JobResult(
         Path(dest), len(selected.images), stats.files, stats.bytes_total, stats.bytes_total, 0,
-        time.monotonic() - started, left_out=chosen.left_out, archive=stats,
+        time.monotonic() - started, left_out=chosen.left_out, archive=stats, blobs_copied=len(plan.blobs),
         verified_files=sum(r.files_hashed for r in verified), verified_bytes=sum(r.bytes_hashed for r in verified),
     )  # fmt: skip
 

@@ -92,13 +92,17 @@ class Estimate:
         p = self.progress
         return min(1.0, p.done_bytes / p.total_bytes) if p.total_bytes > 0 else -1.0
 
-    def text(self) -> str:
-        """'12.0 MiB of 40.0 MiB · 5 of 9 files · 5.0 MiB/s · 6 seconds left'."""
+    def text(self, unit: str = "files") -> str:
+        """'12.0 MiB of 40.0 MiB · 5 of 9 files · 5.0 MiB/s · 6 seconds left' (no bytes when only files are counted)."""
         p = self.progress
         done = human_size(p.done_bytes)
-        parts = [f"{done} of {human_size(p.total_bytes)}" if p.total_bytes > 0 else done]
+        parts = []
+        if p.total_bytes > 0:
+            parts.append(f"{done} of {human_size(p.total_bytes)}")
+        elif p.done_bytes or not p.total_files:  # counting only images, say: no "0 Bytes"
+            parts.append(done)
         if p.total_files:
-            parts.append(f"{p.done_files} of {p.total_files} files")
+            parts.append(f"{p.done_files} of {p.total_files} {unit}")
         if self.rate > 0:
             parts.append(human_rate(self.rate))
         if self.seconds_left is not None:

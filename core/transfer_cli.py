@@ -11,16 +11,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from regpack import layouts
+from regpack import console, layouts
 from regpack.bundle import Layout
 from regpack.errors import BundleError, printable
 from regpack.layouts import registry
-from regpack.progress import Progress, Tracker
 from regpack.pull import pull
 from regpack.push import Status, Target, plan_push, push, read_selected
 from regpack.selection import LeftOut, Reason
 from regpack.transfer import Access, Server, ToolError, tool_reason, typed_credentials
-from regpack.units import human_duration, human_rate, human_size
+from regpack.units import human_size
 
 COMMANDS = ("serve", "push", "pull")
 # Unlike pack, a transfer cannot take back what already arrived; every image is whole or absent.
@@ -63,36 +62,7 @@ def _access_options(s: argparse.ArgumentParser, positive: Callable[[str], int], 
     g.add_argument("--tls-verify", default="true", choices=("true", "false"), help="verify TLS (default true)")
     g.add_argument("--cert-dir", type=Path, help="folder of CA certificates (*.crt) and client keys for TLS")
     g.add_argument("--jobs", type=positive, default=None, help="images at a time (default: 4)")
-    g.add_argument("--quiet", "-q", action="store_true", help="no progress line")
-
-
-class TransferBar:
-    """One progress line on stderr (a terminal only): images done, bytes, rate, time left."""
-
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
-        self.stream = stream
-        self.enabled = enabled and stream.isatty()
-        self.tracker = Tracker()
-        self.drawn = False
-
-    def __call__(self, p: Progress) -> None:
-        if not self.enabled:
-            return
-        estimate = self.tracker.update(p)
-        size = (
-            f" {human_size(p.done_bytes)}/{human_size(p.total_bytes)} {human_rate(estimate.rate)}"
-            if p.total_bytes
-            else ""
-        )
-        left = f" {human_duration(estimate.seconds_left)} left" if estimate.seconds_left is not None else ""
-        self.stream.write(f"\r{p.message}: {p.done_files}/{p.total_files} images{size}{left}".ljust(90))
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+    console.add_progress_options(s)
 
 
 def run(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
@@ -165,7 +135,7 @@ def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
             out.write(f"would push {image.name} -> {dest}\n")
         out.write(f"{len(work)} images from {printable(args.src)} ({bundle.layout.value}); nothing was contacted\n")
         return 0
-    bar = TransferBar(sys.stderr, not args.quiet)
+    bar = console.display(console.mode_of(args), unit="images")
     with _access(args, target.host) as access:
         try:
             result = push(
@@ -201,7 +171,7 @@ def _report_left_out(left_out: Sequence[LeftOut]) -> None:
 
 
 def _pull(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
-    bar = TransferBar(sys.stderr, not args.quiet)
+    bar = console.display(console.mode_of(args), unit="images")
     with _access(args, None) as access:
         try:
             result = pull(

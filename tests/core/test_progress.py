@@ -44,6 +44,11 @@ def test_tracker_without_totals() -> None:
     assert estimate.fraction == -1 and estimate.text() == human_size(0) and estimate.seconds_left is None
 
 
+def test_counting_images_only_shows_no_bytes() -> None:
+    estimate = Tracker(Clock()).update(Progress(0, 0, 2, 5, "pulling"))
+    assert estimate.text("images") == "2 of 5 images"
+
+
 def test_meter_reports_about_ten_a_second_from_many_calls_and_always_the_end() -> None:
     clock = Clock()
     seen: list[Progress] = []

@@ -127,20 +127,27 @@ def test_platform_choices() -> None:
         _platform_args("linux/amd64,linux/arm64")
 
 
-def test_transfer_bar_shows_images_bytes_and_rate() -> None:
+def test_transfer_progress_counts_images(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
+    from regpack.console import display
     from regpack.progress import Progress
-    from regpack.transfer_cli import TransferBar
+
+    monkeypatch.setenv("COLUMNS", "200")
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     stream = Terminal()
-    bar = TransferBar(stream, True)
+    bar = display("auto", stream, unit="images")  # push and pull count images
     bar(Progress(0, 4 << 20, 0, 10, "pushing"))
     bar(Progress(1 << 20, 4 << 20, 3, 10, "pushing"))
     bar.close()
     last = stream.getvalue().split("\r")[-1]
-    assert last.startswith("pushing: 3/10 images 1.0 MiB/4.0 MiB ") and "/s" in last
+    assert last.startswith("pushing [") and " 1.0 MiB/4.0 MiB 3/10 images " in last and "/s" in last
+
+    log = io.StringIO()
+    plain = display("plain", log, unit="images")
+    plain(Progress(0, 0, 3, 10, "pulling"))  # a pull knows no sizes in advance: no bytes shown
+    assert log.getvalue() == "regpack: pulling · 30.0% · 3 of 10 images\n"
