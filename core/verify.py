@@ -10,16 +10,16 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from regpack import layouts
 from regpack.bundle import Bundle, Layout, Role
-from regpack.digest import Digest, hash_file
+from regpack.digest import Digest
 from regpack.engine import default_jobs
-from regpack.errors import BundleError, Cancelled, Code, Problem, Severity, printable, worst_by_image
+from regpack.errors import BundleError, Code, Problem, Severity, printable, worst_by_image
+from regpack.hashing import FileToHash, hash_files
 from regpack.patch import resolve_base
 from regpack.progress import Meter, ProgressCallback
 
@@ -163,6 +163,8 @@ def _hash_blobs(
     # Manifests were hashed while reading (their digest is computed from their bytes); hash config and layers.
     users: dict[tuple[int, int], list[str]] = defaultdict(list)
     files: dict[tuple[int, int], tuple[str, Digest, int]] = {}
+    # Registry storage names one file from every image that uses the blob: stat each file name once.
+    inodes: dict[str, tuple[int, int] | None] = {}
     for image in bundle.images:
         manifest_digests = {m.digest for m in image.manifests}
         for digest, location in image.locations.items():
@@ -171,42 +173,39 @@ def _hash_blobs(
             blob = bundle.blobs.get(digest)
             if blob is None or blob.role is Role.MANIFEST:
                 continue
-            try:
-                st = os.stat(location)
-            except OSError:
-                continue  # reported while reading
-            key = (st.st_dev, st.st_ino)
-            files.setdefault(key, (location, digest, st.st_size))
-            users[key].append(image.name)
-    todo = sorted(files.items(), key=lambda kv: -kv[1][2])
+            if location in inodes:
+                key = inodes[location]
+            else:
+                try:
+                    st = os.stat(location)
+                    key = inodes[location] = (st.st_dev, st.st_ino)
+                except OSError:
+                    key = inodes[location] = None  # reported while reading
+                if key is not None:
+                    # The size reading found (and checked against the manifest): a file that changed since
+                    # is reported as such, not as a digest mismatch.
+                    files.setdefault(key, (location, digest, blob.size))
+            if key is not None:
+                users[key].append(image.name)
+    todo = list(files.items())
     meter = Meter(progress, sum(v[2] for _, v in todo), len(todo), "verifying")
-    stop = cancel or threading.Event()
+    hashed = hash_files([FileToHash(loc, d.algorithm, size) for _, (loc, d, size) in todo], jobs, cancel, meter.add)
 
-    def check(item: tuple[tuple[int, int], tuple[str, Digest, int]]) -> list[Problem]:
-        key, (location, digest, size) = item
-        if stop.is_set():
-            raise Cancelled()
-        try:
-            hex_, read = hash_file(location, digest.algorithm, stop, lambda n: meter.add(n, 0))
-        except OSError as e:
-            msg = f"cannot read blob: {e.strerror or e}"
-            return _for_users(Code.UNREADABLE, msg, location, users[key])
-        finally:
-            meter.add(0, 1)
+    out: list[Problem] = []
+    for (key, (location, digest, size)), (hex_, read, error) in zip(todo, hashed, strict=True):
+        if error is not None:
+            msg = f"cannot read blob: {error}"
+            out.extend(_for_users(Code.UNREADABLE, msg, location, users[key]))
+            continue
         if read != size:
             msg = f"blob changed while it was verified ({size} bytes before, {read} read)"
-            return _for_users(Code.SIZE, msg, location, users[key])
+            out.extend(_for_users(Code.SIZE, msg, location, users[key]))
+            continue
         if hex_ != digest.hex:
             msg = f"blob content hashes to {digest.algorithm}:{hex_}, expected {digest}"
             if bundle.layout is Layout.REGISTRY:
                 msg += " (the registry would serve it as-is)"
-            return _for_users(Code.DIGEST_MISMATCH, msg, location, users[key])
-        return []
-
-    out: list[Problem] = []
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="regpack-verify") as pool:
-        for found in pool.map(check, todo):
-            out.extend(found)
+            out.extend(_for_users(Code.DIGEST_MISMATCH, msg, location, users[key]))
     meter.finish()
     return meter.done_bytes, len(todo), out
 
