@@ -81,14 +81,24 @@ class Plan:
         return len(self.blobs) + len(self.files)
 
     def directories(self) -> list[str]:
-        """Every folder the plan needs, ancestors included, parents before children."""
-        dirs: set[str] = set()
+        """Every folder the plan needs, ancestors included, each after its parent.
+
+        In one pass over the destinations, no sort: the folders a destination adds are its ancestors not
+        seen yet, and those are the top of its chain, listed top-down.
+        """
+        seen: set[str] = set()
+        out: list[str] = []
         for dst in (*self.blobs, *self.files):
             parent = dst.rpartition("/")[0]
-            while parent and parent not in dirs:
-                dirs.add(parent)
+            if not parent or parent in seen:
+                continue
+            chain: list[str] = []
+            while parent and parent not in seen:
+                seen.add(parent)
+                chain.append(parent)
                 parent = parent.rpartition("/")[0]
-        return sorted(dirs, key=lambda d: (d.count("/"), d))
+            out.extend(reversed(chain))
+        return out
 
 
 def _check_relative(dst: str) -> None:

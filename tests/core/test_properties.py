@@ -376,3 +376,29 @@ def test_a_plan_refuses_exactly_the_paths_that_could_leave_its_destination(dst: 
         assert escapes, f"{dst!r} was refused"
     else:
         assert not escapes, f"{dst!r} was accepted"
+
+
+_SAFE_PATH = st.lists(st.sampled_from(["a", "b", "c1", "sha256", "data", "link"]), min_size=1, max_size=6).map("/".join)
+
+
+@given(st.lists(st.tuples(_SAFE_PATH, st.booleans()), max_size=40))
+def test_plan_folders_are_each_ancestor_once_after_its_parent(ops: list[tuple[str, bool]]) -> None:
+    from regpack.plan import Plan
+
+    plan = Plan()
+    for dst, is_blob in ops:
+        if dst in plan.blobs or dst in plan.files or any(d.startswith(dst + "/") for d in (*plan.blobs, *plan.files)):
+            continue  # a path that is both a file and a folder is another test's business
+        if any(dst.startswith(f + "/") for f in (*plan.blobs, *plan.files)):
+            continue
+        if is_blob:
+            plan.place("/src", dst, 1)
+        else:
+            plan.write(dst, b"x")
+    folders = plan.directories()
+    wanted = {d.rsplit("/", n)[0] for d in (*plan.blobs, *plan.files) for n in range(1, d.count("/") + 1)}
+    assert sorted(folders) == sorted(wanted)  # every ancestor, each once
+    position = {d: i for i, d in enumerate(folders)}
+    for d in folders:
+        parent = d.rpartition("/")[0]
+        assert not parent or position[parent] < position[d]  # made before its children
