@@ -12,6 +12,7 @@ from typing import NamedTuple
 from regpack.errors import BundleError, Cancelled, quoted
 
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+_ALGORITHM_NAMES = {name: name for name in ALGORITHMS}
 _HEX = re.compile(r"[0-9a-f]+")
 CHUNK = 1 << 20
 
@@ -44,6 +45,7 @@ class Digest(NamedTuple):
         length = ALGORITHMS.get(algorithm)
         if length is None:
             raise BundleError(f"unsupported digest algorithm {quoted(algorithm, 20)}", where, image)
+        algorithm = _ALGORITHM_NAMES[algorithm]  # one string object for every digest, not one each
         if len(hex_) != length or not _HEX.fullmatch(hex_):
             raise BundleError(
                 f"malformed {algorithm} digest {quoted(text)} (need {length} lowercase hex digits)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -95,6 +96,10 @@ class Manifest:
         return ((self.config,) if self.config is not None else ()) + self.layers
 
 
+SharedDescriptors = dict[tuple[str, int, str], Descriptor]
+"""(digest text, size, media type) -> the one Descriptor for them, while one bundle is read."""
+
+
 def read_manifest_bytes(path: Path | str, image: str | None = None) -> bytes:
     """Read a manifest file with a hard size cap, so a hostile 100 MB "manifest" is refused, not loaded."""
     try:
@@ -124,8 +129,13 @@ def parse_manifest(
     where: Path | str | None = None,
     image: str | None = None,
     media_type_hint: str = "",
+    shared: SharedDescriptors | None = None,
 ) -> Manifest:
-    """Parse manifest bytes by kind. Raises BundleError naming ``where`` and ``image`` for anything wrong."""
+    """Parse manifest bytes by kind. Raises BundleError naming ``where`` and ``image`` for anything wrong.
+
+    ``shared``, a table kept while one bundle is read, hands out one Descriptor for every plain reference
+    to the same blob: a base layer named by thousands of manifests is then one object, not thousands.
+    """
     if len(data) > MAX_MANIFEST_BYTES:
         raise BundleError(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes", where, image)
     if not data.strip():
@@ -136,7 +146,7 @@ def parse_manifest(
         raise BundleError(f"manifest is not valid JSON ({_short(e)})", where, image) from None
     if not isinstance(doc, dict):
         raise BundleError(f"manifest must be a JSON object, not {type(doc).__name__}", where, image)
-    return _Parser(doc, data, where, image).parse(media_type_hint)
+    return _Parser(doc, data, where, image, shared).parse(media_type_hint)
 
 
 def _short(e: Exception) -> str:
@@ -145,7 +155,15 @@ def _short(e: Exception) -> str:
 
 
 class _Parser:
-    def __init__(self, doc: dict[str, Any], data: bytes, where: Path | str | None, image: str | None) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        data: bytes,
+        where: Path | str | None,
+        image: str | None,
+        shared: SharedDescriptors | None = None,
+    ) -> None:
+        self.shared = shared
         self.doc = doc
         self.data = data
         self.where = where
@@ -162,6 +180,7 @@ class _Parser:
         media_type = doc.get("mediaType", "")
         if not isinstance(media_type, str):
             raise self.fail("mediaType must be a string")
+        media_type = sys.intern(media_type)
         if version == 1:
             if media_type and media_type not in (DOCKER_V1, DOCKER_V1_SIGNED):
                 raise self.fail(f"schemaVersion 1 with unexpected mediaType {quoted(media_type, 100)}")
@@ -205,6 +224,14 @@ class _Parser:
     def _descriptor(self, raw: Any, field_name: str, platform: bool = False) -> Descriptor:
         if not isinstance(raw, dict):
             raise self.fail(f"'{field_name}' must be an object")
+        key: tuple[str, int, str] | None = None
+        if self.shared is not None and len(raw) == 3:  # exactly digest, size and mediaType: nothing else
+            digest_text, size_value, type_text = raw.get("digest"), raw.get("size"), raw.get("mediaType")
+            if type(digest_text) is str and type(size_value) is int and type(type_text) is str:
+                key = (digest_text, size_value, type_text)
+                known = self.shared.get(key)
+                if known is not None:
+                    return known
         digest = Digest.parse(raw.get("digest"), self.where, self.image) if "digest" in raw else None
         if digest is None:
             raise self.fail(f"'{field_name}' has no digest")
@@ -220,7 +247,10 @@ class _Parser:
         if platform and isinstance(raw.get("platform"), dict):
             p = raw["platform"]
             plat = Platform(str(p.get("os", "")), str(p.get("architecture", "")), str(p.get("variant", "") or ""))
-        return Descriptor(digest, size, media_type, plat, urls)
+        found = Descriptor(digest, size, sys.intern(media_type), plat, urls)
+        if key is not None and self.shared is not None:
+            self.shared[key] = found
+        return found
 
     def _schema1(self) -> Manifest:
         doc = self.doc

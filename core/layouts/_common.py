@@ -6,13 +6,21 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from regpack.bundle import Bundle, Image, Role
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code
 from regpack.files import read_capped
-from regpack.manifest import Descriptor, Manifest, parse_manifest, read_manifest_bytes
+from regpack.manifest import Descriptor, Manifest, SharedDescriptors, parse_manifest, read_manifest_bytes
 from regpack.names import Reference
+
+
+class FileStat(NamedTuple):
+    """What readers need of a checked file's stat: kept per file of a big bundle, so only its size."""
+
+    st_size: int
+
 
 # Locators return plain absolute path strings: a big bundle has tens of thousands of files, and pathlib
 # objects cost more to build than the lstat that checks them.
@@ -30,8 +38,13 @@ class SafeRoot:
         self._real_prefix = self._real_text.rstrip("/") + "/"
         # folder (absolute, as named) -> its real path; folders known to lie inside map to the same strings.
         self._dirs: dict[str, str] = {self._root_text: self._real_text}
+        # listed folder (absolute, as named) -> names of its plain (not symlinked) sub-folders: a name per
+        # folder rather than two full paths, since registry storage has a folder per blob.
+        self._plain: dict[str, set[str]] = {}
         # Registry storage names one blob file from every image that uses it: check each file once.
-        self._files: dict[str, tuple[str, os.stat_result]] = {}
+        self._files: dict[str, tuple[str, FileStat]] = {}
+        # One Descriptor per blob reference for the whole read (see parse_manifest).
+        self.descriptors: SharedDescriptors = {}
 
     def inside(self, real: str) -> bool:
         return real == self._real_text or real.startswith(self._real_prefix)
@@ -42,22 +55,30 @@ class SafeRoot:
         A big bundle has a folder per image or per blob: one listing of their parent replaces thousands of
         lstat calls. ``parent`` is an absolute folder name under the root.
         """
-        real_parent = self._real_dir(parent)
+        self._real_dir(parent)
+        plain = self._plain.setdefault(parent, set())
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                self._dirs[f"{parent}/{entry.name}"] = f"{real_parent}/{entry.name}"
+                plain.add(entry.name)
 
     def _real_dir(self, folder: str) -> str:
         """Real path of a folder under the root, one lstat per folder thanks to the cache."""
         known = self._dirs.get(folder)
         if known is not None:
             return known
-        parent, name = os.path.split(folder)
-        if not folder.startswith(self._root_text) or parent == folder:
+        parent, _, name = folder.rpartition("/")
+        if not folder.startswith(self._root_text) or not parent:
             return os.path.realpath(folder)
         real_parent = self._real_dir(parent)
+        plain = self._plain.get(parent)
+        if plain is not None and name in plain:
+            # Listed as a plain folder: its real path follows from its parent's, rebuilt rather than kept.
+            return folder if real_parent == parent else f"{real_parent}/{name}"
         st = os.lstat(folder)
-        real = os.path.realpath(folder) if stat.S_ISLNK(st.st_mode) else f"{real_parent}/{name}"
+        if stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(folder)
+        else:
+            real = folder if real_parent == parent else f"{real_parent}/{name}"
         self._dirs[folder] = real
         return real
 
@@ -68,7 +89,7 @@ class SafeRoot:
         except OSError:
             return False
 
-    def file(self, path: Path | str, what: str) -> tuple[str, os.stat_result] | None:
+    def file(self, path: Path | str, what: str) -> tuple[str, FileStat] | None:
         """(real path, stat) of a regular file, None when absent; BundleError when unsafe or not a file."""
         text = path if isinstance(path, str) and path[:1] == "/" else os.path.abspath(path)
         known = self._files.get(text)
@@ -102,7 +123,7 @@ class SafeRoot:
             real = f"{real_parent}/{name}"
         if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{what} is not a regular file", path)
-        found = (real, st)
+        found = (real, FileStat(st.st_size))
         self._files[text] = found
         return found
 
@@ -140,7 +161,7 @@ def build_image(
             bundle.problem("manifest is missing", top_path, name, code=Code.MISSING_MANIFEST)
             return None
         real, _ = found
-        top = parse_manifest(read_manifest_bytes(real, name), top_path, name)
+        top = parse_manifest(read_manifest_bytes(real, name), top_path, name, shared=safe.descriptors)
     except BundleError as e:
         bundle.problem(e.reason, e.path or top_path, name, code=e.code_or(Code.BAD_MANIFEST))
         return None
@@ -189,7 +210,7 @@ def build_image(
                     )
                     continue
                 real, st = found
-                child = parse_manifest(read_manifest_bytes(real, name), path, name, desc.media_type)
+                child = parse_manifest(read_manifest_bytes(real, name), path, name, desc.media_type, safe.descriptors)
             except BundleError as e:
                 bundle.problem(e.reason, e.path or path, name, code=e.code_or(Code.BAD_MANIFEST))
                 continue
