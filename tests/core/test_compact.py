@@ -33,3 +33,36 @@ def test_images_share_descriptors_of_a_common_layer(dir_bundle: Path, tmp_path: 
         for m in img.manifests:
             for d in m.blobs:
                 assert Path(img.locations[d.digest]).stat().st_size == d.size
+
+
+def test_the_collector_is_paused_only_when_the_process_has_no_other_thread(dir_bundle: Path) -> None:
+    import subprocess
+    import sys
+
+    code = f"""
+import gc, threading
+from pathlib import Path
+from regpack import layouts
+calls = []
+real_disable, real_enable = gc.disable, gc.enable
+gc.disable = lambda: (calls.append("disable"), real_disable())[1]
+gc.enable = lambda: (calls.append("enable"), real_enable())[1]
+layouts.read(Path({str(dir_bundle)!r}))
+print("alone", calls, gc.isenabled())
+calls.clear()
+stop = threading.Event()
+seen = []
+def other():  # another thread, as a window's: it must find the collector on all along
+    while not stop.is_set():
+        seen.append(gc.isenabled())
+worker = threading.Thread(target=other)
+worker.start()
+for _ in range(20):
+    layouts.read(Path({str(dir_bundle)!r}))
+stop.set()
+worker.join()
+print("threads", calls, gc.isenabled(), all(seen))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["alone ['disable', 'enable'] True", "threads [] True True"]
