@@ -385,6 +385,14 @@ def plan_pack(bundle: Bundle) -> Plan:
     """Registry storage for every image of ``bundle``: each blob once, every link the registry needs."""
     plan = Plan(images=len(bundle.images))
     v2 = V2.as_posix()
+    links: dict[Digest, bytes] = {}  # one link text per digest, however many repositories link it
+
+    def link_of(digest: Digest) -> bytes:
+        known = links.get(digest)
+        if known is None:
+            known = links[digest] = link_text(digest)
+        return known
+
     for image in bundle.images:
         name = image.name
         repo = f"{v2}/repositories/{image.repository}"
@@ -397,18 +405,18 @@ def plan_pack(bundle: Bundle) -> Plan:
                 plan.write(_blob_rel(v2, digest), schema1_unsigned(read_manifest_bytes(location, name), location, name))
             else:
                 plan.place(image.locations[digest], _blob_rel(v2, digest), manifest.size, name)
-            plan.write(f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
+            plan.write(f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", link_of(digest), name)
         for blob, location in bundle.stored_blobs(image):
             digest = blob.digest
             plan.place(location, _blob_rel(v2, digest), blob.size, name)
-            plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
+            plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_of(digest), name)
         for digest in bundle.base_blobs(image):  # a patch's blobs its base holds: linked here, checked there
-            plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest), name)
+            plan.write(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_of(digest), name)
         if image.tag is not None:
             tag = f"{repo}/_manifests/tags/{image.tag}"
             top = image.digest
-            plan.write(f"{tag}/current/link", link_text(top), name)
-            plan.write(f"{tag}/index/{top.algorithm}/{top.hex}/link", link_text(top), name)
+            plan.write(f"{tag}/current/link", link_of(top), name)
+            plan.write(f"{tag}/index/{top.algorithm}/{top.hex}/link", link_of(top), name)
         for file_name, src in image.signatures.items():
             plan.place(src, f"{SIGNATURES}/{image.reference.stored}/{file_name}", src.stat().st_size, name)
     return plan
