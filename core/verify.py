@@ -166,6 +166,7 @@ def _hash_blobs(
     # Registry storage names one file from every image that uses the blob: stat each file name once.
     inodes: dict[str, tuple[int, int] | None] = {}
     for image in bundle.images:
+        name = image.name  # one string per image, however many files it uses
         manifest_digests = {m.digest for m in image.manifests}
         for digest, location in image.locations.items():
             if digest in manifest_digests:
@@ -186,7 +187,7 @@ def _hash_blobs(
                     # is reported as such, not as a digest mismatch.
                     files.setdefault(key, (location, digest, blob.size))
             if key is not None:
-                users[key].append(image.name)
+                users[key].append(name)
     todo = list(files.items())
     meter = Meter(progress, sum(v[2] for _, v in todo), len(todo), "verifying")
     hashed = hash_files([FileToHash(loc, d.algorithm, size) for _, (loc, d, size) in todo], jobs, cancel, meter.add)
