@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """How regpack scales to a site's whole registry: time and peak memory per image at 1k / 10k / 100k images.
 
-    python bench/scale.py                         # 1,000 / 10,000 / 100,000 images (~25 min, ~20 GB of disk)
-    python bench/scale.py --sizes 1000,10000      # smaller
-    python bench/scale.py --baseline /tmp/old     # also time an older regpack side by side, run by run
+    python -m bench.scale                         # 1,000 / 10,000 / 100,000 images (~25 min, ~20 GB of disk)
+    python -m bench.scale --sizes 1000,10000      # smaller
+    python -m bench.scale --baseline /tmp/old     # also time an older regpack side by side, run by run
 
 For each size it generates a bundle (4 KiB blobs, 5 layers an image), packs it, and times as subprocesses,
 the way users run them: ``pack`` (hard links), ``inspect --json`` and ``verify`` of the packed registry
@@ -171,7 +171,7 @@ def import_rss_kib() -> int:
 def scale_case(
     work: Path, sizes: list[int], runs: int, baseline: Path | None, baseline_max: int, lines: list[str]
 ) -> None:
-    from regpack.synth import generate
+    from tests.support.synth import generate
 
     base_kib = import_rss_kib()
     diff = has_command("diff")
@@ -216,7 +216,7 @@ def scale_case(
     lines += [
         "## Time and memory per image",
         "",
-        "Input per size N: `python -m regpack.synth OUT --images N --layers 5 --blob-size 4096 --seed 4 --link`, "
+        "Input per size N: `python -m tests.support.synth OUT --images N --layers 5 --blob-size 4096 --seed 4 --link`, "
         "packed by `regpack pack`; inspect, verify"
         + (" and diff (against the same generator at `--seed 5`)" if diff else "")
         + " read that registry storage. Subprocesses as users run them; "
@@ -268,7 +268,7 @@ def scale_case(
 
 def internals_case(work: Path, n: int, lines: list[str]) -> None:
     from regpack.jobs import pack
-    from regpack.synth import generate
+    from tests.support.synth import generate
 
     folder = work / "internals"
     generate(folder / "images", images=n, layers=5, blob_size=4096, seed=4, link=True)
@@ -332,7 +332,7 @@ def startup_case(runs: int, baseline: Path | None, lines: list[str]) -> None:
 
 
 def pack_vs_cp_case(work: Path, runs: int, lines: list[str]) -> None:
-    from regpack.synth import generate
+    from tests.support.synth import generate
 
     folder = work / "pack500"
     src = folder / "images"
@@ -357,7 +357,7 @@ def pack_vs_cp_case(work: Path, runs: int, lines: list[str]) -> None:
     lines += [
         "## pack of 500 images against `cp -al` of regpack's own output tree",
         "",
-        "Input: `python -m regpack.synth OUT --images 500 --layers 6 --blob-size 32768 --seed 1 --link`; "
+        "Input: `python -m tests.support.synth OUT --images 500 --layers 6 --blob-size 32768 --seed 1 --link`; "
         f"`regpack pack SRC -o DEST` (Python start included) and `cp -al` of a registry tree regpack wrote, "
         f"interleaved, after `sync`, one uncounted warm-up round, {runs} counted.",
         "",
@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = [
         f"# regpack at scale ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit.stdout.strip()})",
         "",
-        f"`python bench/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}`; {os.cpu_count()} cores, "
+        f"`python -m bench.scale {' '.join(argv if argv is not None else sys.argv[1:])}`; {os.cpu_count()} cores, "
         f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}. Work folder: {work}.",
         "",
     ]

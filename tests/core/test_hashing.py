@@ -112,8 +112,8 @@ def test_verify_names_every_bad_blob_across_batches(tmp_path: Path, small_batche
     bad[("app17:1", str(gone))] = "unreadable"
 
     report = verify_bundle(bundle, jobs=jobs)
-    found = {(f.image, f.path): f.code for f in report.findings}
+    found = {(f.image, f.where): f.code for f in report.findings}
     assert found == bad
     assert report.files_hashed == 30 * 4  # every folder's own copies of its config and three layers
     grown_finding = next(f for f in report.findings if f.code == "size")
-    assert "before" in grown_finding.message and "read" in grown_finding.message
+    assert "before" in grown_finding.reason and "read" in grown_finding.reason
