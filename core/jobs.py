@@ -302,10 +302,12 @@ def pack_archive(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     base: Path | None = None,
+    extra: dict[str, bytes] | None = None,
 ) -> JobResult:
     """Pack the bundle at ``src`` into one archive of registry storage: ``.tar``, ``.tar.zst`` or ``-``.
 
     With ``base`` the archive holds a patch, as ``pack`` writes it into a folder (``regpack-patch.json`` inside).
+    ``extra`` are small files for the archive's root (name -> bytes), as pull records where images came from.
     """
     started = time.monotonic()
     compression = archive_format(dest)
@@ -325,6 +327,8 @@ def pack_archive(
                 "is a patch: an archive of it would lose its description; apply it onto its base first", Path(src)
             )
         plan, left_to_base = registry.plan_pack(selected), {}
+    for name, data in (extra or {}).items():
+        plan.write(name, data)
     if os.fspath(dest) != "-":
         check_archive_destination(Path(os.path.abspath(dest)), split)
     near = Path(tempfile.gettempdir(), "regpack-stdout") if os.fspath(dest) == "-" else Path(os.path.abspath(dest))
