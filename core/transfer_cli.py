@@ -105,6 +105,7 @@ def _served_storage(src: Path, cancel: threading.Event, out: TextIO) -> Iterator
         root = _storage_root(src)
         yield root, root
         return
+    _remove_stale_extractions(Path(tempfile.gettempdir()))
     scratch = Path(tempfile.mkdtemp(prefix=f"regpack-serve-{os.getpid()}-"))
     try:
         out.write(f"extracting {printable(src)} into {printable(scratch)} (removed when serving stops)\n")
@@ -113,6 +114,20 @@ def _served_storage(src: Path, cancel: threading.Event, out: TextIO) -> Iterator
         yield scratch / "storage", src
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _remove_stale_extractions(parent: Path) -> None:
+    """What a killed serve left: extractions whose process is gone."""
+    for path in parent.glob("regpack-serve-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # alive, another user's
 
 
 def _serve(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:

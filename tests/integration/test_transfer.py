@@ -489,3 +489,32 @@ def test_push_a_gnu_tar_of_a_dir_tree_with_big_layers(secure: SecureRegistry, sk
     assert f"{len(expected)} images: {len(expected)} pushed" in pushed.stdout
     for ref, digest in expected.items():
         assert remote_digest(skopeo, secure, f"big/{ref}") == digest, ref
+
+
+def test_the_next_serve_removes_what_a_killed_serve_extracted(generated: Generated, tmp_path: Path) -> None:
+    archive = tmp_path / "bundle.tar"
+    made = run_cli("pack", generated.storage_root, "-o", archive, "--quiet")
+    assert made.returncode == 0, made.stderr
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    def start() -> tuple[subprocess.Popen[str], Path]:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "regpack", "serve", str(archive)],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert server.stdout is not None
+        scratch = Path(server.stdout.readline().split(" into ", 1)[1].split(" (", 1)[0])
+        assert "read-only at http://127.0.0.1:" in server.stdout.readline()
+        return server, scratch
+
+    killed, left = start()
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
+    assert left.is_dir()
+    second, scratch = start()
+    try:
+        assert not left.exists() and scratch.is_dir()
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+    assert not scratch.exists()
