@@ -439,6 +439,10 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
         out.write("\n")
         return 0
     if result.archive is not None:
+        if result.archive.sidecar is not None:  # not on stdout, where the archive goes
+            _archive_summary(result, out)
+            _patch_summary(args, result, out)
+            return 0
         return _archive_summary(result, out)
     skipped = f", {result.skipped} already present" if result.skipped else ""
     out.write(

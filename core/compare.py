@@ -10,9 +10,11 @@ from regpack.patch import Inventory, inventory_of, load_inventory
 
 
 def base_inventory(path: Path) -> Inventory:
-    """What a base holds: an inventory file, or any bundle (read and checked)."""
+    """What a base holds: an inventory file, or any bundle (a folder or an archive; read and checked)."""
+    from regpack.layouts import archive
+
     path = Path(path)
-    if path.is_file():
+    if path.is_file() and archive.sniff(path) is None:
         return load_inventory(path)
     return inventory_of(layouts.read(path).check())
 

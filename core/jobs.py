@@ -8,7 +8,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -110,23 +110,42 @@ def _hash_failures(
 
 
 def _from_archive(
-    source: object, plan: Plan, near: Path, progress: ProgressCallback | None, cancel: threading.Event | None
-) -> tuple[Plan, Path | None]:
+    source: object,
+    plan: Plan,
+    near: Path,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    more: Sequence[object] = (),
+) -> tuple[Plan, list[Path]]:
     """A plan reading from files: for a bundle read from an archive, its blobs are first written once beside
-    ``near`` (the same filesystem, so the engine hard-links them into place); the caller removes that folder."""
-    if source is None:
-        return plan, None
+    ``near`` (the same filesystem, so the engine hard-links them into place); the caller removes those folders.
+
+    ``more`` are the sources of other bundles the plan reads from (a patch's base read from an archive): each
+    archive gives the blobs the plan reads from it; a plan reading a file of an archive's view that is not one
+    of its members is refused."""
     from regpack.layouts.archive import ArchiveSource, materialize
 
-    assert isinstance(source, ArchiveSource)
+    archives = [s for s in (source, *more) if s is not None]
+    folders: list[Path] = []
     near = Path(os.path.abspath(near))
     try:
-        near.parent.mkdir(parents=True, exist_ok=True)
-        return materialize(source, plan, near, progress=progress, cancel=cancel)
-    except OSError as e:
-        if isinstance(e, RegpackError):
-            raise
-        raise _wrap_os_error(e, near) from e
+        for archive in archives:
+            assert isinstance(archive, ArchiveSource)
+            inside = archive.view_root + "/"
+            mine = {dst: op for dst, op in plan.blobs.items() if op.src.startswith(inside)}
+            if not mine:
+                continue
+            near.parent.mkdir(parents=True, exist_ok=True)
+            part, folder = materialize(archive, Plan(plan.images, mine, {}), near, progress=progress, cancel=cancel)
+            folders.append(folder)
+            plan = Plan(plan.images, {**plan.blobs, **part.blobs}, dict(plan.files))
+        return plan, folders
+    except BaseException as e:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, RegpackError):
+            raise _wrap_os_error(e, near) from e
+        raise
 
 
 def _run(
@@ -145,6 +164,7 @@ def _run(
     cancel: threading.Event | None,
     message: str,
     move_tags: bool = False,
+    more_sources: Sequence[object] = (),
 ) -> JobResult:
     started = time.monotonic()
     selection = selection or Selection()
@@ -172,7 +192,7 @@ def _run(
     plan = to_plan(selected)
     if selected.source is not None:  # refuse a bad destination before reading the whole archive
         check_destination(Path(os.path.abspath(dest)), merge)
-    plan, unpacked = _from_archive(selected.source, plan, dest, progress, cancel)
+    plan, unpacked = _from_archive(selected.source, plan, dest, progress, cancel, more_sources)
     try:
         stats: ExecStats = execute(
             plan,
@@ -187,8 +207,8 @@ def _run(
             move_tags=move_tags or selected.is_patch,
         )
     finally:
-        if unpacked is not None:
-            shutil.rmtree(unpacked, ignore_errors=True)
+        for folder in unpacked:
+            shutil.rmtree(folder, ignore_errors=True)
     if check_output and merge:
         check(dest, written=True)
     return JobResult(
@@ -242,11 +262,11 @@ def pack(
     patch moves are moved, as ``move_tags`` does for any bundle merged into a storage.
     """
     if archive_format(dest) is not None:
-        if merge or base is not None:
-            raise BundleError("--merge and --base write into a registry storage folder, not an archive", dest)
+        if merge:
+            raise BundleError("--merge writes into a registry storage folder, not an archive", dest)
         return pack_archive(
             src, dest, level=level, split=split, jobs=jobs, verify=verify, selection=selection,
-            progress=progress, cancel=cancel,
+            progress=progress, cancel=cancel, base=base,
         )  # fmt: skip
     if split is not None:
         raise BundleError("--split cuts an archive (-o NAME.tar or NAME.tar.zst), not a folder", dest)
@@ -281,18 +301,34 @@ def pack_archive(
     selection: Selection | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    base: Path | None = None,
+    extra: dict[str, bytes] | None = None,
 ) -> JobResult:
-    """Pack the bundle at ``src`` into one archive of registry storage: ``.tar``, ``.tar.zst`` or ``-``."""
+    """Pack the bundle at ``src`` into one archive of registry storage: ``.tar``, ``.tar.zst`` or ``-``.
+
+    With ``base`` the archive holds a patch, as ``pack`` writes it into a folder (``regpack-patch.json`` inside).
+    ``extra`` are small files for the archive's root (name -> bytes), as pull records where images came from.
+    """
     started = time.monotonic()
     compression = archive_format(dest)
     if compression is None:
         raise BundleError("an archive name ends in .tar or .tar.zst", dest)
+    inventory = base_inventory(base) if base is not None else None
     chosen = select(layouts.read(Path(src)), selection or Selection())
     selected = chosen.bundle.check()
     if not selected.images:
         raise BundleError("no image left to carry: " + _left_out_summary(chosen), Path(src))
     check_destinations(selected, lambda image: image.reference.stored, "image")
-    plan = registry.plan_pack(selected)
+    if inventory is not None:
+        plan, left_to_base = plan_patch(selected, inventory)
+    else:
+        if selected.from_base:
+            raise BundleError(
+                "is a patch: an archive of it would lose its description; apply it onto its base first", Path(src)
+            )
+        plan, left_to_base = registry.plan_pack(selected), {}
+    for name, data in (extra or {}).items():
+        plan.write(name, data)
     if os.fspath(dest) != "-":
         check_archive_destination(Path(os.path.abspath(dest)), split)
     near = Path(tempfile.gettempdir(), "regpack-stdout") if os.fspath(dest) == "-" else Path(os.path.abspath(dest))
@@ -320,11 +356,12 @@ def pack_archive(
             check=check if verify else None,
         )
     finally:
-        if unpacked is not None:
-            shutil.rmtree(unpacked, ignore_errors=True)
+        for folder in unpacked:
+            shutil.rmtree(folder, ignore_errors=True)
     return JobResult(
         Path(dest), len(selected.images), stats.files, stats.bytes_total, stats.bytes_total, 0,
         time.monotonic() - started, left_out=chosen.left_out, archive=stats, blobs_copied=len(plan.blobs),
+        from_base=len(left_to_base),
         verified_files=sum(r.files_hashed for r in verified), verified_bytes=sum(r.bytes_hashed for r in verified),
     )  # fmt: skip
 
@@ -346,6 +383,8 @@ def unpack(
     A patch unpacks only with ``base``, the bundle it was made against: the blobs it left out come from there.
     """
 
+    bases: list[object] = []  # the base's archive, when read from one: its blobs are read from there
+
     def to_plan(bundle: Bundle) -> Plan:
         if bundle.from_base:
             if base is None:
@@ -354,13 +393,15 @@ def unpack(
                     "come from the bundle it was made against; give it with --base",
                     bundle.root,
                 )
-            bundle = resolve_base(bundle, layouts.read(Path(base))).check()
+            base_bundle = layouts.read(Path(base))
+            bases.append(base_bundle.source)
+            bundle = resolve_base(bundle, base_bundle).check()
         return skopeo_dir.plan_unpack(bundle)
 
     return _run(
         src, dest, to_plan, lambda image: unpack_folder(image.reference) + "/", "folder", copy=copy,
         jobs=jobs, merge=False, verify=verify, selection=selection, progress=progress, cancel=cancel,
-        message="unpacking",
+        message="unpacking", more_sources=bases,
     )  # fmt: skip
 
 

@@ -27,8 +27,10 @@ from typing import Any
 
 import yaml
 
+from regpack.archive import archive_format, check_archive_destination
 from regpack.errors import BundleError, Cancelled, RegpackError
 from regpack.jobs import pack as pack_job
+from regpack.jobs import pack_archive
 from regpack.names import Reference, normalise, parse_reference, unpack_folder
 from regpack.progress import Meter, ProgressCallback
 from regpack.transfer import Access, Skopeo, ToolError, typed_credentials
@@ -208,6 +210,10 @@ def pull(
     base_access = access or Access()
     platform_args = _platform_args(platform)
     out = Path(os.path.abspath(out))
+    archive = archive_format(out) is not None
+    if archive:  # OUT.tar / OUT.tar.zst: packed storage written as one archive; refused before any pull if there
+        check_archive_destination(out, None)
+        pack = True
     with contextlib.ExitStack() as stack:
         items = read_list(list_path, base_access, tool, stack)
         by_name: dict[str, Item] = {}
@@ -220,7 +226,7 @@ def pull(
         incoming = tree / ".regpack-incoming"
         shutil.rmtree(incoming, ignore_errors=True)  # halves of images a killed run was fetching
         incoming.mkdir()
-        done_before = {**(_load_sources(out) if pack else {}), **_load_sources(tree)}
+        done_before = {**(_load_sources(out) if pack and not archive else {}), **_load_sources(tree)}
         lock = threading.Lock()
         sources = _load_sources(tree)
         meter = Meter(progress, 0, len(by_name), "pulling")
@@ -287,6 +293,12 @@ def pull(
 def _pack_into(tree: Path, out: Path, sources: dict[str, Any], cancel: threading.Event) -> None:
     """Pack the pulled tree into ``out`` (merged when it holds storage already), then drop the tree."""
     fresh = any(p.name != SOURCES_FILE and not p.name.startswith(".") for p in tree.iterdir())
+    if archive_format(out) is not None:  # the archive holds the record of sources at its root, as storage does
+        record = {"images": dict(sorted(sources.items()))}
+        extra = {SOURCES_FILE: (json.dumps(record, indent=2) + "\n").encode()}
+        pack_archive(tree, out, cancel=cancel, extra=extra)
+        shutil.rmtree(tree)
+        return
     if fresh:
         merge = out.exists() and any(out.iterdir())
         pack_job(tree, out, merge=merge, cancel=cancel)

@@ -130,14 +130,14 @@ def source_view(
     bundle: Bundle, cancel: threading.Event | None = None
 ) -> Iterator[tuple[Callable[[Image], str], Access, str]]:
     """How skopeo reads each image of ``bundle``: (image -> source reference, source access, a description)."""
-    if bundle.layout is Layout.SKOPEO_DIR:
+    if bundle.layout is Layout.SKOPEO_DIR and bundle.source is None:
 
         def from_folder(image: Image) -> str:
             assert image.folder is not None
             return f"dir:{os.path.abspath(image.folder)}"
 
         yield from_folder, Access(), "skopeo dir folders"
-    elif bundle.layout is Layout.REGISTRY:
+    elif bundle.layout is Layout.REGISTRY and bundle.source is None:
         v2 = registry.v2_root(bundle.root)
         assert v2 is not None
         with Server(v2.parent.parent.parent) as server:
@@ -153,8 +153,16 @@ def source_view(
         except OSError:
             work = Path(tempfile.mkdtemp(prefix="regpack-push-"))
         try:
-            stats = execute(skopeo_dir.plan_unpack(bundle), work / "view", cancel=cancel, message="preparing")
+            plan = skopeo_dir.plan_unpack(bundle)
+            if bundle.source is not None:  # an archive: each blob written once, then hard-linked into the view
+                from regpack.layouts.archive import ArchiveSource, materialize
+
+                assert isinstance(bundle.source, ArchiveSource)
+                plan, _ = materialize(bundle.source, plan, work / "view", cancel=cancel)  # inside ``work``
+            stats = execute(plan, work / "view", cancel=cancel, message="preparing")
             how = "hard-linked" if not stats.bytes_copied else "copied (another filesystem)"
+            if bundle.source is not None:
+                how = "extracted (each blob once)"
             tree = work / "view"
             yield (lambda image: f"dir:{tree / unpack_folder(image.reference)}"), Access(), f"a {how} skopeo dir view"
         finally:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from regpack import console, layouts
+from regpack.archive import archive_format
 from regpack.bundle import Layout
 from regpack.errors import BundleError, printable
 from regpack.layouts import registry
@@ -35,7 +39,9 @@ def add_commands(
     add_selection: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     s = sub.add_parser("serve", help="serve registry storage read-only on 127.0.0.1 with docker-registry")
-    s.add_argument("src", type=Path, help="registry storage (a folder holding docker/registry/v2)")
+    s.add_argument(
+        "src", type=Path, help="registry storage (a folder holding docker/registry/v2), or an archive (extracted)"
+    )
     s.add_argument("--port", type=positive, default=None, help="port on 127.0.0.1 (default: a free one)")
 
     s = sub.add_parser("push", help="push every image of a bundle into a registry, digests unchanged (skopeo)")
@@ -47,7 +53,10 @@ def add_commands(
 
     s = sub.add_parser("pull", help="fetch a list of images (skopeo) into a skopeo dir tree or registry storage")
     s.add_argument("list", type=Path, help="a text file of image references (# comments) or skopeo-sync YAML")
-    s.add_argument("-o", "--output", type=Path, required=True, help="the folder to fill (created when missing)")
+    s.add_argument(
+        "-o", "--output", type=Path, required=True,
+        help="the folder to fill (created when missing), or a new NAME.tar / NAME.tar.zst of registry storage",
+    )  # fmt: skip
     s.add_argument("--pack", action="store_true", help="store as registry storage (no second copy kept)")
     s.add_argument("--platform", default="all", help="all (default) or one OS/ARCH[/VARIANT]")
     _access_options(s, positive, typed=False)
@@ -84,12 +93,53 @@ def _storage_root(src: Path) -> Path:
     return v2.parent.parent.parent
 
 
+@contextlib.contextmanager
+def _served_storage(src: Path, cancel: threading.Event, out: TextIO) -> Iterator[tuple[Path, Path]]:
+    """(storage root to serve, what to call it): the folder itself, or an archive's extraction into a temporary
+    folder (in $TMPDIR: the archive's own folder may be read-only media), removed when serving stops."""
+    from regpack.jobs import pack
+    from regpack.layouts.archive import archive_parts
+
+    src = Path(src)
+    if src.is_dir() or archive_parts(src) is None:
+        root = _storage_root(src)
+        yield root, root
+        return
+    _remove_stale_extractions(Path(tempfile.gettempdir()))
+    scratch = Path(tempfile.mkdtemp(prefix=f"regpack-serve-{os.getpid()}-"))
+    try:
+        out.write(f"extracting {printable(src)} into {printable(scratch)} (removed when serving stops)\n")
+        out.flush()
+        pack(src, scratch / "storage", cancel=cancel)
+        yield scratch / "storage", src
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _remove_stale_extractions(parent: Path) -> None:
+    """What a killed serve left: extractions whose process is gone."""
+    for path in parent.glob("regpack-serve-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # alive, another user's
+
+
 def _serve(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
-    root = _storage_root(args.src)
-    bundle = layouts.read(args.src)
-    with Server(root, args.port) as server:
+    with _served_storage(args.src, cancel, out) as (root, shown):
+        return _serve_storage(root, shown, args.port, out, cancel)
+
+
+def _serve_storage(root: Path, shown: Path, port: int | None, out: TextIO, cancel: threading.Event) -> int:
+    bundle = layouts.read(root)
+    with Server(root, port) as server:
         out.write(
-            f"serving {printable(root)} read-only at http://{server.address} ({len(bundle.images)} images)\n"
+            f"serving {printable(shown)} read-only at http://{server.address} ({len(bundle.images)} images)\n"
             f"  e.g. skopeo inspect --tls-verify=false docker://{server.address}/"
             f"{bundle.images[0].name if bundle.images else 'REPOSITORY:TAG'}\n"
             "Ctrl-C stops.\n"
@@ -185,6 +235,8 @@ def _pull(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
         detail = f": {o.reason}" if o.reason else f" {o.digest}"
         out.write(f"{label:14} {o.name} <- docker://{o.source}{detail}\n")
     where = "registry storage" if result.packed else "a skopeo dir tree"
+    if result.packed and archive_format(result.dest) is not None:
+        where = "an archive of registry storage"
     out.write(
         f"\n{len(result.outcomes)} images: {result.count('pulled')} pulled, {result.count('already there')} "
         f"already there, {result.count('failed')} failed; {printable(result.dest)} is {where} "
@@ -194,7 +246,7 @@ def _pull(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
         for o in result.outcomes:
             if o.status == "failed":
                 sys.stderr.write(f"regpack: error: {o.name} <- docker://{o.source}: {o.reason}\n")
-        if args.pack:
+        if args.pack or archive_format(args.output) is not None:
             sys.stderr.write(
                 f"regpack: the pulled images wait in {printable(str(result.dest) + '.partial-pull')}; "
                 "run the same command again to fetch the rest and pack\n"

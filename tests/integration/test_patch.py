@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,84 @@ def test_patch_of_two_real_releases_applies_and_is_served(
     again = cli_ok("pack", patch, "--merge", "-o", base, "--quiet")
     assert " 0 files" in again.stdout and "moved tag" not in again.stdout
     assert (tree_listing(base), tree_bytes(base)) == before
+
+
+def test_archive_patches_work_the_same_way(pair: Pair, skopeo: Skopeo, serve_readonly: Serve, tmp_path: Path) -> None:
+    """A patch written as .tar and .tar.zst against an archived base; diff, verify and unpack --base read archives
+    on either side; the .tar.zst applies onto the site's packed storage and the registry serves NEW."""
+    site = tmp_path / "site"
+    cli_ok("pack", pair.old.dir_root, "-o", site, "--quiet")
+    old_tar = tmp_path / "release-1.tar.zst"
+    cli_ok("pack", pair.old.dir_root, "-o", old_tar, "--quiet")
+    new_tar = tmp_path / "release-2.tar"
+    cli_ok("pack", pair.new.dir_root, "-o", new_tar, "--quiet")
+
+    plain, packed = tmp_path / "patch.tar", tmp_path / "patch.tar.zst"
+    made = cli_ok("pack", new_tar, "--base", old_tar, "-o", plain, "--quiet")
+    assert "left to the base" in made.stdout and "patch.tar" in made.stdout
+    cli_ok("pack", pair.new.dir_root, "--base", site, "-o", packed, "--quiet")
+    # the same patch whatever the layouts: the folder patch's files, as one archive
+    folder_patch = tmp_path / "patch"
+    cli_ok("pack", pair.new.dir_root, "--base", site, "-o", folder_patch, "--quiet")
+    with tarfile.open(plain) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    in_folder = {p.relative_to(folder_patch).as_posix(): p.read_bytes() for p in folder_patch.rglob("*") if p.is_file()}
+    description = json.loads(members.pop("regpack-patch.json"))
+    folder_description = json.loads(in_folder.pop("regpack-patch.json"))
+    assert members == in_folder
+    # the same description but for where the base was read (the archive, the storage folder)
+    assert description.pop("base").endswith("release-1.tar.zst") and folder_description.pop("base").endswith("site")
+    assert description == folder_description
+    old_files, new_files = pair.old.files(), pair.new.files()
+    manifests = pair.new.manifests()
+    assert {b["digest"]: b["size"] for b in description["base_blobs"]} == {
+        d: n for d, n in new_files.items() if d in old_files and d not in manifests
+    }
+    carried = {name.rsplit("/", 2)[-2] for name in members if name.endswith("/data")}
+    assert {f"sha256:{h}" for h in carried} - manifests == {
+        d for d in new_files if d not in old_files and d not in manifests
+    }
+
+    diff = json.loads(cli_ok("diff", old_tar, new_tar, "--json").stdout)
+    blob_bytes = sum(len(data) for name, data in members.items() if name.endswith("/data"))
+    assert diff["totals"]["patch_bytes"] == blob_bytes
+    alone = json.loads(cli_ok("verify", packed, "--json").stdout)
+    assert alone["ok"] and alone["from_base"]["blobs"] == len(description["base_blobs"])
+    assert not alone["from_base"]["checked"]
+    assert json.loads(cli_ok("verify", packed, "--base", old_tar, "--json").stdout)["from_base"]["checked"]
+    unpacked = tmp_path / "unpacked"
+    cli_ok("unpack", plain, "--base", old_tar, "-o", unpacked, "--quiet")
+    assert tree_bytes(unpacked) == tree_bytes(pair.new.dir_root)
+
+    # a site missing one base blob: refused, the blob named, nothing written
+    damaged = copy_tree(site, tmp_path / "damaged")
+    runtime_digest = pair.new.refs["new/svc:1"].blobs()[2].digest
+    registry_blob_files(damaged)[runtime_digest].unlink()
+    before = tree_listing(damaged), tree_bytes(damaged)
+    refused = run_cli("pack", packed, "--merge", "-o", damaged)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert runtime_digest in refused.stderr and "absent" in refused.stderr and "new/svc:1" in refused.stderr
+    assert (tree_listing(damaged), tree_bytes(damaged)) == before
+    assert leftovers(damaged) == []
+
+    applied = cli_ok("pack", packed, "--merge", "-o", site, "--verify", "--quiet")
+    assert "moved tag app/web:latest" in applied.stdout
+    registry = serve_readonly(site)
+    for ref in sorted(pair.new.refs):
+        folder = pair.new.folder(ref)
+        pulled = tmp_path / "pulled" / ref
+        pulled.parent.mkdir(parents=True, exist_ok=True)
+        skopeo.copy(registry.ref(ref), f"dir:{pulled}")
+        assert tree_bytes(pulled) == tree_bytes(folder), ref
+    before = tree_listing(site), tree_bytes(site)
+    again = cli_ok("pack", packed, "--merge", "-o", site, "--quiet")
+    assert " 0 files" in again.stdout and "moved tag" not in again.stdout
+    assert (tree_listing(site), tree_bytes(site)) == before
+
+    # a patch folder archived on its own would lose its description: refused, nothing written
+    refused = run_cli("pack", folder_patch, "-o", tmp_path / "repacked.tar")
+    assert refused.returncode == 1 and "is a patch" in refused.stderr and "Traceback" not in refused.stderr
+    assert not list(tmp_path.glob("repacked.tar*"))
 
 
 def test_plain_merge_of_the_new_release_refuses_the_moved_tag_unless_asked(

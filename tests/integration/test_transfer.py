@@ -5,12 +5,14 @@ push completes on the rerun, and pull -> pack -> serve hands out the same digest
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -381,3 +383,138 @@ def test_a_failed_pull_names_the_image_and_the_rerun_fetches_only_the_rest(
     assert "3 images: 0 pulled, 3 already there, 0 failed" in rerun.stdout
     assert (storage / "docker/registry/v2/repositories/r/multi").is_dir()
     assert not Path(f"{storage}.partial-pull").exists()
+
+
+@pytest.mark.parametrize("kind", ["storage-tar-split", "oci-gnu-tar"])
+def test_push_an_archive_arrives_with_the_same_digests(
+    kind: str, real_bundle: RealBundle, secure: SecureRegistry, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    """An archive (regpack's split .tar of registry storage, or GNU tar of an OCI layout) is pushed through one
+    extraction beside it, removed at the end; names and digests arrive as in the source."""
+    if kind == "oci-gnu-tar":
+        _, expected = source_of("oci", real_bundle)
+        archive = tmp_path / "images.tar"
+        subprocess.run(["tar", "-cf", str(archive), "-C", str(real_bundle.oci_layout), "."], check=True)
+        name = archive
+    else:
+        _, expected = source_of("registry", real_bundle)
+        archive = tmp_path / "release.tar"
+        made = run_cli("pack", real_bundle.storage_root, "-o", archive, "--split", "64K", "--quiet")
+        assert made.returncode == 0, made.stderr
+        assert len(list(tmp_path.glob("release.tar.0*"))) > 1
+        name = tmp_path / "release.tar.000"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    first = push_cli(name, f"{secure.host}/ar", "--authfile", secure.authfile, "--cert-dir", secure.cert_dir)
+    assert first.returncode == 0, first.stderr
+    assert f"{len(expected)} images: {len(expected)} pushed, 0 already there, 0 failed" in first.stdout
+    assert "extracted (each blob once)" in first.stdout
+    for ref, digest in expected.items():
+        assert remote_digest(skopeo, secure, f"ar/{ref}") == digest, ref
+    assert (secure.storage / "docker/registry/v2/repositories/ar/a/b/c/_manifests").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # the extraction is gone
+    again = push_cli(name, f"{secure.host}/ar", "--authfile", secure.authfile, "--cert-dir", secure.cert_dir)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(expected)} images: 0 pushed, {len(expected)} already there, 0 failed" in again.stdout
+
+
+def test_pull_into_an_archive_then_serve_the_archive(
+    generated: Generated, secure: SecureRegistry, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    expected = dir_digests(generated.dir_root)
+    pushed = push_cli(
+        generated.dir_root, f"{secure.host}/arc", "--authfile", secure.authfile, "--cert-dir", secure.cert_dir
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    listing = tmp_path / "release.txt"
+    listing.write_text("".join(f"docker://{secure.host}/arc/{ref}\n" for ref in expected))
+    access = ("--authfile", secure.authfile, "--cert-dir", secure.cert_dir)
+    out = tmp_path / "out"
+    out.mkdir()
+    archive = out / "release.tar.zst"
+    pulled = run_cli("pull", listing, "-o", archive, *access)
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"{len(expected)} images: {len(expected)} pulled" in pulled.stdout
+    assert "an archive of registry storage" in pulled.stdout
+    # the archive, its checksum, and no second copy kept
+    assert sorted(p.name for p in out.iterdir()) == ["release.tar.zst", "release.tar.zst.sha256"]
+    plain = subprocess.run(["zstd", "-dc", str(archive)], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        names = set(tar.getnames())
+        record = tar.extractfile("regpack-sources.json")
+        assert record is not None
+        sources = json.loads(record.read())["images"]
+    assert "docker/registry/v2/repositories/arc/calico/node/_manifests/tags/v3.15.1/current/link" in names
+    assert {name: entry["digest"] for name, entry in sources.items()} == {f"arc/{r}": d for r, d in expected.items()}
+    verified = run_cli("verify", archive)
+    assert verified.returncode == 0, verified.stderr
+
+    # an archive is written new: a second pull into it is refused before anything is fetched
+    again = run_cli("pull", listing, "-o", archive, *access)
+    assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    assert not Path(f"{archive}.partial-pull").exists()
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "regpack", "serve", str(archive)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        extracting = server.stdout.readline()
+        assert extracting.startswith("extracting "), extracting
+        scratch = Path(extracting.split(" into ", 1)[1].split(" (", 1)[0])
+        assert scratch.is_dir()
+        serving = server.stdout.readline()
+        assert "read-only at http://127.0.0.1:" in serving and str(archive) in serving, serving
+        address = serving.split("http://", 1)[1].split()[0]
+        for ref, digest in expected.items():
+            assert sha256(skopeo.inspect_raw(f"docker://{address}/arc/{ref}")) == digest, ref
+    finally:
+        server.send_signal(signal.SIGTERM)
+        stdout, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "stopped" in stdout
+    assert not scratch.exists()  # the extraction went with the server
+
+
+def test_push_a_gnu_tar_of_a_dir_tree_with_big_layers(secure: SecureRegistry, skopeo: Skopeo, tmp_path: Path) -> None:
+    """Layers bigger than what an archive's reading view keeps in memory reach skopeo with their real bytes."""
+    tree = tmp_path / "tree"
+    generate(tree, images=3, layers=2, blob_size=256 << 10, seed=11, lists=1)
+    expected = dir_digests(tree)
+    archive = tmp_path / "tree.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", str(tree), "."], check=True)
+    pushed = push_cli(archive, f"{secure.host}/big", "--authfile", secure.authfile, "--cert-dir", secure.cert_dir)
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"{len(expected)} images: {len(expected)} pushed" in pushed.stdout
+    for ref, digest in expected.items():
+        assert remote_digest(skopeo, secure, f"big/{ref}") == digest, ref
+
+
+def test_the_next_serve_removes_what_a_killed_serve_extracted(generated: Generated, tmp_path: Path) -> None:
+    archive = tmp_path / "bundle.tar"
+    made = run_cli("pack", generated.storage_root, "-o", archive, "--quiet")
+    assert made.returncode == 0, made.stderr
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    def start() -> tuple[subprocess.Popen[str], Path]:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "regpack", "serve", str(archive)],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert server.stdout is not None
+        scratch = Path(server.stdout.readline().split(" into ", 1)[1].split(" (", 1)[0])
+        assert "read-only at http://127.0.0.1:" in server.stdout.readline()
+        return server, scratch
+
+    killed, left = start()
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
+    assert left.is_dir()
+    second, scratch = start()
+    try:
+        assert not left.exists() and scratch.is_dir()
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+    assert not scratch.exists()
