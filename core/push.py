@@ -160,11 +160,12 @@ def source_view(
                 assert isinstance(bundle.source, ArchiveSource)
                 plan, _ = materialize(bundle.source, plan, work / "view", cancel=cancel)  # inside ``work``
             stats = execute(plan, work / "view", cancel=cancel, message="preparing")
-            how = "hard-linked" if not stats.bytes_copied else "copied (another filesystem)"
             if bundle.source is not None:
-                how = "extracted (each blob once)"
+                how = "a skopeo dir view extracted from the archive (each blob once)"
+            else:
+                how = f"a {'hard-linked' if not stats.bytes_copied else 'copied (another filesystem)'} skopeo dir view"
             tree = work / "view"
-            yield (lambda image: f"dir:{tree / unpack_folder(image.reference)}"), Access(), f"a {how} skopeo dir view"
+            yield (lambda image: f"dir:{tree / unpack_folder(image.reference)}"), Access(), how
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
