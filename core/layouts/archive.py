@@ -14,6 +14,7 @@ as the folder it holds. Blob bytes come from the archive itself: ``verify`` hash
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -51,6 +52,7 @@ KEEP = 64 << 10
 BOMB_FLOOR = 256 << 20
 BOMB_RATIO = 1000
 _REGULAR = {b"0", b"\0", b"7"}
+_ZERO_BLOCK = bytes(BLOCK)
 _TYPE_NAMES = {
     b"1": "a hard link",
     b"2": "a symbolic link",
@@ -398,11 +400,12 @@ def _seek_table(raw: _Raw) -> list[tuple[int, int]]:
 
 
 def _checksum_ok(header: bytes) -> bool:
+    field = header[148:156]
     try:
-        stored = _number(header[148:156])
+        stored = _number(field)
     except ValueError:
         return False
-    unsigned = sum(header[:148]) + 8 * 32 + sum(header[156:])
+    unsigned = sum(header) - sum(field) + 8 * 32
     if stored == unsigned:
         return True
     signed = sum(b - 256 if b > 127 else b for b in header[:148] + header[156:]) + 8 * 32
@@ -461,6 +464,9 @@ def _pax_records(data: bytes, where: Path, member: str) -> dict[str, str]:
 
 def _normalise(raw: str, where: Path) -> str | None:
     """The member name as a safe relative path; None for the archive's own top folder (``./``)."""
+    if raw and raw[0] not in "./" and "/." not in raw and "//" not in raw and "\0" not in raw:
+        # the common case, decided without splitting: relative, no component empty or starting with a dot
+        return raw.rstrip("/")
     shown = printable(raw)[:300]
     if "\0" in raw:
         raise BundleError(f"member name holds a NUL byte: {shown!r}", where, code=Code.UNSAFE)
@@ -500,7 +506,7 @@ def iter_members(stream: _Stream, where: Path) -> Iterator[Member]:
             raise BundleError(
                 f"the archive is truncated after {previous!r} (no end-of-archive block)", where, code=Code.TRUNCATED
             )
-        if header == bytes(BLOCK):
+        if header == _ZERO_BLOCK:
             if long_name is not None or pax:
                 raise BundleError(
                     f"the archive ends inside the extended header of a member after {previous!r}",
@@ -574,7 +580,7 @@ def iter_members(stream: _Stream, where: Path) -> Iterator[Member]:
             size = int(pax["size"])
             padded = size + (-size % BLOCK)
             expect_data_end = data_start + padded
-        if any(k.startswith("GNU.sparse") for k in pax):
+        if pax and any(k.startswith("GNU.sparse") for k in pax):
             raise BundleError(f"member {printable(raw_name)!r} is a sparse file; refusing it", where, code=Code.UNSAFE)
         long_name, pax = None, {}
         if type_ not in _REGULAR and type_ != b"5":
@@ -609,14 +615,30 @@ def _check_trailer(stream: _Stream, where: Path, previous: str) -> None:
 
 
 class _View:
-    """The view's folder, removed when the last reference goes (and at exit): it lives as long as the Bundle."""
+    """The view's folder, removed when the last reference goes (and at exit): it lives as long as the Bundle.
+
+    The index records what it creates (``files``, ``folders``), so removal is one unlink or rmdir per entry,
+    without listing every folder and opening it as a generic tree removal does; whatever is left (nothing,
+    unless the view was touched from outside) goes the generic way after."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._remove = weakref.finalize(self, shutil.rmtree, name, True)
+        self.files: list[str] = []
+        self.folders: list[str] = []
+        self._remove = weakref.finalize(self, _remove_view, name, self.files, self.folders)
 
     def cleanup(self) -> None:
         self._remove()
+
+
+def _remove_view(root: str, files: list[str], folders: list[str]) -> None:
+    for path in files:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    for path in sorted(folders, key=lambda f: f.count("/"), reverse=True):  # deepest first
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass(slots=True)
@@ -721,6 +743,7 @@ def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
     raw, stream = source.open_stream()
     kinds: dict[str, bool] = {}  # name -> is_dir, for the members and the folders they imply
     made: set[str] = set()  # folders of the view made so far
+    files, folders = source.view.files, source.view.folders
     try:
         for member in iter_members(stream, source.path):
             if cancel is not None and cancel.is_set():
@@ -748,8 +771,14 @@ def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
                 # members come folders first in most archives: one mkdir each; otherwise make the parents too
                 try:
                     os.mkdir(f"{root}/{folder}")
+                    folders.append(f"{root}/{folder}")
                 except FileNotFoundError:
                     os.makedirs(f"{root}/{folder}")
+                    parent = folder
+                    while parent and parent not in made:  # record the parents made on the way, for removal
+                        made.add(parent)
+                        folders.append(f"{root}/{parent}")
+                        parent = parent.rpartition("/")[0]
                 except FileExistsError:
                     pass
                 made.add(folder)
@@ -757,6 +786,7 @@ def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
                 continue
             source.by_view[target] = member
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            files.append(target)
             try:
                 if member.size <= KEEP:
                     data = stream.read(member.size)

@@ -195,6 +195,55 @@ def test_the_view_goes_away_with_the_bundle(dir_bundle: Path, tmp_path: Path) ->
     assert not view.exists()
 
 
+def test_the_view_records_every_entry_it_makes_for_its_removal(dir_bundle: Path, tmp_path: Path) -> None:
+    """Files first, folders never listed, deep names: every folder made on the way is recorded, so removing the
+    view needs no listing of it."""
+    pack(dir_bundle, tmp_path / "storage")
+    with tarfile.open(tmp_path / "files-only.tar", "w", format=tarfile.GNU_FORMAT) as tf:
+        for path in sorted((tmp_path / "storage").rglob("*"), reverse=True):
+            if path.is_file():
+                tf.add(path, arcname=str(path.relative_to(tmp_path / "storage")))
+    bundle = layouts.read(tmp_path / "files-only.tar")
+    assert summary(tmp_path / "files-only.tar") == summary(tmp_path / "storage")
+    assert isinstance(bundle.source, ArchiveSource)
+    view = bundle.source.view
+    found_files, found_folders = set(), set()
+    for folder, dirs, files in os.walk(view.name):
+        found_folders.update(f"{folder}/{d}" for d in dirs)
+        found_files.update(f"{folder}/{f}" for f in files)
+    assert found_files and found_files == set(view.files)
+    assert found_folders and found_folders == set(view.folders)
+    del bundle, view
+    gc.collect()
+    assert not any(Path(p).exists() for p in found_folders)
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("docker/registry/v2/", "docker/registry/v2"),
+        ("a/b", "a/b"),
+        ("./a/b/", "a/b"),
+        ("./", None),
+        (".hidden/x", ".hidden/x"),
+        ("a/.wh.x", "a/.wh.x"),
+        ("a..b/c", "a..b/c"),
+    ],
+)
+def test_member_names_accepted(raw: str, name: str | None) -> None:
+    from regpack.layouts.archive import _normalise
+
+    assert _normalise(raw, Path("r.tar")) == name
+
+
+@pytest.mark.parametrize("raw", ["/a", "a/../b", "..", "a/..", "a//b", "a/./b", "a/.", "a\0b", "./../x"])
+def test_member_names_refused(raw: str) -> None:
+    from regpack.layouts.archive import _normalise
+
+    with pytest.raises(BundleError):
+        _normalise(raw, Path("r.tar"))
+
+
 def test_cli_inspect_json_says_what_was_inside(
     dir_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
