@@ -6,27 +6,29 @@ Exit status: 0 success, 1 failure (a bad bundle, a failed check, a refused desti
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
 import sys
-import threading
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
-from regpack import __version__, console, layouts, transfer_cli
-from regpack.analysis import Analysis, Diff, Status, analyse, diff
-from regpack.archive import DEFAULT_LEVEL, parse_size
-from regpack.bundle import Bundle, Image
-from regpack.compare import read_pair
-from regpack.errors import Cancelled, RegpackError, Severity, printable, quoted
-from regpack.files import write_file_atomically
-from regpack.jobs import JobResult, pack, unpack
-from regpack.patch import DESCRIPTION, Inventory, inventory_of
-from regpack.selection import Reason, Rename, Selection, select
-from regpack.units import human_size
-from regpack.verify import Report, verify
+from regpack import __version__, console, transfer_cli
+
+# Start-up is part of every command in a pipeline: this module imports only what parsing the command line needs,
+# and each command imports the engine it runs (``regpack --help`` loads no engine, threads or JSON).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Sequence
+    from typing import Any, TextIO
+
+    from regpack.analysis import Analysis, Diff
+    from regpack.bundle import Bundle, Image
+    from regpack.jobs import JobResult
+    from regpack.patch import Inventory
+    from regpack.selection import Rename, Selection
+    from regpack.verify import Report
+
+# The default of --level, equal to regpack.archive.DEFAULT_LEVEL (a test keeps them equal; importing the archive
+# engine to print the help would cost the start-up).
+_DEFAULT_LEVEL = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,6 +127,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _rename(text: str) -> Rename:
+    from regpack.selection import Rename
+
     try:
         return Rename.parse(text)
     except ValueError as e:
@@ -140,11 +144,13 @@ def _archive_options(s: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="cut the archive into NAME.000, NAME.001, ... of SIZE bytes (e.g. 4G, 700M)",
     )
-    g.add_argument("--level", type=int, default=DEFAULT_LEVEL, choices=range(1, 23), metavar="1-22",
-                   help=f"zstd compression level (default {DEFAULT_LEVEL})")  # fmt: skip
+    g.add_argument("--level", type=int, default=_DEFAULT_LEVEL, choices=range(1, 23), metavar="1-22",
+                   help=f"zstd compression level (default {_DEFAULT_LEVEL})")  # fmt: skip
 
 
 def _split_size(text: str) -> int:
+    from regpack.archive import parse_size
+
     try:
         return parse_size(text)
     except ValueError as e:
@@ -152,6 +158,8 @@ def _split_size(text: str) -> int:
 
 
 def selection_of(args: argparse.Namespace) -> Selection:
+    from regpack.selection import Selection
+
     return Selection(tuple(args.only), tuple(args.exclude), tuple(args.rename), args.skip_broken)
 
 
@@ -178,6 +186,8 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
+        from regpack.errors import quoted
+
         raise argparse.ArgumentTypeError(f"not a number: {quoted(text)}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
@@ -185,6 +195,8 @@ def _positive(text: str) -> int:
 
 
 def inspect_json(bundle: Bundle, analysis: Analysis) -> dict[str, Any]:
+    from regpack.errors import printable
+
     return {
         "root": printable(bundle.root),
         "layout": bundle.layout.value,
@@ -226,6 +238,8 @@ def _external_json(bundle: Bundle, image: Image) -> list[dict[str, Any]]:
 
 def _write_external(bundle: Bundle, out: TextIO) -> None:
     """Layers the bundle does not hold, as the registry serves them: clients fetch them from their URLs."""
+    from regpack.units import human_size
+
     lines = [
         f"  {image.name}: {d.digest} ({human_size(max(d.size, 0))}) from {', '.join(d.urls) or 'no URL'}\n"
         for image in bundle.images
@@ -239,6 +253,7 @@ def _write_external(bundle: Bundle, out: TextIO) -> None:
 
 
 def _archive_json(bundle: Bundle) -> dict[str, Any] | None:
+    from regpack.errors import printable
     from regpack.layouts.archive import ArchiveSource
 
     source = bundle.source
@@ -261,6 +276,13 @@ def _archive_text(bundle: Bundle) -> str:
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from regpack import layouts
+    from regpack.analysis import analyse
+    from regpack.errors import printable
+    from regpack.units import human_size
+
     bundle = layouts.read(args.path).check()
     analysis = analyse(bundle)
     if args.json:
@@ -305,6 +327,8 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
 
 def _report_left_out(result: JobResult) -> None:
     """Broken images by name; the ones a filter left out by count (a filter may leave out thousands)."""
+    from regpack.selection import Reason
+
     for x in result.left_out:
         if x.reason is Reason.BROKEN:
             sys.stderr.write(f"regpack: left out {x.name}: {x.detail}\n")
@@ -314,6 +338,9 @@ def _report_left_out(result: JobResult) -> None:
 
 
 def diff_json(old: Inventory, new: Bundle, d: Diff) -> dict[str, Any]:
+    from regpack.analysis import Status
+    from regpack.errors import printable
+
     return {
         "format": "regpack-diff/1",
         "old": {"root": old.source, "layout": old.layout or "inventory", "images": len(old.images)},
@@ -344,6 +371,13 @@ def diff_json(old: Inventory, new: Bundle, d: Diff) -> dict[str, Any]:
 
 
 def _diff(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from regpack.analysis import Status, diff
+    from regpack.compare import read_pair
+    from regpack.selection import select
+    from regpack.units import human_size
+
     selection = selection_of(args)
     old, read = read_pair(args.old, args.new)
     new = select(read, selection).bundle.check()  # NEW as pack would carry it
@@ -376,6 +410,14 @@ def _diff(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _inventory(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from regpack import layouts
+    from regpack.errors import printable
+    from regpack.files import write_file_atomically
+    from regpack.patch import inventory_of
+    from regpack.units import human_size
+
     inventory = inventory_of(layouts.read(args.path).check())
     text = json.dumps(inventory.to_json(), indent=1) + "\n"
     if str(args.output) == "-":
@@ -390,6 +432,12 @@ def _inventory(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    import json
+
+    from regpack.errors import printable
+    from regpack.jobs import pack, unpack
+    from regpack.units import human_size
+
     try:
         selection = selection_of(args)
     except ValueError as e:
@@ -455,6 +503,8 @@ def _job(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
 
 
 def _patch_summary(args: argparse.Namespace, result: JobResult, out: TextIO) -> None:
+    from regpack.patch import DESCRIPTION
+
     if args.command == "pack" and args.base is not None:
         out.write(f"patch: {result.from_base} blob(s) left to the base, listed in {DESCRIPTION}\n")
     elif result.from_base:
@@ -465,6 +515,9 @@ def _patch_summary(args: argparse.Namespace, result: JobResult, out: TextIO) -> 
 
 def job_json(args: argparse.Namespace, result: JobResult) -> dict[str, Any]:
     """The summary of ``pack``/``unpack --json``: stable keys, counts and bytes as numbers."""
+    from regpack.errors import printable
+    from regpack.patch import DESCRIPTION
+
     patch: dict[str, Any] | None = None
     if args.command == "pack" and args.base is not None:
         patch = {"role": "made", "blobs_left_to_base": result.from_base, "description": DESCRIPTION}
@@ -495,6 +548,8 @@ def job_json(args: argparse.Namespace, result: JobResult) -> dict[str, Any]:
 
 
 def _archive_json_of(result: JobResult) -> dict[str, Any] | None:
+    from regpack.errors import printable
+
     stats = result.archive
     if stats is None:
         return None
@@ -506,10 +561,10 @@ def _archive_json_of(result: JobResult) -> dict[str, Any] | None:
     }
 
 
-_STATUS = {Severity.ERROR: "FAILED", Severity.WARNING: "warn", Severity.OK: "ok"}
-
-
 def _archive_summary(result: JobResult, out: TextIO) -> int:
+    from regpack.errors import printable
+    from regpack.units import human_size
+
     stats = result.archive
     assert stats is not None
     if stats.sidecar is None:  # the archive went to stdout
@@ -525,6 +580,11 @@ def _archive_summary(result: JobResult, out: TextIO) -> int:
 
 
 def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    import json
+
+    from regpack.units import human_size
+    from regpack.verify import verify
+
     bar = console.display(console.mode_of(args))
     try:
         report: Report = verify(args.path, fast=args.fast, jobs=args.jobs, progress=bar, cancel=cancel, base=args.base)
@@ -554,6 +614,10 @@ def _verify(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> i
 
 def _write_findings(report: Report, out: TextIO, problems_only: bool = False) -> None:
     """Status per image and each finding under it; ``problems_only``: the images with findings only."""
+    from regpack.errors import Severity
+
+    labels = {Severity.ERROR: "FAILED", Severity.WARNING: "warn", Severity.OK: "ok"}
+
     statuses = report.statuses()
     groups = {f"image {name}" if name else None: found for name, found in report.by_image().items()}
     # Problems of a whole repository (registry storage) get their own heading, after the images.
@@ -568,13 +632,19 @@ def _write_findings(report: Report, out: TextIO, problems_only: bool = False) ->
                 status = statuses.get(name, Severity.OK)
             else:
                 status = Severity.worst(f.severity for f in found)
-            out.write(f"{_STATUS[status]:6}  {name}\n")
+            out.write(f"{labels[status]:6}  {name}\n")
         for f in found:
             out.write(f"        {f.severity}: {f.where or ''}: {f.reason} [{f.code}]\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    import os
+    import signal
+    import threading
+
+    from regpack.errors import Cancelled, RegpackError, printable
+
     cancel = threading.Event()
     out = sys.stdout
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import os
-import shutil
 import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
 
-from regpack import console, layouts
-from regpack.archive import archive_format
-from regpack.bundle import Layout
-from regpack.errors import BundleError, printable
-from regpack.layouts import registry
-from regpack.pull import pull
-from regpack.push import Status, Target, plan_push, push, read_selected
-from regpack.selection import LeftOut, Reason
-from regpack.transfer import Access, Server, ToolError, tool_reason, typed_credentials
-from regpack.units import human_size
+from regpack import console
+
+# Imported while the command line is parsed: each command imports the engine it runs.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import TextIO
+
+    from regpack.selection import LeftOut
+    from regpack.transfer import Access
 
 COMMANDS = ("serve", "push", "pull")
 # Unlike pack, a transfer cannot take back what already arrived; every image is whole or absent.
@@ -81,6 +76,11 @@ def run(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
 
 
 def _storage_root(src: Path) -> Path:
+    from regpack import layouts
+    from regpack.bundle import Layout
+    from regpack.errors import BundleError, printable
+    from regpack.layouts import registry
+
     layout = layouts.detect(src)
     if layout is not Layout.REGISTRY:
         raise BundleError(
@@ -97,6 +97,10 @@ def _storage_root(src: Path) -> Path:
 def _served_storage(src: Path, cancel: threading.Event, out: TextIO) -> Iterator[tuple[Path, Path]]:
     """(storage root to serve, what to call it): the folder itself, or an archive's extraction into a temporary
     folder (in $TMPDIR: the archive's own folder may be read-only media), removed when serving stops."""
+    import shutil
+    import tempfile
+
+    from regpack.errors import printable
     from regpack.jobs import pack
     from regpack.layouts.archive import archive_parts
 
@@ -118,6 +122,8 @@ def _served_storage(src: Path, cancel: threading.Event, out: TextIO) -> Iterator
 
 def _remove_stale_extractions(parent: Path) -> None:
     """What a killed serve left: extractions whose process is gone."""
+    import shutil
+
     for path in parent.glob("regpack-serve-*-*"):
         pid = path.name.split("-")[2]
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -136,6 +142,10 @@ def _serve(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> in
 
 
 def _serve_storage(root: Path, shown: Path, port: int | None, out: TextIO, cancel: threading.Event) -> int:
+    from regpack import layouts
+    from regpack.errors import printable
+    from regpack.transfer import Server, ToolError, tool_reason
+
     bundle = layouts.read(root)
     with Server(root, port) as server:
         out.write(
@@ -154,6 +164,11 @@ def _serve_storage(root: Path, shown: Path, port: int | None, out: TextIO, cance
 
 @contextlib.contextmanager
 def _access(args: argparse.Namespace, host: str | None) -> Iterator[Access]:
+    import getpass
+
+    from regpack.errors import BundleError
+    from regpack.transfer import Access, typed_credentials
+
     authfile = args.authfile
     if authfile is not None and not authfile.is_file():
         raise BundleError("auth file not found", authfile)
@@ -170,6 +185,9 @@ def _access(args: argparse.Namespace, host: str | None) -> Iterator[Access]:
 
 def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
     from regpack.cli import selection_of
+    from regpack.errors import printable
+    from regpack.push import Status, Target, plan_push, push, read_selected
+    from regpack.units import human_size
 
     try:
         selection = selection_of(args)
@@ -212,6 +230,8 @@ def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
 
 def _report_left_out(left_out: Sequence[LeftOut]) -> None:
     """Broken images by name; the ones a filter left out by count (as pack and unpack report them)."""
+    from regpack.selection import Reason
+
     for x in left_out:
         if x.reason is Reason.BROKEN:
             sys.stderr.write(f"regpack: left out {x.name}: {x.detail}\n")
@@ -221,6 +241,10 @@ def _report_left_out(left_out: Sequence[LeftOut]) -> None:
 
 
 def _pull(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
+    from regpack.archive import archive_format
+    from regpack.errors import printable
+    from regpack.pull import pull
+
     bar = console.display(console.mode_of(args), unit="images")
     with _access(args, None) as access:
         try:
