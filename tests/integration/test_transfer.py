@@ -407,7 +407,7 @@ def test_push_an_archive_arrives_with_the_same_digests(
     first = push_cli(name, f"{secure.host}/ar", "--authfile", secure.authfile, "--cert-dir", secure.cert_dir)
     assert first.returncode == 0, first.stderr
     assert f"{len(expected)} images: {len(expected)} pushed, 0 already there, 0 failed" in first.stdout
-    assert "extracted (each blob once)" in first.stdout
+    assert "extracted from the archive (each blob once)" in first.stdout
     for ref, digest in expected.items():
         assert remote_digest(skopeo, secure, f"ar/{ref}") == digest, ref
     assert (secure.storage / "docker/registry/v2/repositories/ar/a/b/c/_manifests").is_dir()
