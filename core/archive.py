@@ -392,6 +392,18 @@ class ArchiveStats:
     sidecar: Path | None
 
 
+def _write_through(
+    sink: _Sink, entries: list[Entry], mtime: int, meter: Meter, cancel: threading.Event
+) -> list[tuple[str, str]]:
+    """Stream every entry into ``sink`` and close it; on any failure the sink is aborted (nothing kept)."""
+    try:
+        _stream_entries(entries, mtime, sink, meter, cancel)
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
+
+
 def _stream_entries(entries: list[Entry], mtime: int, sink: _Sink, meter: Meter, cancel: threading.Event) -> None:
     pending = bytearray()  # headers and small files are gathered into chunks, not queued one by one
     written = 0
@@ -501,13 +513,7 @@ def write_archive(
         if compression is not Compression.NONE or split or check is not None:
             raise RegpackError("standard output takes a plain tar only (no compression, no --split, no --verify)")
         parts = _Parts(None, lambda i: "-", None, sys.stdout.fileno())
-        sink = _Sink(parts, compression, level, threads)
-        try:
-            _stream_entries(entries, mtime, sink, meter, cancel)
-        except BaseException:
-            sink.abort()
-            raise
-        files = sink.close()
+        files = _write_through(_Sink(parts, compression, level, threads), entries, mtime, meter, cancel)
         meter.finish()
         digests = tuple(hex_ for _, hex_ in files)
         return ArchiveStats(plan.total_files, plan.total_bytes, parts.total, (Path("-"),), digests, None)
@@ -521,13 +527,7 @@ def write_archive(
             (lambda i: f"{dest.name}.{i:0{SPLIT_DIGITS}d}") if split else (lambda i: dest.name)
         )
         parts = _Parts(staging, names, split, None)
-        sink = _Sink(parts, compression, level, threads)
-        try:
-            _stream_entries(entries, mtime, sink, meter, cancel)
-        except BaseException:
-            sink.abort()
-            raise
-        files = sink.close()
+        files = _write_through(_Sink(parts, compression, level, threads), entries, mtime, meter, cancel)
         if cancel.is_set():
             raise Cancelled()
         sidecar = sidecar_path(dest)

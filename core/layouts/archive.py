@@ -69,6 +69,17 @@ _SPLIT_PART = re.compile(r"(.*)\.(\d{3,})")
 # --- which files make up an archive -----------------------------------------------------------------------
 
 
+def _write_all(fd: int, chunks: Iterator[bytes]) -> None:
+    """Write every chunk to ``fd`` (short writes continued), then close it."""
+    try:
+        for data in chunks:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def archive_parts(path: Path) -> list[Path] | None:
     """The files of the archive named ``path``: itself, or ``NAME.000, NAME.001, ...`` when ``path`` is the
     first part or the name before the numbers. None when ``path`` is not a file of an archive."""
@@ -874,14 +885,7 @@ def _fill(source: ArchiveSource, names: set[str], cancel: threading.Event | None
         return
 
     def write(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
-        fd = os.open(view_path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            for data in chunks:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        _write_all(os.open(view_path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC), chunks)
 
     _each_wanted(source, {f"{source.view_root}/{n}" for n in names}, write, None, cancel)
     source.deferred -= names
@@ -1015,14 +1019,8 @@ def materialize(
         meter = Meter(progress, total, len(sources), "reading the archive")
 
         def write(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
-            fd = os.open(local[view_path], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            try:
-                for data in chunks:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            _write_all(os.open(local[view_path], flags, 0o644), chunks)
             meter.add(0, 1)
 
         _each_wanted(source, set(sources), write, meter, cancel)
