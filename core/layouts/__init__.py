@@ -82,6 +82,11 @@ def _cyclic_gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # What the read made sits in the youngest generation, where the first collection after it would walk
+        # all of it (measured: a fifth of a second for 2,000 images in an archive). Freezing and unfreezing
+        # moves it to the oldest generation unwalked; it stays collectable as any long-lived object.
+        gc.freeze()
+        gc.unfreeze()
         gc.enable()
 
 
