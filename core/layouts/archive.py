@@ -1,14 +1,17 @@
 """Archives as a layout: a ``.tar`` or ``.tar.zst`` (whole or split) of registry storage, an OCI layout or a
 skopeo dir tree, read through a member index without extracting it.
 
-Opening an archive indexes its members once (name -> offset in the tar stream, size), refusing anything a
-received archive must not hold: absolute names, ``..``, links, devices, duplicate names, headers that do not
-check out, a stream that ends early or expands like a decompression bomb. The index becomes a *view* in a
-private temporary folder: folders, the small members (links, manifests, configs, index.json: at most
-MAX_MANIFEST_BYTES) with their bytes, and every bigger member as an empty sparse file of its size. The folder
-layouts' own readers read that view, so an archive gives the same Bundle, the same checks and the same messages
-as the folder it holds. Blob bytes come from the archive itself: ``verify`` hashes them in one sequential pass,
-``materialize`` writes each needed blob once beside a destination, for the engine to hard-link into place.
+Opening an archive indexes its members once (name -> offset in the tar stream, size, and the bytes of the small
+ones a reader reads: links, manifests, configs, index.json), refusing anything a received archive must not
+hold: absolute names, ``..``, links, devices, duplicate names, headers that do not check out, a stream that ends
+early or expands like a decompression bomb. Registry storage is then read straight from that index: the
+registry reader runs over an ``ArchiveTree`` (the member index behind the ``Tree`` interface of the folder
+readers), so an archive gives the same Bundle, the same checks and the same messages as the folder it holds,
+with no file-system work. An OCI layout or a dir tree inside is read from a *view* in a private temporary
+folder: folders, small members with their bytes, every other member as an empty sparse file of its size.
+Locations in the Bundle are view paths either way; ``ArchiveSource.local`` writes one into the view when
+something opens it by name. Blob bytes come from the archive itself: ``verify`` hashes them in one sequential
+pass, ``materialize`` writes each needed blob once beside a destination, for the engine to hard-link into place.
 """
 
 from __future__ import annotations
@@ -533,6 +536,7 @@ def _normalise(raw: str, where: Path) -> str | None:
 
 _START = "(the start of the archive)"
 _ZERO_SIZE = b"00000000000\0"
+_USTAR = b"ustar\x0000"
 _EXTENDED = frozenset((b"x", b"g", b"L", b"K"))
 _PLAIN_TYPES = frozenset((b"0", b"\0", b"7", b"5"))
 
@@ -595,13 +599,14 @@ def iter_members(stream: _Stream, where: Path) -> Iterator[Member]:
             continue
         if long_name is None and not pax and type_ in _PLAIN_TYPES:
             end = header.find(0, 0, 100)
-            if header[345] == 0 and end >= 0:  # the name alone, ended by NUL
-                try:
-                    raw_name = header[:end].decode("utf-8")
-                except UnicodeDecodeError:
-                    raw_name = _header_name(header, where)  # says what is wrong
-            else:
-                raw_name = _header_name(header, where)
+            name_bytes = header[: end if end >= 0 else 100]
+            if header[345] and header[257:265] == _USTAR:  # ustar: prefix + "/" + name
+                end = header.find(0, 345, 500)
+                name_bytes = header[345 : end if end >= 0 else 500] + b"/" + name_bytes
+            try:
+                raw_name = name_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                raw_name = _header_name(header, where)  # says what is wrong
         else:
             raw_name = long_name if long_name is not None else _header_name(header, where)
             raw_name = pax.get("path", raw_name)
@@ -637,7 +642,7 @@ def _header_name(header: bytes, where: Path) -> str:
     """The name a header holds itself (ustar: prefix + "/" + name)."""
     end = header.find(0, 0, 100)
     name_bytes = header[: end if end >= 0 else 100]
-    if header[345] != 0 and header[257:265] == b"ustar\x0000":
+    if header[345] != 0 and header[257:265] == _USTAR:
         name_bytes = _cstring(header[345:500]) + b"/" + name_bytes
     try:
         return name_bytes.decode("utf-8")
@@ -897,11 +902,9 @@ def _remove_stale_views(parent: str) -> None:
             continue  # alive, someone else's
 
 
-def _keeps(name: str, data: bytes) -> bool:
-    """Whether the index keeps a small member's bytes: everything but blobs that cannot be a manifest or a
-    config (JSON), so small layers cost no memory."""
-    if not (name.endswith("/data") or "blobs/sha" in name):
-        return True
+def _json_like(data: bytes) -> bool:
+    """Whether a blob may be a manifest or a config (JSON): the index keeps the bytes of small members, but of
+    blobs only those, so small layers cost no memory."""
     return not data or data[:64].lstrip()[:1] in (b"{", b"")
 
 
@@ -948,7 +951,7 @@ def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
                 chunk = stream.read(size + (-size % BLOCK))  # with the padding: no skip before the next header
                 if len(chunk) < size:
                     raise BundleError(f"the archive is truncated inside member {name!r}", where, code=Code.TRUNCATED)
-                if _keeps(name, chunk):
+                if not (name.endswith("/data") or "blobs/sha" in name) or _json_like(chunk):
                     data[name] = chunk[:size] if len(chunk) > size else chunk
             elif stream.skip(size) < size:
                 raise BundleError(f"the archive is truncated inside member {name!r}", where, code=Code.TRUNCATED)
