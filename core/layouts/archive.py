@@ -748,6 +748,7 @@ class ArchiveSource:
     # Member name -> its bytes, for the small members a reader reads (links, manifests, configs, index.json);
     # members missing here are read from the archive when asked (``read_member``).
     data: dict[str, bytes] = field(default_factory=dict)
+    unkept: list[str] = field(default_factory=list)  # file members whose bytes the index did not keep
     # Folder ("" = the top) -> names of its entries, for the folders the members name and those they imply.
     folders: dict[str, list[str]] = field(default_factory=lambda: {"": []})
     built: bool = False  # whether the view holds every member (OCI layouts and dir trees inside)
@@ -911,7 +912,7 @@ def _json_like(data: bytes) -> bool:
 def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
     """One pass over the headers: every member, the folders they name or imply, the bytes of small members."""
     raw, stream = source.open_stream()
-    members, folders, data = source.members, source.folders, source.data
+    members, folders, data, unkept = source.members, source.folders, source.data, source.unkept
     where = source.path
 
     def folder(name: str, member: str) -> list[str]:
@@ -953,8 +954,12 @@ def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
                     raise BundleError(f"the archive is truncated inside member {name!r}", where, code=Code.TRUNCATED)
                 if not (name.endswith("/data") or "blobs/sha" in name) or _json_like(chunk):
                     data[name] = chunk[:size] if len(chunk) > size else chunk
-            elif stream.skip(size) < size:
-                raise BundleError(f"the archive is truncated inside member {name!r}", where, code=Code.TRUNCATED)
+                else:
+                    unkept.append(name)
+            else:
+                if stream.skip(size) < size:
+                    raise BundleError(f"the archive is truncated inside member {name!r}", where, code=Code.TRUNCATED)
+                unkept.append(name)
             # A member larger than claimed shows as a corrupt header next, a short one as truncation.
     finally:
         raw.close()
@@ -1210,21 +1215,18 @@ def _fill_manifests(source: ArchiveSource, layout: Layout) -> None:
     data = source.data
     wanted = {
         n
-        for n, m in source.members.items()
-        if not m.is_dir
-        and n not in data
-        and (
-            (base := n.rpartition("/")[2]) in ("manifest.json", "index.json")
-            or base.endswith(".manifest.json")
-            or "signature-" in base
-        )
+        for n in source.unkept
+        if (base := n.rpartition("/")[2]) in ("manifest.json", "index.json")
+        or base.endswith(".manifest.json")
+        or "signature-" in base
     }
     if layout is Layout.REGISTRY:
-        for name in source.members:
-            if name.endswith("/link") and "/_manifests/revisions/sha256/" in name:
-                match = _REVISION.fullmatch(name)
-                if match is not None:
-                    hex_ = match.group(2)
+        for folder, listing in source.folders.items():
+            if not folder.endswith("/_manifests/revisions/sha256"):
+                continue
+            for hex_ in listing:
+                match = _REVISION.fullmatch(f"{folder}/{hex_}/link")
+                if match is not None and f"{folder}/{hex_}/link" in source.members:
                     blob = f"{match.group(1)}docker/registry/v2/blobs/sha256/{hex_[:2]}/{hex_}/data"
                     if blob not in data:
                         wanted.add(blob)
