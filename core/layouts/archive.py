@@ -4,11 +4,11 @@ skopeo dir tree, read through a member index without extracting it.
 Opening an archive indexes its members once (name -> offset in the tar stream, size, and the bytes of the small
 ones a reader reads: links, manifests, configs, index.json), refusing anything a received archive must not
 hold: absolute names, ``..``, links, devices, duplicate names, headers that do not check out, a stream that ends
-early or expands like a decompression bomb. Registry storage is then read straight from that index: the
-registry reader runs over an ``ArchiveTree`` (the member index behind the ``Tree`` interface of the folder
+early or expands like a decompression bomb. Registry storage and OCI layouts are then read straight from that
+index: their readers run over an ``ArchiveTree`` (the member index behind the ``Tree`` interface of the folder
 readers), so an archive gives the same Bundle, the same checks and the same messages as the folder it holds,
-with no file-system work. An OCI layout or a dir tree inside is read from a *view* in a private temporary
-folder: folders, small members with their bytes, every other member as an empty sparse file of its size.
+with no file-system work. A skopeo dir tree inside is read from a *view* in a private temporary folder:
+folders, small members with their bytes, every other member as an empty sparse file of its size.
 Locations in the Bundle are view paths either way; ``ArchiveSource.local`` writes one into the view when
 something opens it by name. Blob bytes come from the archive itself: ``verify`` hashes them in one sequential
 pass, ``materialize`` writes each needed blob once beside a destination, for the engine to hard-link into place.
@@ -1131,10 +1131,10 @@ def _find_layout(source: ArchiveSource) -> tuple[str, Layout | None]:
 def read(path: Path) -> Bundle:
     """An archive as a Bundle of the layout it holds; ``bundle.source`` is the ArchiveSource.
 
-    Registry storage is read straight from the member index; an OCI layout or a dir tree from a view of real
-    files built for their readers."""
+    Registry storage and OCI layouts are read straight from the member index; a dir tree from a view of real
+    files built for its reader."""
     from regpack import layouts
-    from regpack.layouts import registry
+    from regpack.layouts import oci, registry
 
     source = open_archive(path)
     inner, layout = _find_layout(source)
@@ -1151,6 +1151,10 @@ def read(path: Path) -> Bundle:
     _fill_manifests(source, layout)
     if layout is Layout.REGISTRY:
         bundle = registry.read(Path(root), ArchiveTree(source, root))
+    elif layout is Layout.OCI:
+        # a tag-only reference takes the layout's folder name as repository: the archive's, at its top
+        name = None if inner else re.sub(r"(\.tar)?(\.zst)?$", "", source.path.name)
+        bundle = oci.read(Path(root), ArchiveTree(source, root), name)
     else:
         _build_view(source)
         bundle = layouts.read(Path(root), layout)
@@ -1164,7 +1168,7 @@ def read(path: Path) -> Bundle:
         and (name := source.name_of(blob.file))
     }
     _fill(source, configs)
-    if layout is Layout.REGISTRY:
+    if not source.built:
         _local_for_plans(source, bundle)
     bundle.root = source.path
     bundle.source = source

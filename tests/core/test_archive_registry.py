@@ -21,7 +21,9 @@ from tests.core.conftest import tree
 # Storage an archive cannot carry: symbolic links (refused by the archive reader as a whole), permissions
 # (an archive member is readable whatever its mode), names that are not UTF-8 (refused as member names).
 NOT_IN_AN_ARCHIVE = ("symlink", "unreadable", "not-utf8")
-REGISTRY_CASES = [c for c in corpus.CASES if c.layout == "registry" and not any(w in c.id for w in NOT_IN_AN_ARCHIVE)]
+REGISTRY_CASES = [
+    c for c in corpus.CASES if c.layout in ("registry", "oci") and not any(w in c.id for w in NOT_IN_AN_ARCHIVE)
+]
 
 
 def gnu_tar(root: Path, dest: Path, *flags: str) -> Path:
@@ -61,7 +63,7 @@ def read_or_error(path: Path) -> object:
 
 
 @pytest.mark.parametrize("case", REGISTRY_CASES, ids=[c.id for c in REGISTRY_CASES])
-def test_damaged_storage_reads_the_same_from_an_archive(case: corpus.Case, tmp_path: Path) -> None:
+def test_damaged_bundle_reads_the_same_from_an_archive(case: corpus.Case, tmp_path: Path) -> None:
     root = case.make(tmp_path)
     folder = read_or_error(root)
     archive = gnu_tar(root, tmp_path / "storage.tar")
@@ -165,3 +167,24 @@ def test_what_plans_and_the_window_open_by_name_is_written_on_demand(dir_bundle:
     assert tree(tmp_path / "out") == tree(tmp_path / "out-of-folder")
     pack(tmp_path / "r.tar.zst", tmp_path / "again")
     assert tree(tmp_path / "again") == tree(tmp_path / "storage")
+
+
+@pytest.mark.parametrize("suffix", ["tar", "tar.zst"])
+def test_an_oci_layout_is_read_from_the_index_and_named_as_its_folder_is(tmp_path: Path, suffix: str) -> None:
+    """A tag-only reference takes the layout's folder name as repository; at the top of an archive, the
+    archive's name (not the name of a scratch folder)."""
+    from tests.support import ocibuild as ob
+
+    base = ob.layer(ob.text_files("base"))
+    index = ob.index([ob.image([base]), ob.image([base, ob.layer(ob.text_files("arm"))], architecture="arm64")])
+    layout = ob.write_oci_layout(tmp_path / "release", {"1.0": ob.image([base]), "team/app:2": index})
+    flags = ("--zstd",) if suffix == "tar.zst" else ()
+    archive = gnu_tar(layout, tmp_path / f"release.{suffix}", *flags)
+    bundle = layouts.read(archive).check()
+    assert outcome(bundle, f"{archive}:") == outcome(layouts.read(layout), str(layout))
+    assert sorted(i.name for i in bundle.images) == ["release:1.0", "team/app:2"]
+    assert isinstance(bundle.source, ArchiveSource) and bundle.layout is Layout.OCI
+    assert not any(os.scandir(bundle.source.view_root)), "an OCI layout is read without a view"
+    assert verify(archive).ok
+    unpack(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "release:1.0" / "manifest.json").is_file()
