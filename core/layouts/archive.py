@@ -46,6 +46,7 @@ from regpack.progress import Meter, ProgressCallback
 
 BLOCK = 512
 CHUNK = 1 << 20
+AFTER_SEEK = 16 << 10
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # A zstd stream may start with a skippable frame (magic 0x184D2A50..5F, little-endian).
 _SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18")
@@ -260,6 +261,7 @@ class _Stream:
         self.leftover = b""
         self.mid_frame = False
         self.frames: list[tuple[int, int]] = []  # (compressed start, decompressed start) of each frame
+        self.ahead = CHUNK  # how much a plain read takes; little right after a seek (the next member may be big)
         if compressed:
             from regpack.archive import zstd_module
 
@@ -275,7 +277,8 @@ class _Stream:
             self.buf, self.off = self.buf[self.off :], 0
         while len(self.buf) < want:
             if self.decompressor is None:
-                data = self.raw.read(max(want - len(self.buf), CHUNK))
+                data = self.raw.read(max(want - len(self.buf), self.ahead))
+                self.ahead = CHUNK
                 if not data:
                     return
                 self.buf += data
@@ -370,6 +373,7 @@ class _Stream:
             end = min(self.raw.offset + n - avail, self.raw.size)
             self.pos += avail + end - self.raw.offset
             self.raw.seek(end)
+            self.ahead = AFTER_SEEK
             return self.pos - start
         if self.frames and n > avail:
             self._jump(target)
@@ -957,7 +961,9 @@ def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
                 else:
                     unkept.append(name)
             else:
-                if stream.skip(size) < size:
+                # to the next header, padding included: in a seekable .tar.zst that is where the next frame starts,
+                # so the skip jumps there instead of decompressing the member's frame
+                if stream.skip(size + (-size % BLOCK)) < size:
                     raise BundleError(f"the archive is truncated inside member {name!r}", where, code=Code.TRUNCATED)
                 unkept.append(name)
             # A member larger than claimed shows as a corrupt header next, a short one as truncation.
