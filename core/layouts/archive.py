@@ -934,9 +934,9 @@ def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
         for member in iter_members(stream, where):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
-            name = member.name
+            name, is_dir, size, _ = member
             if name in folders or name in members:
-                if name not in folders or not member.is_dir or name in members:
+                if name not in folders or not is_dir or name in members:
                     raise BundleError(
                         f"member {name!r} appears twice; refusing an archive whose content depends on order",
                         where,
@@ -948,10 +948,9 @@ def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
             listing = folders.get(up)
             (listing if listing is not None else folder(up, name)).append(base)
             members[name] = member
-            if member.is_dir:
+            if is_dir:
                 folders[name] = []
                 continue
-            size = member.size
             if size <= KEEP:
                 chunk = stream.read(size + (-size % BLOCK))  # with the padding: no skip before the next header
                 if len(chunk) < size:
@@ -1078,7 +1077,7 @@ class ArchiveTree:
             return None
         if member.is_dir:
             raise BundleError(f"{what} is not a regular file", path)
-        return text, FileStat(member.size)
+        return text, _new(FileStat, (member.size,))
 
     def read_plain(self, path: str, limit: int) -> bytes | None:
         data = self._data.get(path[self._cut :]) if path.startswith(self._prefix) else None
