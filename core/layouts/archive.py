@@ -51,14 +51,13 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # A zstd stream may start with a skippable frame (magic 0x184D2A50..5F, little-endian).
 _SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18")
 GZIP_MAGIC = b"\x1f\x8b"
-# Members up to KEEP bytes keep their bytes in the view (link files, version files, almost every manifest and
-# config); bigger ones are sparse until known to be a manifest or config (at most MAX_MANIFEST_BYTES), when one
-# more pass fills them in.
+# The index keeps in memory the bytes of members up to KEEP bytes (link files, version files, almost every
+# manifest and config; of blobs, only those that may be JSON); a bigger manifest or config (at most
+# MAX_MANIFEST_BYTES) is brought in by one more pass when known to be one.
 KEEP = 64 << 10
 # A decompression bomb: past BOMB_FLOOR bytes out, more than BOMB_RATIO bytes out for each byte in.
 BOMB_FLOOR = 256 << 20
 BOMB_RATIO = 1000
-_REGULAR = {b"0", b"\0", b"7"}
 _ZERO_BLOCK = bytes(BLOCK)
 _TYPE_NAMES = {
     b"1": "a hard link",
