@@ -25,8 +25,10 @@ from PySide6.QtWidgets import (
 from regpack.analysis import Analysis, BlobUsage
 from regpack.bundle import Bundle, Image
 from regpack.digest import Digest
+from regpack.errors import RegpackError
 from regpack.gui.models import LayerRow, LayersModel, kind_text
 from regpack.gui.sizes import human_size
+from regpack.layouts import readable
 from regpack.manifest import Manifest
 
 MAX_JSON_BYTES = 4 * 1024 * 1024  # manifests and configs larger than this are not shown
@@ -218,10 +220,17 @@ class DetailsView(QWidget):
         self._show_manifest(self.image.manifest, self.image.children[row])
 
     def _locate(self, digest: Digest) -> Path | None:
+        location: str | None = None
         if self.image is not None and digest in self.image.locations:
-            return Path(self.image.locations[digest])
-        blob = self.bundle.blobs.get(digest) if self.bundle is not None else None
-        return blob.path if blob is not None else None
+            location = self.image.locations[digest]
+        elif self.bundle is not None and (blob := self.bundle.blobs.get(digest)) is not None:
+            location = blob.file
+        if location is None or self.bundle is None:
+            return None if location is None else Path(location)
+        try:
+            return Path(readable(self.bundle, location))  # an archive's member, written out on first use
+        except (OSError, RegpackError):
+            return Path(location)  # reading it then says what is wrong
 
     def _show_manifest(self, top: Manifest, shown: Manifest) -> None:
         """Show ``top`` as JSON (the list for a multi-arch image), and the config/layers of ``shown``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,9 +48,22 @@ def read(path: Path, layout: Layout | None = None) -> Bundle:
         with _cyclic_gc_paused():
             return archive.read(path)
     layout = layout or detect(path)
-    reader = {Layout.SKOPEO_DIR: skopeo_dir.read, Layout.REGISTRY: registry.read, Layout.OCI: oci.read}[layout]
+    readers: dict[Layout, Callable[[Path], Bundle]] = {
+        Layout.SKOPEO_DIR: skopeo_dir.read,
+        Layout.REGISTRY: registry.read,
+        Layout.OCI: oci.read,
+    }
+    reader = readers[layout]
     with _cyclic_gc_paused():
         return reader(path)
+
+
+def readable(bundle: Bundle, location: str) -> str:
+    """A location of ``bundle`` (an image's or a blob's file) as a file to open by name: the location itself for
+    a folder; for an archive, the member written into its view on first use (the archive's own reader needs
+    no files)."""
+    source = bundle.source
+    return source.local(location) if isinstance(source, archive.ArchiveSource) else location
 
 
 @contextmanager
@@ -69,6 +82,11 @@ def _cyclic_gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # What the read made sits in the youngest generation, where the first collection after it would walk
+        # all of it (measured: a fifth of a second for 2,000 images in an archive). Freezing and unfreezing
+        # moves it to the oldest generation unwalked; it stays collectable as any long-lived object.
+        gc.freeze()
+        gc.unfreeze()
         gc.enable()
 
 

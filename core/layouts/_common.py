@@ -1,12 +1,16 @@
-"""What every layout reader shares: safe file access inside an untrusted bundle, and building an Image."""
+"""What every layout reader shares: safe file access inside an untrusted bundle, and building an Image.
+
+Readers reach files only through a ``Tree``: the few operations they need (list a folder, check a file and
+its size, read a small file or a manifest). ``SafeRoot`` is the tree of a folder on disk; an archive provides
+one over its member index (layouts.archive), so a reader's logic exists once for both."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from regpack.bundle import Bundle, Image, Role
 from regpack.digest import Digest
@@ -27,8 +31,67 @@ class FileStat(NamedTuple):
 Locate = Callable[[Digest], str]
 
 
+class Entry(Protocol):
+    """What readers use of a folder entry (``os.DirEntry`` on disk)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool: ...
+
+    def is_symlink(self) -> bool: ...
+
+
+class Tree(Protocol):
+    """The files of a bundle as its readers see them. Paths are absolute names under ``root`` (plain strings
+    or Paths); ``file`` returns the name under which a file is read afterwards and its size."""
+
+    root: Path
+    descriptors: SharedDescriptors
+
+    def scan(self, folder: str) -> Sequence[Entry]:
+        """The entries of a folder, sorted by name; FileNotFoundError when it is not there."""
+        ...
+
+    def listdir(self, folder: Path | str) -> list[str]:
+        """Sorted names in a folder; empty when it is not there."""
+        ...
+
+    def is_dir(self, path: Path | str) -> bool: ...
+
+    def lexists(self, path: Path | str) -> bool: ...
+
+    def exists(self, path: Path | str) -> bool: ...
+
+    def folder_inside(self, folder: str) -> bool: ...
+
+    def trust_folders(self, parent: str, entries: Iterable[Entry]) -> None: ...
+
+    def trust_listing(self, parent: str) -> None:
+        """``trust_folders`` for a folder not listed yet (nothing when it cannot be listed)."""
+        ...
+
+    def file(self, path: Path | str, what: str) -> tuple[str, FileStat] | None: ...
+
+    def read_plain(self, path: str, limit: int) -> bytes | None:
+        """Up to ``limit + 1`` bytes of a plain small file, quickly; None when that is not simply possible
+        (missing, a link, not a regular file), and the careful ``file`` + ``read_small`` say why."""
+        ...
+
+    def read_small(self, real: str, limit: int, what: str, path: Path | str) -> bytes: ...
+
+    def read_manifest(self, real: str, image: str | None) -> bytes: ...
+
+
+_OPEN_PLAIN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 class SafeRoot:
-    """Resolves files of an untrusted bundle: a symlink (file or folder) is followed only inside the root."""
+    """Resolves files of an untrusted bundle on disk: a symlink (file or folder) is followed only inside the
+    root. The ``Tree`` of a folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -49,7 +112,53 @@ class SafeRoot:
     def inside(self, real: str) -> bool:
         return real == self._real_text or real.startswith(self._real_prefix)
 
-    def trust_folders(self, parent: str, entries: Iterable[os.DirEntry[str]]) -> None:
+    def scan(self, folder: str) -> Sequence[Entry]:
+        with os.scandir(folder) as listing:
+            return sorted(listing, key=lambda e: e.name)
+
+    def listdir(self, folder: Path | str) -> list[str]:
+        try:
+            return sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return []
+
+    def is_dir(self, path: Path | str) -> bool:
+        return os.path.isdir(path)
+
+    def lexists(self, path: Path | str) -> bool:
+        return os.path.lexists(path)
+
+    def exists(self, path: Path | str) -> bool:
+        return os.path.exists(path)
+
+    def read_plain(self, path: str, limit: int) -> bytes | None:
+        """One open that follows no symlink and never blocks, one read: no stat, since a FIFO, a device or a
+        folder gives nothing a caller accepts either."""
+        try:
+            fd = os.open(path, _OPEN_PLAIN)
+        except OSError:
+            return None
+        try:
+            return os.read(fd, limit + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def read_small(self, real: str, limit: int, what: str, path: Path | str) -> bytes:
+        return read_small(real, limit, what, path)
+
+    def read_manifest(self, real: str, image: str | None) -> bytes:
+        return read_manifest_bytes(real, image)
+
+    def trust_listing(self, parent: str) -> None:
+        try:
+            with os.scandir(parent) as listing:
+                self.trust_folders(parent, listing)
+        except OSError:
+            pass
+
+    def trust_folders(self, parent: str, entries: Iterable[Entry]) -> None:
         """Record the plain (not symlinked) sub-folders of a listed folder, so no lstat is needed for them.
 
         A big bundle has a folder per image or per blob: one listing of their parent replaces thousands of
@@ -138,7 +247,7 @@ def read_small(real: Path | str, limit: int, what: str, path: Path | str) -> byt
 
 def build_image(
     bundle: Bundle,
-    safe: SafeRoot,
+    safe: Tree,
     reference: Reference,
     top_path: Path | str,
     locate_manifest: Locate,
@@ -161,7 +270,7 @@ def build_image(
             bundle.problem("manifest is missing", top_path, name, code=Code.MISSING_MANIFEST)
             return None
         real, _ = found
-        top = parse_manifest(read_manifest_bytes(real, name), top_path, name, shared=safe.descriptors)
+        top = parse_manifest(safe.read_manifest(real, name), top_path, name, shared=safe.descriptors)
     except BundleError as e:
         bundle.problem(e.reason, e.path or top_path, name, code=e.code_or(Code.BAD_MANIFEST))
         return None
@@ -210,7 +319,7 @@ def build_image(
                     )
                     continue
                 real, st = found
-                child = parse_manifest(read_manifest_bytes(real, name), path, name, desc.media_type, safe.descriptors)
+                child = parse_manifest(safe.read_manifest(real, name), path, name, desc.media_type, safe.descriptors)
             except BundleError as e:
                 bundle.problem(e.reason, e.path or path, name, code=e.code_or(Code.BAD_MANIFEST))
                 continue

@@ -1,14 +1,17 @@
 """Archives as a layout: a ``.tar`` or ``.tar.zst`` (whole or split) of registry storage, an OCI layout or a
 skopeo dir tree, read through a member index without extracting it.
 
-Opening an archive indexes its members once (name -> offset in the tar stream, size), refusing anything a
-received archive must not hold: absolute names, ``..``, links, devices, duplicate names, headers that do not
-check out, a stream that ends early or expands like a decompression bomb. The index becomes a *view* in a
-private temporary folder: folders, the small members (links, manifests, configs, index.json: at most
-MAX_MANIFEST_BYTES) with their bytes, and every bigger member as an empty sparse file of its size. The folder
-layouts' own readers read that view, so an archive gives the same Bundle, the same checks and the same messages
-as the folder it holds. Blob bytes come from the archive itself: ``verify`` hashes them in one sequential pass,
-``materialize`` writes each needed blob once beside a destination, for the engine to hard-link into place.
+Opening an archive indexes its members once (name -> offset in the tar stream, size, and the bytes of the small
+ones a reader reads: links, manifests, configs, index.json), refusing anything a received archive must not
+hold: absolute names, ``..``, links, devices, duplicate names, headers that do not check out, a stream that ends
+early or expands like a decompression bomb. Registry storage and OCI layouts are then read straight from that
+index: their readers run over an ``ArchiveTree`` (the member index behind the ``Tree`` interface of the folder
+readers), so an archive gives the same Bundle, the same checks and the same messages as the folder it holds,
+with no file-system work. A skopeo dir tree inside is read from a *view* in a private temporary folder:
+folders, small members with their bytes, every other member as an empty sparse file of its size.
+Locations in the Bundle are view paths either way; ``ArchiveSource.local`` writes one into the view when
+something opens it by name. Blob bytes come from the archive itself: ``verify`` hashes them in one sequential
+pass, ``materialize`` writes each needed blob once beside a destination, for the engine to hard-link into place.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -27,31 +31,33 @@ import struct
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from regpack.bundle import Bundle, Layout, Role
 from regpack.errors import BundleError, Cancelled, Code, printable
-from regpack.manifest import MAX_MANIFEST_BYTES
+from regpack.layouts._common import Entry, FileStat
+from regpack.manifest import MAX_MANIFEST_BYTES, Kind, SharedDescriptors
 from regpack.plan import PlaceBlob, Plan
 from regpack.progress import Meter, ProgressCallback
 
 BLOCK = 512
 CHUNK = 1 << 20
+AFTER_SEEK = 16 << 10
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # A zstd stream may start with a skippable frame (magic 0x184D2A50..5F, little-endian).
 _SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18")
 GZIP_MAGIC = b"\x1f\x8b"
-# Members up to KEEP bytes keep their bytes in the view (link files, version files, almost every manifest and
-# config); bigger ones are sparse until known to be a manifest or config (at most MAX_MANIFEST_BYTES), when one
-# more pass fills them in.
+# The index keeps in memory the bytes of members up to KEEP bytes (link files, version files, almost every
+# manifest and config; of blobs, only those that may be JSON); a bigger manifest or config (at most
+# MAX_MANIFEST_BYTES) is brought in by one more pass when known to be one.
 KEEP = 64 << 10
 # A decompression bomb: past BOMB_FLOOR bytes out, more than BOMB_RATIO bytes out for each byte in.
 BOMB_FLOOR = 256 << 20
 BOMB_RATIO = 1000
-_REGULAR = {b"0", b"\0", b"7"}
 _ZERO_BLOCK = bytes(BLOCK)
 _TYPE_NAMES = {
     b"1": "a hard link",
@@ -254,6 +260,7 @@ class _Stream:
         self.leftover = b""
         self.mid_frame = False
         self.frames: list[tuple[int, int]] = []  # (compressed start, decompressed start) of each frame
+        self.ahead = CHUNK  # how much a plain read takes; little right after a seek (the next member may be big)
         if compressed:
             from regpack.archive import zstd_module
 
@@ -269,7 +276,8 @@ class _Stream:
             self.buf, self.off = self.buf[self.off :], 0
         while len(self.buf) < want:
             if self.decompressor is None:
-                data = self.raw.read(max(want - len(self.buf), CHUNK))
+                data = self.raw.read(max(want - len(self.buf), self.ahead))
+                self.ahead = CHUNK
                 if not data:
                     return
                 self.buf += data
@@ -364,6 +372,7 @@ class _Stream:
             end = min(self.raw.offset + n - avail, self.raw.size)
             self.pos += avail + end - self.raw.offset
             self.raw.seek(end)
+            self.ahead = AFTER_SEEK
             return self.pos - start
         if self.frames and n > avail:
             self._jump(target)
@@ -410,17 +419,44 @@ def _seek_table(raw: _Raw) -> list[tuple[int, int]]:
 # --- tar headers --------------------------------------------------------------------------------------------
 
 
+def _byte_sum(header: bytes) -> int:
+    """``sum(header)`` of a 512-byte header in C: adler32's low half is 1 + the byte sum modulo 65521, which is
+    the exact sum when that sum stays below 65521: for an ASCII header (at most 512 * 127 = 65,024), or for
+    each half of any header (at most 256 * 255 = 65,280)."""
+    if header.isascii():
+        return (zlib.adler32(header) & 0xFFFF) - 1
+    view = memoryview(header)
+    return (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
+
+
 def _checksum_ok(header: bytes) -> bool:
     field = header[148:156]
-    try:
-        stored = _number(field)
-    except ValueError:
-        return False
-    unsigned = sum(header) - sum(field) + 8 * 32
+    stored = _octal(field)
+    if stored is None:
+        try:
+            stored = _number(field)
+        except ValueError:
+            return False
+    unsigned = _byte_sum(header) - sum(field) + 8 * 32
     if stored == unsigned:
         return True
     signed = sum(b - 256 if b > 127 else b for b in header[:148] + header[156:]) + 8 * 32
     return stored in (unsigned, signed)
+
+
+def _octal(field: bytes) -> int | None:
+    """A number field as tar writers spell it (octal digits, then NUL), read quickly; None for any other
+    spelling, which ``_number`` then reads or refuses. Like ``_number``, ignores what follows the NUL."""
+    end = field.find(0)
+    if end <= 0:
+        return None
+    digits = field[:end]
+    if not digits.isdigit():
+        return None
+    try:
+        return int(digits, 8)  # only 0-9 are left: an 8 or a 9 raises, and _number says why
+    except ValueError:
+        return None
 
 
 def _number(field: bytes) -> int:
@@ -443,12 +479,16 @@ def _cstring(field: bytes) -> bytes:
     return field.split(b"\0", 1)[0]
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
+    """One file or folder of the archive (a tuple: an archive has tens of thousands)."""
+
     name: str  # normalised: relative, no "./", no trailing slash
     is_dir: bool
     size: int
     offset: int  # of its data in the tar stream
+
+
+_new = tuple.__new__  # a Member without NamedTuple's Python-level __new__: tens of thousands are made
 
 
 def _pax_records(data: bytes, where: Path, member: str) -> dict[str, str]:
@@ -497,22 +537,32 @@ def _normalise(raw: str, where: Path) -> str | None:
     return name
 
 
+_START = "(the start of the archive)"
+_ZERO_SIZE = b"00000000000\0"
+_USTAR = b"ustar\x0000"
+_EXTENDED = frozenset((b"x", b"g", b"L", b"K"))
+_PLAIN_TYPES = frozenset((b"0", b"\0", b"7", b"5"))
+
+
 def iter_members(stream: _Stream, where: Path) -> Iterator[Member]:
     """Every member in order; the caller reads or skips its data before asking for the next.
 
     Strict where tar readers are lenient: a bad checksum after the first member is an error, not the end;
     the archive must end with a zero block (a stream cut at a member boundary is truncated, not complete).
+    An archive has tens of thousands of headers: the common one (a file or folder named in its own header,
+    numbers in plain octal) takes a short path; everything else the careful one, with the same checks.
     """
     long_name: str | None = None
     pax: dict[str, str] = {}
-    previous = "(the start of the archive)"
+    previous = _START
     expect_data_end = 0
+    read = stream.read
     while True:
         if stream.pos != expect_data_end:  # the caller did not consume the member's data
             stream.skip(expect_data_end - stream.pos)
-        header = stream.read(BLOCK)
+        header = read(BLOCK)
         if len(header) < BLOCK:
-            if not header and previous == "(the start of the archive)":
+            if not header and previous == _START:
                 raise BundleError("the archive is empty", where, code=Code.EMPTY)
             raise BundleError(
                 f"the archive is truncated after {previous!r} (no end-of-archive block)", where, code=Code.TRUNCATED
@@ -526,86 +576,117 @@ def iter_members(stream: _Stream, where: Path) -> Iterator[Member]:
                 )
             _check_trailer(stream, where, previous)
             return
-        if not _checksum_ok(header):
+        field = header[148:156]
+        # As GNU tar, Python and regpack write it: six octal digits, NUL, space; any other spelling is judged
+        # by _checksum_ok.
+        if field != b"%06o\0 " % (_byte_sum(header) - sum(field) + 8 * 32) and not _checksum_ok(header):
             raise BundleError(
                 f"corrupt tar header after {previous!r} (a member longer than its header says, or damage)",
                 where,
                 code=Code.CORRUPT,
             )
         type_ = header[156:157]
-        try:
-            size = _number(header[124:136])
-        except ValueError as e:
-            raise BundleError(f"corrupt size in the header after {previous!r}: {e}", where, code=Code.CORRUPT) from None
+        size_field = header[124:136]
+        size = 0 if size_field == _ZERO_SIZE else _octal(size_field)
+        if size is None:
+            try:
+                size = _number(size_field)
+            except ValueError as e:
+                raise BundleError(
+                    f"corrupt size in the header after {previous!r}: {e}", where, code=Code.CORRUPT
+                ) from None
         data_start = stream.pos
-        padded = size + (-size % BLOCK)
-        expect_data_end = data_start + padded
-        if type_ in (b"x", b"g", b"L", b"K"):
-            if size > 1 << 20:
-                raise BundleError(
-                    f"an extended header of {size} bytes after {previous!r}; refusing it", where, code=Code.CORRUPT
-                )
-            data = stream.read(padded)
-            if len(data) < padded:
-                raise BundleError(
-                    f"the archive is truncated inside an extended header after {previous!r}", where, code=Code.TRUNCATED
-                )
-            data = data[:size]
-            if type_ == b"x":
-                pax.update(_pax_records(data, where, previous))
-            elif type_ == b"g":
-                records = _pax_records(data, where, previous)
-                if "path" in records or "size" in records:
-                    raise BundleError(
-                        "a global pax header sets a path or size for every member; refusing it",
-                        where,
-                        code=Code.CORRUPT,
-                    )
-            elif type_ == b"L":
-                try:
-                    long_name = _cstring(data).decode("utf-8")
-                except UnicodeDecodeError:
-                    raise BundleError(
-                        f"a long member name after {previous!r} is not UTF-8", where, code=Code.CORRUPT
-                    ) from None
+        expect_data_end = data_start + size + (-size % BLOCK)
+        if type_ in _EXTENDED:
+            long_name = _extended(stream, type_, size, pax, long_name, where, previous)
             continue
-        magic = header[257:265]
-        if long_name is not None:
-            raw_name = long_name
-        else:
-            name_bytes = _cstring(header[0:100])
-            if magic == b"ustar\x0000" and header[345] != 0:
-                name_bytes = _cstring(header[345:500]) + b"/" + name_bytes
+        if long_name is None and not pax and type_ in _PLAIN_TYPES:
+            end = header.find(0, 0, 100)
+            name_bytes = header[: end if end >= 0 else 100]
+            if header[345] and header[257:265] == _USTAR:  # ustar: prefix + "/" + name
+                end = header.find(0, 345, 500)
+                name_bytes = header[345 : end if end >= 0 else 500] + b"/" + name_bytes
             try:
                 raw_name = name_bytes.decode("utf-8")
             except UnicodeDecodeError:
+                raw_name = _header_name(header, where)  # says what is wrong
+        else:
+            raw_name = long_name if long_name is not None else _header_name(header, where)
+            raw_name = pax.get("path", raw_name)
+            if "size" in pax:
+                if not pax["size"].isdigit():
+                    raise BundleError(f"pax size of {printable(raw_name)!r} is not a number", where, code=Code.CORRUPT)
+                size = int(pax["size"])
+                expect_data_end = data_start + size + (-size % BLOCK)
+            if pax and any(k.startswith("GNU.sparse") for k in pax):
                 raise BundleError(
-                    f"member name {name_bytes[:100].decode('utf-8', 'backslashreplace')} is not UTF-8",
+                    f"member {printable(raw_name)!r} is a sparse file; refusing it", where, code=Code.UNSAFE
+                )
+            long_name, pax = None, {}
+            if type_ not in _PLAIN_TYPES:
+                what = _TYPE_NAMES.get(type_, f"of type {type_.decode('latin-1')!r}")
+                raise BundleError(
+                    f"member {printable(raw_name)[:300]!r} is {what}; a received archive may hold only files and "
+                    "folders",
                     where,
-                    code=Code.CORRUPT,
-                ) from None
-        raw_name = pax.get("path", raw_name)
-        if "size" in pax:
-            if not pax["size"].isdigit():
-                raise BundleError(f"pax size of {printable(raw_name)!r} is not a number", where, code=Code.CORRUPT)
-            size = int(pax["size"])
-            padded = size + (-size % BLOCK)
-            expect_data_end = data_start + padded
-        if pax and any(k.startswith("GNU.sparse") for k in pax):
-            raise BundleError(f"member {printable(raw_name)!r} is a sparse file; refusing it", where, code=Code.UNSAFE)
-        long_name, pax = None, {}
-        if type_ not in _REGULAR and type_ != b"5":
-            what = _TYPE_NAMES.get(type_, f"of type {type_.decode('latin-1')!r}")
-            raise BundleError(
-                f"member {printable(raw_name)[:300]!r} is {what}; a received archive may hold only files and folders",
-                where,
-                code=Code.UNSAFE,
-            )
+                    code=Code.UNSAFE,
+                )
         name = _normalise(raw_name, where)
         previous = raw_name
         if name is None:
             continue
-        yield Member(name, type_ == b"5", 0 if type_ == b"5" else size, data_start)
+        if type_ == b"5":
+            yield _new(Member, (name, True, 0, data_start))
+        else:
+            yield _new(Member, (name, False, size, data_start))
+
+
+def _header_name(header: bytes, where: Path) -> str:
+    """The name a header holds itself (ustar: prefix + "/" + name)."""
+    end = header.find(0, 0, 100)
+    name_bytes = header[: end if end >= 0 else 100]
+    if header[345] != 0 and header[257:265] == _USTAR:
+        name_bytes = _cstring(header[345:500]) + b"/" + name_bytes
+    try:
+        return name_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(
+            f"member name {name_bytes[:100].decode('utf-8', 'backslashreplace')} is not UTF-8",
+            where,
+            code=Code.CORRUPT,
+        ) from None
+
+
+def _extended(
+    stream: _Stream, type_: bytes, size: int, pax: dict[str, str], long_name: str | None, where: Path, previous: str
+) -> str | None:
+    """Read an extended header (pax ``x``/``g``, GNU ``L``/``K``) into ``pax``; the long name it sets, or the
+    one set before."""
+    if size > 1 << 20:
+        raise BundleError(
+            f"an extended header of {size} bytes after {previous!r}; refusing it", where, code=Code.CORRUPT
+        )
+    padded = size + (-size % BLOCK)
+    data = stream.read(padded)
+    if len(data) < padded:
+        raise BundleError(
+            f"the archive is truncated inside an extended header after {previous!r}", where, code=Code.TRUNCATED
+        )
+    data = data[:size]
+    if type_ == b"x":
+        pax.update(_pax_records(data, where, previous))
+    elif type_ == b"g":
+        records = _pax_records(data, where, previous)
+        if "path" in records or "size" in records:
+            raise BundleError(
+                "a global pax header sets a path or size for every member; refusing it", where, code=Code.CORRUPT
+            )
+    elif type_ == b"L":
+        try:
+            return _cstring(data).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BundleError(f"a long member name after {previous!r} is not UTF-8", where, code=Code.CORRUPT) from None
+    return long_name
 
 
 def _check_trailer(stream: _Stream, where: Path, previous: str) -> None:
@@ -622,15 +703,18 @@ def _check_trailer(stream: _Stream, where: Path, previous: str) -> None:
             )
 
 
-# --- the index and its view -------------------------------------------------------------------------------
+# --- the index: names, sizes and the bytes of small members ------------------------------------------------
 
 
 class _View:
-    """The view's folder, removed when the last reference goes (and at exit): it lives as long as the Bundle.
+    """A private folder for whatever must exist as real files: the whole tree for the OCI layout and dir tree
+    readers, single files on demand (``ArchiveSource.local``) for registry storage, which is read from the
+    index itself. Its name is reserved at once (one mkdir) and serves as the prefix of every location the
+    Bundle names; it is removed when the last reference goes (and at exit).
 
-    The index records what it creates (``files``, ``folders``), so removal is one unlink or rmdir per entry,
-    without listing every folder and opening it as a generic tree removal does; whatever is left (nothing,
-    unless the view was touched from outside) goes the generic way after."""
+    What is created is recorded (``files``, ``folders``), so removal is one unlink or rmdir per entry, without
+    listing every folder as a generic tree removal does; whatever is left (nothing, unless the view was touched
+    from outside) goes the generic way after."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -654,7 +738,9 @@ def _remove_view(root: str, files: list[str], folders: list[str]) -> None:
 
 @dataclass(slots=True)
 class ArchiveSource:
-    """An opened archive: its parts, its members, and the view the folder readers read."""
+    """An opened archive: its parts, its members, the bytes of its small members, and the view.
+
+    Locations in the Bundle are ``<view_root>/<member>``: names, whether or not a file exists behind them."""
 
     path: Path  # the archive's name (for split archives, without .000)
     parts: list[Path]
@@ -662,25 +748,38 @@ class ArchiveSource:
     members: dict[str, Member]
     view: _View
     inner: str = ""  # where the layout sits inside the archive ("" = at its top)
-    by_view: dict[str, Member] = field(default_factory=dict)
-    deferred: set[str] = field(default_factory=set)  # members whose view file is still sparse
+    # Member name -> its bytes, for the small members a reader reads (links, manifests, configs, index.json);
+    # members missing here are read from the archive when asked (``read_member``).
+    data: dict[str, bytes] = field(default_factory=dict)
+    unkept: list[str] = field(default_factory=list)  # file members whose bytes the index did not keep
+    # Folder ("" = the top) -> names of its entries, for the folders the members name and those they imply.
+    folders: dict[str, list[str]] = field(default_factory=lambda: {"": []})
+    built: bool = False  # whether the view holds every member (OCI layouts and dir trees inside)
 
     @property
     def view_root(self) -> str:
         return self.view.name
 
+    def name_of(self, view_path: str | os.PathLike[str]) -> str | None:
+        """The member name a view path stands for ("" for the top), None for a path outside the view."""
+        text = os.fspath(view_path)
+        root = self.view.name
+        if text.startswith(root) and text[len(root) : len(root) + 1] == "/":
+            return text[len(root) + 1 :]
+        return "" if text == root else None
+
     def member_at(self, view_path: str) -> Member | None:
-        return self.by_view.get(view_path)
+        """The file member at a view path; None for folders and anything else."""
+        name = self.name_of(view_path)
+        member = self.members.get(name) if name else None
+        return member if member is not None and not member.is_dir else None
 
     def display(self, view_path: str | Path) -> Path:
         """A view path as the user knows it: ``ARCHIVE:member``."""
-        text = os.fspath(view_path)
-        prefix = self.view_root + "/"
-        if text.startswith(prefix):
-            return Path(f"{self.path}:{text[len(prefix) :]}")
-        if text == self.view_root:
-            return self.path
-        return Path(text)
+        name = self.name_of(view_path)
+        if name is None:
+            return Path(view_path)
+        return Path(f"{self.path}:{name}") if name else self.path
 
     def describe(self) -> str:
         kind = "zstd-compressed tar" if self.compression == "zstd" else "tar"
@@ -692,9 +791,67 @@ class ArchiveSource:
         raw = _Raw(self.parts, hash_parts)
         return raw, _Stream(raw, self.compression == "zstd", seekable and not hash_parts, self.path)
 
+    def read_member(self, name: str, limit: int, cancel: threading.Event | None = None) -> bytes:
+        """The first ``limit`` bytes of a file member: from memory, or one pass over the archive (the bytes
+        kept when the member is at most MAX_MANIFEST_BYTES)."""
+        known = self.data.get(name)
+        if known is not None:
+            return known[:limit]
+        member = self.members[name]
+        if member.size <= MAX_MANIFEST_BYTES:
+            _fill(self, {name}, cancel)
+            return self.data[name][:limit]
+        found: list[bytes] = []
+
+        def head(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
+            size = 0
+            for chunk in chunks:
+                found.append(chunk)
+                size += len(chunk)
+                if size >= limit:
+                    break
+
+        _each_wanted(self, {f"{self.view.name}/{name}"}, head, None, cancel)
+        return b"".join(found)[:limit]
+
+    def local(self, view_path: str) -> str:
+        """``view_path`` as a real file, for code that opens a location by name (the window's details, a
+        schema1 manifest or a signature a plan reads): written into the view on first use, from memory or one
+        pass over the archive; a member bigger than MAX_MANIFEST_BYTES becomes a sparse file of its size."""
+        name = self.name_of(view_path)
+        member = self.members.get(name) if name else None
+        if self.built or not name or member is None or member.is_dir or os.path.lexists(view_path):
+            return view_path
+        root = self.view.name
+        parent = name.rpartition("/")[0]
+        missing: list[str] = []
+        while parent and not os.path.isdir(f"{root}/{parent}"):
+            missing.append(parent)
+            parent = parent.rpartition("/")[0]
+        for folder in reversed(missing):
+            os.mkdir(f"{root}/{folder}")
+            self.view.folders.append(f"{root}/{folder}")
+        data = self.read_member(name, member.size) if member.size <= MAX_MANIFEST_BYTES else None
+        _write_view_file(self.view, view_path, data, member.size)
+        return view_path
+
+
+def _write_view_file(view: _View, path: str, data: bytes | None, size: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    view.files.append(path)
+    try:
+        if data is not None:
+            view_ = memoryview(data)
+            while view_:
+                view_ = view_[os.write(fd, view_) :]
+        else:
+            os.ftruncate(fd, size)  # sparse: the size for the readers, no bytes on disk
+    finally:
+        os.close(fd)
+
 
 def open_archive(path: Path, cancel: threading.Event | None = None) -> ArchiveSource:
-    """Index the archive at ``path`` and build its view. BundleError for anything hostile or broken."""
+    """Index the archive at ``path``. BundleError for anything hostile or broken."""
     path = Path(path)
     parts = archive_parts(path)
     if parts is None:
@@ -749,105 +906,239 @@ def _remove_stale_views(parent: str) -> None:
             continue  # alive, someone else's
 
 
+def _json_like(data: bytes) -> bool:
+    """Whether a blob may be a manifest or a config (JSON): the index keeps the bytes of small members, but of
+    blobs only those, so small layers cost no memory."""
+    return not data or data[:64].lstrip()[:1] in (b"{", b"")
+
+
 def _index(source: ArchiveSource, cancel: threading.Event | None) -> None:
-    root = source.view_root
+    """One pass over the headers: every member, the folders they name or imply, the bytes of small members."""
     raw, stream = source.open_stream()
-    kinds: dict[str, bool] = {}  # name -> is_dir, for the members and the folders they imply
-    made: set[str] = set()  # folders of the view made so far
-    files, folders = source.view.files, source.view.folders
+    members, folders, data, unkept = source.members, source.folders, source.data, source.unkept
+    where = source.path
+
+    def folder(name: str, member: str) -> list[str]:
+        """The listing of folder ``name``, made (with its parents) when first named."""
+        listing = folders.get(name)
+        if listing is None:
+            if name in members:
+                raise BundleError(f"member {member!r} is inside {name!r}, which is a file", where, code=Code.UNSAFE)
+            up, _, base = name.rpartition("/")
+            folder(up, member).append(base)
+            listing = folders[name] = []
+        return listing
+
     try:
-        for member in iter_members(stream, source.path):
+        for member in iter_members(stream, where):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
-            known = kinds.get(member.name)
-            if known is not None and (not known or not member.is_dir or member.name in source.members):
-                raise BundleError(
-                    f"member {member.name!r} appears twice; refusing an archive whose content depends on order",
-                    source.path,
-                    code=Code.UNSAFE,
-                )
-            parent = member.name.rpartition("/")[0]
-            while parent and parent not in kinds:
-                kinds[parent] = True
-                parent = parent.rpartition("/")[0]
-            if parent and not kinds[parent]:
-                raise BundleError(
-                    f"member {member.name!r} is inside {parent!r}, which is a file", source.path, code=Code.UNSAFE
-                )
-            kinds[member.name] = member.is_dir
-            source.members[member.name] = member
-            target = f"{root}/{member.name}"
-            folder = member.name if member.is_dir else member.name.rpartition("/")[0]
-            if folder and folder not in made:
-                # members come folders first in most archives: one mkdir each; otherwise make the parents too
-                try:
-                    os.mkdir(f"{root}/{folder}")
-                    folders.append(f"{root}/{folder}")
-                except FileNotFoundError:
-                    os.makedirs(f"{root}/{folder}")
-                    parent = folder
-                    while parent and parent not in made:  # record the parents made on the way, for removal
-                        made.add(parent)
-                        folders.append(f"{root}/{parent}")
-                        parent = parent.rpartition("/")[0]
-                except FileExistsError:
-                    pass
-                made.add(folder)
-            if member.is_dir:
+            name, is_dir, size, _ = member
+            if name in folders or name in members:
+                if name not in folders or not is_dir or name in members:
+                    raise BundleError(
+                        f"member {name!r} appears twice; refusing an archive whose content depends on order",
+                        where,
+                        code=Code.UNSAFE,
+                    )
+                members[name] = member  # a folder named by its own member after members inside it
                 continue
-            source.by_view[target] = member
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            files.append(target)
-            try:
-                if member.size <= KEEP:
-                    data = stream.read(member.size)
-                    if len(data) < member.size:
-                        raise BundleError(
-                            f"the archive is truncated inside member {member.name!r}", source.path, code=Code.TRUNCATED
-                        )
-                    os.write(fd, data)
+            up, _, base = name.rpartition("/")
+            listing = folders.get(up)
+            (listing if listing is not None else folder(up, name)).append(base)
+            members[name] = member
+            if is_dir:
+                folders[name] = []
+                continue
+            if size <= KEEP:
+                chunk = stream.read(size + (-size % BLOCK))  # with the padding: no skip before the next header
+                if len(chunk) < size:
+                    raise BundleError(f"the archive is truncated inside member {name!r}", where, code=Code.TRUNCATED)
+                if not (name.endswith("/data") or "blobs/sha" in name) or _json_like(chunk):
+                    data[name] = chunk[:size] if len(chunk) > size else chunk
                 else:
-                    source.deferred.add(member.name)
-                    os.ftruncate(fd, member.size)  # sparse: the size for the readers, no bytes on disk
-                    if stream.skip(member.size) < member.size:
-                        raise BundleError(
-                            f"the archive is truncated inside member {member.name!r}", source.path, code=Code.TRUNCATED
-                        )
-            finally:
-                os.close(fd)
+                    unkept.append(name)
+            else:
+                # to the next header, padding included: in a seekable .tar.zst that is where the next frame starts,
+                # so the skip jumps there instead of decompressing the member's frame
+                if stream.skip(size + (-size % BLOCK)) < size:
+                    raise BundleError(f"the archive is truncated inside member {name!r}", where, code=Code.TRUNCATED)
+                unkept.append(name)
             # A member larger than claimed shows as a corrupt header next, a short one as truncation.
     finally:
         raw.close()
 
 
+def _build_view(source: ArchiveSource) -> None:
+    """Every member as a real file or folder in the view, for the readers that read folders on disk: folders,
+    the kept bytes, every other file as a sparse file of its size."""
+    root = source.view.name
+    made = source.view.folders
+    for name in source.folders:  # parents come before their contents
+        if name:
+            os.mkdir(f"{root}/{name}")
+            made.append(f"{root}/{name}")
+    for name, member in source.members.items():
+        if not member.is_dir:
+            _write_view_file(source.view, f"{root}/{name}", source.data.get(name), member.size)
+    source.built = True
+
+
+class _Entry:
+    """A folder entry of the archive, as ``os.DirEntry`` (no symbolic links in a received archive)."""
+
+    __slots__ = ("_dir", "name", "path")
+
+    def __init__(self, name: str, path: str, is_dir: bool) -> None:
+        self.name = name
+        self.path = path
+        self._dir = is_dir
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return self._dir
+
+    def is_symlink(self) -> bool:
+        return False
+
+
+class ArchiveTree:
+    """The ``Tree`` of a layout inside an archive, over the member index: the reader sees the same folders,
+    files and sizes as in the extracted folder, with no file-system work. Symbolic links, devices, ``..`` and
+    duplicate names were refused by the index, so every file is plain and inside."""
+
+    def __init__(self, source: ArchiveSource, root: str) -> None:
+        self.source = source
+        self.root = Path(root)
+        self.descriptors: SharedDescriptors = {}
+        self._folders = source.folders
+        self._members = source.members
+        self._data = source.data
+        self._top = source.view.name
+        self._prefix = self._top + "/"
+        self._cut = len(self._prefix)
+
+    def _name(self, path: Path | str) -> str | None:
+        text = path if isinstance(path, str) else os.fspath(path)
+        if text.startswith(self._prefix):
+            return text[self._cut :]
+        return "" if text == self._top else None
+
+    def _missing(self, path: Path | str) -> OSError:
+        name = self._name(path)
+        if name is not None and name in self._members:
+            return NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(path))
+        return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(path))
+
+    def scan(self, folder: str) -> Sequence[Entry]:
+        name = self._name(folder)
+        listing = self._folders.get(name) if name is not None else None
+        if listing is None:
+            raise self._missing(folder)
+        folders = self._folders
+        prefix = f"{name}/" if name else ""
+        return [_Entry(n, f"{folder}/{n}", f"{prefix}{n}" in folders) for n in sorted(listing)]
+
+    def listdir(self, folder: Path | str) -> list[str]:
+        name = self._name(folder)
+        listing = self._folders.get(name) if name is not None else None
+        if listing is None:
+            error = self._missing(folder)
+            if isinstance(error, FileNotFoundError):
+                return []
+            raise error
+        return sorted(listing)
+
+    def is_dir(self, path: Path | str) -> bool:
+        return self._name(path) in self._folders
+
+    def lexists(self, path: Path | str) -> bool:
+        name = self._name(path)
+        return name is not None and (name in self._members or name in self._folders)
+
+    exists = lexists
+
+    def folder_inside(self, folder: str) -> bool:
+        return True
+
+    def trust_folders(self, parent: str, entries: Iterable[Entry]) -> None:
+        pass
+
+    def trust_listing(self, parent: str) -> None:
+        pass
+
+    def file(self, path: Path | str, what: str) -> tuple[str, FileStat] | None:
+        text = path if isinstance(path, str) else os.fspath(path)
+        name = text[self._cut :] if text.startswith(self._prefix) else None
+        member = self._members.get(name) if name else None
+        if member is None:
+            if name is not None and name in self._folders:
+                raise BundleError(f"{what} is not a regular file", path)
+            return None
+        if member.is_dir:
+            raise BundleError(f"{what} is not a regular file", path)
+        return text, _new(FileStat, (member.size,))
+
+    def read_plain(self, path: str, limit: int) -> bytes | None:
+        data = self._data.get(path[self._cut :]) if path.startswith(self._prefix) else None
+        return None if data is None else data[: limit + 1]
+
+    def read_small(self, real: str, limit: int, what: str, path: Path | str) -> bytes:
+        name = self._name(real)
+        if not name or name not in self._members:
+            raise BundleError(f"cannot read {what}: it is not in the archive", path, code=Code.UNREADABLE)
+        return self.source.read_member(name, limit)
+
+    def read_manifest(self, real: str, image: str | None) -> bytes:
+        name = self._name(real)
+        member = self._members.get(name) if name else None
+        if member is None or member.is_dir:
+            raise BundleError("manifest is missing", real, image)
+        if member.size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes, refusing to parse it", real, image)
+        return self.source.read_member(member.name, MAX_MANIFEST_BYTES)
+
+
 def _find_layout(source: ArchiveSource) -> tuple[str, Layout | None]:
     """Where inside the archive a layout sits: its top, or the shallowest registry storage or OCI layout."""
-    from regpack.layouts import oci, registry, skopeo_dir
+    members, folders = source.members, source.folders
 
-    top = Path(source.view_root)
-    if registry.detect(top):
+    def is_file(name: str) -> bool:
+        member = members.get(name)
+        return member is not None and not member.is_dir
+
+    if "docker/registry/v2/repositories" in folders or "docker/registry/v2/blobs" in folders:
         return "", Layout.REGISTRY
-    if oci.detect(top):
+    if is_file("oci-layout") and is_file("index.json"):
         return "", Layout.OCI
     candidates: list[tuple[int, str, Layout]] = []
-    for name in source.members:
-        parts = name.split("/")
-        if parts[-1] == "oci-layout" and f"{name[: -len('oci-layout')]}index.json" in source.members:
-            inner = "/".join(parts[:-1])
-            candidates.append((len(parts), inner, Layout.OCI))
-        if len(parts) >= 3 and parts[-3:] == ["docker", "registry", "v2"]:
-            candidates.append((len(parts), "/".join(parts[:-3]), Layout.REGISTRY))
+    for name in folders:
+        if name == "docker/registry/v2" or name.endswith("/docker/registry/v2"):
+            candidates.append((name.count("/") + 1, name[: -len("docker/registry/v2")].rstrip("/"), Layout.REGISTRY))
+    for name, member in members.items():
+        if not member.is_dir and (name == "oci-layout" or name.endswith("/oci-layout")):
+            inner = name[: -len("oci-layout")].rstrip("/")
+            if is_file(f"{inner}/index.json" if inner else "index.json"):
+                candidates.append((name.count("/") + 1, inner, Layout.OCI))
     if candidates:
         _, inner, layout = min(candidates)
         return inner, layout
-    if skopeo_dir.detect(top):
-        return "", Layout.SKOPEO_DIR
+    for name, member in members.items():
+        if (
+            not member.is_dir
+            and name.rpartition("/")[2] == "manifest.json"
+            and not any(part.startswith(".") for part in name.split("/")[:-1])
+        ):
+            return "", Layout.SKOPEO_DIR
     return "", None
 
 
 def read(path: Path) -> Bundle:
-    """An archive as a Bundle of the layout it holds; ``bundle.source`` is the ArchiveSource."""
+    """An archive as a Bundle of the layout it holds; ``bundle.source`` is the ArchiveSource.
+
+    Registry storage and OCI layouts are read straight from the member index; a dir tree from a view of real
+    files built for its reader."""
     from regpack import layouts
+    from regpack.layouts import oci, registry
 
     source = open_archive(path)
     inner, layout = _find_layout(source)
@@ -860,16 +1151,29 @@ def read(path: Path) -> Bundle:
             code=Code.EMPTY,
         )
     source.inner = inner
-    root = Path(source.view_root, inner) if inner else Path(source.view_root)
+    root = f"{source.view_root}/{inner}" if inner else source.view_root
     _fill_manifests(source, layout)
-    bundle = layouts.read(root, layout)
+    if layout is Layout.REGISTRY:
+        bundle = registry.read(Path(root), ArchiveTree(source, root))
+    elif layout is Layout.OCI:
+        # a tag-only reference takes the layout's folder name as repository: the archive's, at its top
+        name = None if inner else re.sub(r"(\.tar)?(\.zst)?$", "", source.path.name)
+        bundle = oci.read(Path(root), ArchiveTree(source, root), name)
+    else:
+        _build_view(source)
+        bundle = layouts.read(Path(root), layout)
     # Configs too, for whoever shows them (the window's details); rarely bigger than KEEP, so rarely a pass.
     configs = {
-        blob.file[len(source.view_root) + 1 :]
+        name
         for blob in bundle.blobs.values()
-        if blob.role is Role.CONFIG and blob.file is not None and blob.size <= MAX_MANIFEST_BYTES
+        if blob.role is Role.CONFIG
+        and blob.file is not None
+        and blob.size <= MAX_MANIFEST_BYTES
+        and (name := source.name_of(blob.file))
     }
-    _fill(source, configs & source.deferred)
+    _fill(source, configs)
+    if not source.built:
+        _local_for_plans(source, bundle)
     bundle.root = source.path
     bundle.source = source
     bundle.problems = [
@@ -878,40 +1182,63 @@ def read(path: Path) -> Bundle:
     return bundle
 
 
+def _local_for_plans(source: ArchiveSource, bundle: Bundle) -> None:
+    """The few files plans open by name rather than copy (signatures, for their size; schema1 manifests, to
+    sign or unsign them): real files in the view. Most archives have none."""
+    for image in bundle.images:
+        for signature in image.signatures.values():
+            source.local(os.fspath(signature))
+        for manifest in image.manifests:
+            if manifest.kind is Kind.SCHEMA1:
+                source.local(image.locations[manifest.digest])
+
+
 def _fill(source: ArchiveSource, names: set[str], cancel: threading.Event | None = None) -> None:
-    """Give sparse view files their bytes, in one pass over the archive."""
-    names = {n for n in names if n in source.deferred and source.members[n].size <= MAX_MANIFEST_BYTES}
+    """Bring the bytes of members not kept by the index into memory (and into the view when it is built), in
+    one pass over the archive; members bigger than MAX_MANIFEST_BYTES are left out."""
+    names = {
+        n
+        for n in names
+        if n not in source.data and (m := source.members.get(n)) is not None and not m.is_dir
+        if m.size <= MAX_MANIFEST_BYTES
+    }
     if not names:
         return
 
-    def write(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
-        _write_all(os.open(view_path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC), chunks)
+    def keep(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
+        data = source.data[member.name] = b"".join(chunks)
+        if source.built:
+            _write_all(os.open(view_path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC), iter((data,)))
 
-    _each_wanted(source, {f"{source.view_root}/{n}" for n in names}, write, None, cancel)
-    source.deferred -= names
+    _each_wanted(source, {f"{source.view_root}/{n}" for n in names}, keep, None, cancel)
 
 
 _REVISION = re.compile(r"(.*)docker/registry/v2/repositories/.+/_manifests/revisions/sha256/([0-9a-f]{64})/link")
 
 
 def _fill_manifests(source: ArchiveSource, layout: Layout) -> None:
-    """Fill the sparse members the layout's reader will parse as manifests, before it reads them: named ones
+    """Bring in the members the layout's reader will parse as manifests, before it reads them: named ones
     (manifest.json, <hex>.manifest.json, index.json, signatures), the blobs registry revision links name, and
     for an OCI layout whatever index.json (and the indexes it names) list."""
+    data = source.data
     wanted = {
         n
-        for n in source.deferred
+        for n in source.unkept
         if (base := n.rpartition("/")[2]) in ("manifest.json", "index.json")
         or base.endswith(".manifest.json")
         or "signature-" in base
     }
     if layout is Layout.REGISTRY:
-        for name in source.members:
-            match = _REVISION.fullmatch(name)
-            if match is not None:
-                hex_ = match.group(2)
-                wanted.add(f"{match.group(1)}docker/registry/v2/blobs/sha256/{hex_[:2]}/{hex_}/data")
-    _fill(source, wanted & source.deferred)
+        for folder, listing in source.folders.items():
+            if not folder.endswith("/_manifests/revisions/sha256"):
+                continue
+            for hex_ in listing:
+                match = _REVISION.fullmatch(f"{folder}/{hex_}/link")
+                if match is not None and f"{folder}/{hex_}/link" in source.members:
+                    blob = f"{match.group(1)}docker/registry/v2/blobs/sha256/{hex_[:2]}/{hex_}/data"
+                    if blob not in data:
+                        wanted.add(blob)
+    _fill(source, wanted)
     if layout is not Layout.OCI:
         return
     prefix = f"{source.inner}/" if source.inner else ""
@@ -920,20 +1247,19 @@ def _fill_manifests(source: ArchiveSource, layout: Layout) -> None:
         children: set[str] = set()
         for name in pending:
             seen.add(name)
-            for digest in _listed(f"{source.view_root}/{name}"):
+            for digest in _listed(data.get(name)):
                 child = f"{prefix}blobs/{digest.replace(':', '/', 1)}"
                 if child in source.members and child not in seen:
                     children.add(child)
-        _fill(source, children & source.deferred)
+        _fill(source, children)
         pending = sorted(children)
 
 
-def _listed(view_path: str) -> list[str]:
+def _listed(data: bytes | None) -> list[str]:
     """Digests an index lists (``manifests[].digest``); nothing for anything else."""
     try:
-        with open(view_path, "rb") as f:
-            doc = json.loads(f.read(MAX_MANIFEST_BYTES + 1))
-    except (OSError, ValueError):
+        doc = json.loads(data or b"")
+    except ValueError:
         return []
     entries = doc.get("manifests") if isinstance(doc, dict) else None
     if not isinstance(entries, list):

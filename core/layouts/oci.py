@@ -10,7 +10,7 @@ from pathlib import Path
 from regpack.bundle import Bundle, Layout
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, quoted
-from regpack.layouts._common import SafeRoot, build_image, read_small
+from regpack.layouts._common import SafeRoot, Tree, build_image
 from regpack.manifest import MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest
 from regpack.names import Reference, parse_reference, valid_repository, valid_tag
 
@@ -60,10 +60,13 @@ def reference_for(ref_name: str, root: Path, digest: Digest, where: Path, full_n
     return parse_reference(ref_name, where)
 
 
-def read(root: Path) -> Bundle:
+def read(root: Path, tree: Tree | None = None, name: str | None = None) -> Bundle:
+    """The layout at ``root``: a folder on disk, or with ``tree`` the files of an archive. ``name`` stands for
+    the folder's name where a reference is only a tag (an archive's name for a layout at its top)."""
     root = Path(root)
+    named = Path(name) if name else root
     bundle = Bundle(root, Layout.OCI)
-    safe = SafeRoot(root)
+    safe = tree if tree is not None else SafeRoot(root)
     index_path = root / "index.json"
     try:
         found = safe.file(index_path, "index.json")
@@ -72,7 +75,7 @@ def read(root: Path) -> Bundle:
         real, st = found
         if st.st_size > MAX_MANIFEST_BYTES:
             raise BundleError(f"index.json is larger than {MAX_MANIFEST_BYTES} bytes", index_path)
-        data = read_small(real, MAX_MANIFEST_BYTES, "index.json", index_path)
+        data = safe.read_small(real, MAX_MANIFEST_BYTES, "index.json", index_path)
         index = parse_manifest(data, index_path, None, OCI_INDEX)
         raw_entries = json.loads(data).get("manifests", [])
     except BundleError as e:
@@ -92,7 +95,7 @@ def read(root: Path) -> Bundle:
         ref_name = annotations.get(REF_NAME, "") if isinstance(annotations, dict) else ""
         full_name = annotations.get(CONTAINERD_NAME, "") if isinstance(annotations, dict) else ""
         try:
-            reference = reference_for(str(ref_name), root, desc.digest, index_path, str(full_name))
+            reference = reference_for(str(ref_name), named, desc.digest, index_path, str(full_name))
         except BundleError as e:
             bundle.problem(e.reason, index_path, str(full_name or ref_name), code=Code.BAD_NAME)
             continue

@@ -1,4 +1,6 @@
-"""Registry v2 storage, as the distribution registry keeps it under its root (FORMATS.md section 2)."""
+"""Registry v2 storage, as the distribution registry keeps it under its root (FORMATS.md section 2).
+
+The reader reaches files only through a ``Tree``: a folder on disk (SafeRoot) or an archive's member index."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Severity, quoted
-from regpack.layouts._common import SafeRoot, build_image, read_small
+from regpack.layouts._common import SafeRoot, Tree, build_image
 from regpack.manifest import DOCKER_V1_SIGNED, Kind, read_manifest_bytes, schema1_unsigned
 from regpack.names import Reference, valid_repository, valid_tag
 from regpack.patch import DESCRIPTION, MAX_JSON_BYTES, PatchDescription
@@ -20,12 +22,13 @@ _LINK = re.compile(rb"sha256:[0-9a-f]{64}")
 MAX_LINK_BYTES = 512
 
 
-def v2_root(path: Path) -> Path | None:
+def v2_root(path: Path, tree: Tree | None = None) -> Path | None:
     """The ``.../docker/registry/v2`` folder for a storage root, or for that folder itself."""
     path = Path(path)
+    is_dir = tree.is_dir if tree is not None else os.path.isdir
     candidates = [path / V2] + ([path] if path.name == "v2" else [])
     for candidate in candidates:
-        if (candidate / "repositories").is_dir() or (candidate / "blobs").is_dir():
+        if is_dir(candidate / "repositories") or is_dir(candidate / "blobs"):
             return candidate
     return None
 
@@ -39,7 +42,7 @@ def link_text(digest: Digest) -> bytes:
     return str(digest).encode()
 
 
-def read_link(path: Path | str, safe: SafeRoot) -> Digest:
+def read_link(path: Path | str, safe: Tree) -> Digest:
     """Read a link file strictly: exactly ``sha256:<64 lowercase hex>``, nothing else."""
     found = safe.file(path, "link file")
     if found is None:
@@ -47,7 +50,7 @@ def read_link(path: Path | str, safe: SafeRoot) -> Digest:
     real, st = found
     if st.st_size > MAX_LINK_BYTES:
         raise BundleError(f"link file is {st.st_size} bytes, not a digest", path)
-    return parse_link(read_small(real, MAX_LINK_BYTES, "link file", path), path)
+    return parse_link(safe.read_small(real, MAX_LINK_BYTES, "link file", path), path)
 
 
 def parse_link(data: bytes, path: Path | str) -> Digest:
@@ -60,7 +63,7 @@ def parse_link(data: bytes, path: Path | str) -> Digest:
     return Digest("sha256", data[7:].decode())
 
 
-def repositories(v2: Path, bundle: Bundle | None = None, safe: SafeRoot | None = None) -> list[tuple[str, Path]]:
+def repositories(v2: Path, bundle: Bundle | None = None, safe: Tree | None = None) -> list[tuple[str, Path]]:
     """(name, folder) of every repository: a folder with ``_manifests``; nested repositories included.
 
     Symbolic links to folders are not followed (a received bundle is untrusted): each is reported. One
@@ -68,14 +71,14 @@ def repositories(v2: Path, bundle: Bundle | None = None, safe: SafeRoot | None =
     """
     top = os.path.abspath(v2 / "repositories")
     found: list[tuple[str, Path]] = []
-    if not os.path.isdir(top):
+    tree = safe if safe is not None else SafeRoot(storage_root(v2))
+    if not tree.is_dir(top):
         return found
     pending = [top]
     while pending:
         folder = pending.pop()
         try:
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+            entries = tree.scan(folder)
         except OSError as e:
             if bundle is not None:
                 where = Path(e.filename or folder)
@@ -97,27 +100,22 @@ def repositories(v2: Path, bundle: Bundle | None = None, safe: SafeRoot | None =
     return found
 
 
-def _listdir(path: Path | str) -> list[str]:
-    try:
-        return sorted(os.listdir(path))
-    except FileNotFoundError:
-        return []
-
-
-def read(path: Path) -> Bundle:
+def read(path: Path, tree: Tree | None = None) -> Bundle:
+    """The storage at ``path``: a folder on disk, or with ``tree`` the files of an archive (``path`` is then
+    the name the tree gives the storage root)."""
     path = Path(path)
-    v2 = v2_root(path)
+    v2 = v2_root(path, tree)
     bundle = Bundle(path, Layout.REGISTRY)
     if v2 is None:
         bundle.problem("not a registry storage folder (no docker/registry/v2)", path, code=Code.EMPTY)
         return bundle
-    safe = SafeRoot(path)
+    safe = tree if tree is not None else SafeRoot(path)
     description = read_description(v2, safe if v2 == path / V2 else None, bundle)
     if description is not None:
         bundle.is_patch = True
         bundle.from_base = dict(description.needed)
     blob_folders = _BlobFolders(safe, os.path.abspath(v2))
-    has_signatures = os.path.isdir(path / SIGNATURES)
+    has_signatures = safe.is_dir(path / SIGNATURES)
     for name, repo_dir in repositories(v2, bundle, safe):
         if not valid_repository(name):
             bundle.problem(f"invalid repository name {quoted(name, 300)}", repo_dir, code=Code.BAD_NAME)
@@ -133,20 +131,21 @@ def storage_root(v2: Path) -> Path:
     return Path(v2).parent.parent.parent
 
 
-def read_description(v2: Path, safe: SafeRoot | None = None, bundle: Bundle | None = None) -> PatchDescription | None:
+def read_description(v2: Path, safe: Tree | None = None, bundle: Bundle | None = None) -> PatchDescription | None:
     """The patch description at the storage root, None when the storage is not a patch.
 
     A damaged description is an error of the bundle (reported in ``bundle`` when given, raised otherwise):
     without it, the blobs expected from the base would look missing.
     """
     path = storage_root(v2) / DESCRIPTION
-    if not os.path.lexists(path):
+    if not (safe.lexists(path) if safe is not None else os.path.lexists(path)):
         return None
     try:
-        found = (safe or SafeRoot(storage_root(v2))).file(path, "patch description")
+        tree = safe or SafeRoot(storage_root(v2))
+        found = tree.file(path, "patch description")
         if found is None:
             return None
-        return PatchDescription.parse(read_small(found[0], MAX_JSON_BYTES, "patch description", path), path)
+        return PatchDescription.parse(tree.read_small(found[0], MAX_JSON_BYTES, "patch description", path), path)
     except BundleError as e:
         if bundle is None:
             raise
@@ -154,7 +153,7 @@ def read_description(v2: Path, safe: SafeRoot | None = None, bundle: Bundle | No
         return None
 
 
-def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: str) -> set[Digest]:
+def _read_links(bundle: Bundle, safe: Tree, name: str, folder: str, kind: str) -> set[Digest]:
     """Digests of ``<folder>/<hex>/link`` files (revisions or layers), each checked against its folder name.
 
     A storage holds a link per blob per repository, tens of thousands in a big bundle: a plain folder entry is
@@ -163,7 +162,7 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
     """
     found: set[Digest] = set()
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = safe.scan(folder)
     except FileNotFoundError:
         return found
     except OSError as e:
@@ -176,9 +175,9 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
         link = f"{folder}/{entry.name}/link"
         try:
             plain_folder = entry.is_dir(follow_symlinks=False)
-            digest = _read_plain_link(link) if plain_folder else None
+            digest = _read_plain_link(safe, link) if plain_folder else None
             if digest is None:
-                if plain_folder and not os.path.lexists(link):
+                if plain_folder and not safe.lexists(link):
                     # A delete through the registry API removes only the link: the registry treats the
                     # folder left behind as absent, and so does every reader here.
                     continue
@@ -198,27 +197,11 @@ def _read_links(bundle: Bundle, safe: SafeRoot, name: str, folder: str, kind: st
     return found
 
 
-_OPEN_LINK = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
-
-def _read_plain_link(link: str) -> Digest | None:
+def _read_plain_link(safe: Tree, link: str) -> Digest | None:
     """The digest in a link file that holds exactly one; None for anything else (missing, a symbolic link, not
-    a regular file, other content), and then the careful read_link says what is wrong.
-
-    One open that follows no symlink and never blocks, one read: no stat, since a FIFO, a device or a folder
-    gives no digest-shaped bytes either.
-    """
-    try:
-        fd = os.open(link, _OPEN_LINK)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, MAX_LINK_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return Digest("sha256", data[7:].decode()) if _LINK.fullmatch(data) else None
+    a regular file, other content), and then the careful read_link says what is wrong."""
+    data = safe.read_plain(link, MAX_LINK_BYTES)
+    return Digest("sha256", data[7:].decode()) if data is not None and _LINK.fullmatch(data) else None
 
 
 class _BlobFolders:
@@ -228,7 +211,7 @@ class _BlobFolders:
     folders, where checking each for a symbolic link would cost an lstat.
     """
 
-    def __init__(self, safe: SafeRoot, v2: str) -> None:
+    def __init__(self, safe: Tree, v2: str) -> None:
         self.safe = safe
         self.v2 = v2
         self.listed: set[str] = set()
@@ -237,16 +220,12 @@ class _BlobFolders:
         parent = f"{self.v2}/blobs/{digest.algorithm}/{digest.hex[:2]}"
         if parent not in self.listed:
             self.listed.add(parent)
-            try:
-                with os.scandir(parent) as listing:
-                    self.safe.trust_folders(parent, listing)
-            except OSError:
-                pass  # a missing or unreadable folder is reported for the blob that needs it
+            self.safe.trust_listing(parent)  # a missing or unreadable folder is reported for the blob that needs it
         return f"{parent}/{digest.hex}/data"
 
 
 def _read_repository(
-    bundle: Bundle, safe: SafeRoot, name: str, repo_dir: Path, blob_folders: _BlobFolders, has_signatures: bool
+    bundle: Bundle, safe: Tree, name: str, repo_dir: Path, blob_folders: _BlobFolders, has_signatures: bool
 ) -> None:
     manifests_dir = repo_dir / "_manifests"
     revisions = _read_links(bundle, safe, name, f"{os.path.abspath(manifests_dir)}/revisions/sha256", "revision")
@@ -257,7 +236,7 @@ def _read_repository(
     reached: set[Digest] = set()
     tags_dir = manifests_dir / "tags"
     tags_text = os.path.abspath(tags_dir)
-    for tag in _listdir(tags_dir):
+    for tag in safe.listdir(tags_dir):
         ref = f"{name}:{tag}"
         if not valid_tag(tag):
             bundle.problem(f"invalid tag {quoted(tag, 200)}", tags_dir / tag, ref, code=Code.BAD_NAME)
@@ -278,7 +257,7 @@ def _read_repository(
             )
             continue
         index_link = f"{tag_dir}/index/sha256/{digest.hex}/link"
-        if not os.path.exists(index_link):
+        if not safe.exists(index_link):
             bundle.problem("tag index link is missing", index_link, ref, Code.BAD_LINK, Severity.WARNING)
         reference = Reference(name, tag)
         image = build_image(
@@ -324,10 +303,10 @@ def _read_repository(
     bundle.images.extend(img for img in untagged if img.digest not in platforms)
 
 
-def _signatures(bundle: Bundle, safe: SafeRoot, reference: Reference) -> dict[str, Path]:
+def _signatures(bundle: Bundle, safe: Tree, reference: Reference) -> dict[str, Path]:
     folder = bundle.root / SIGNATURES / str(reference)
     found: dict[str, Path] = {}
-    for entry in _listdir(folder) if folder.is_dir() else []:
+    for entry in safe.listdir(folder) if safe.is_dir(folder) else []:
         try:
             hit = safe.file(folder / entry, "signature")
         except BundleError as e:

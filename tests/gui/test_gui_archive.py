@@ -322,3 +322,22 @@ def test_verify_and_unpack_an_opened_archive(open_and_wait, qtbot, window, sampl
     for image in SAMPLE_IMAGES:
         assert (dest / image / "manifest.json").read_bytes() == (sample_bundle / image / "manifest.json").read_bytes()
     assert verify(dest).ok
+
+
+def test_details_of_an_archived_image_show_its_config_and_manifest(
+    open_and_wait, window, sample_bundle: Path, tmp_path: Path
+) -> None:
+    """The archive is read from its member index (no files); the details open the manifest and the config by
+    name, which writes just those members out."""
+    import json
+
+    archive = tmp_path / "release.tar.zst"
+    pack(sample_bundle, archive)
+    loaded = open_and_wait(window, archive)
+    web = next(i for i in loaded.bundle.images if i.name == "demo/web:1.0")
+    assert window.select_image(web)
+    details = window.details
+    assert details.values["Cmd"].text() == "-f -c /etc/httpd.conf"
+    assert details.values["Platform"].text() == "linux/amd64"
+    shown = json.loads(details.manifest_text.toPlainText())
+    assert shown == json.loads((sample_bundle / "demo/web:1.0/manifest.json").read_bytes())

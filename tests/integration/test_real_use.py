@@ -123,6 +123,25 @@ def test_storage_after_deletes_reads_like_the_registry_serves_it(
     assert {i["name"]: i["digest"] for i in listed["images"]} == EXPECTED
 
 
+@pytest.mark.parametrize("flags", [(), ("--zstd",)], ids=["tar", "tar.zst"])
+def test_storage_after_deletes_reads_the_same_from_a_tar_of_it(
+    after_deletes: Path, tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    """The registry's own storage archived with GNU tar (empty folders left by deletes, an upload in progress):
+    inspect and verify of the archive say what they say of the folder, files named inside the archive."""
+    archive = tmp_path / ("storage.tar" + (".zst" if flags else ""))
+    subprocess.run(["tar", *flags, "-cf", str(archive), "-C", str(after_deletes), "."], check=True)
+    listed = json.loads(cli_ok("inspect", archive, "--json").stdout)
+    folder = json.loads(cli_ok("inspect", after_deletes, "--json").stdout)
+    assert {i["name"]: i["digest"] for i in listed["images"]} == EXPECTED
+    assert listed["images"] == folder["images"]
+    report = json.loads(cli_ok("verify", archive, "--json").stdout)
+    assert report["ok"] and report["errors"] == 0 and report["warnings"] == 0, report
+    unpacked = tmp_path / "unpacked"
+    cli_ok("unpack", archive, "-o", unpacked, "--quiet", "--verify")
+    assert {p.name for p in unpacked.iterdir()} >= {"app:2", "multi:1"}
+
+
 def test_storage_after_deletes_unpacks_and_packs_back(
     after_deletes: Path, skopeo: Skopeo, serve_readonly: Serve, tmp_path: Path
 ) -> None:
@@ -346,6 +365,14 @@ def test_schema1_is_packed_unsigned_as_the_registry_stores_it(
     again = tmp_path / "again"
     cli_ok("pack", unpacked, "-o", again, "--quiet")
     assert blob_data(again, digest).read_bytes() == payload
+    # the registry's storage in a tar: the payload is signed on unpack from the archive as from the folder
+    archive = tmp_path / "own.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", str(own), "."], check=True)
+    from_archive = tmp_path / "unpacked-from-archive"
+    cli_ok("unpack", archive, "-o", from_archive, "--quiet", "--verify")
+    assert schema1_unsigned((from_archive / "old/app:1" / "manifest.json").read_bytes()) == payload
+    cli_ok("pack", archive, "-o", tmp_path / "again-from-archive", "--quiet")
+    assert blob_data(tmp_path / "again-from-archive", digest).read_bytes() == payload
     skopeo.copy(serve_readonly(again).ref(f"old/app@{digest}"), f"dir:{tmp_path / 'pulled-again'}")
 
     # storage holding the signed bytes instead: the registry serves them signed twice; verify says so
