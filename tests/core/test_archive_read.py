@@ -12,6 +12,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -358,15 +359,15 @@ def test_inspect_of_a_zstd_archive_reads_only_its_head(tmp_path: Path, monkeypat
     pack(tmp_path / "b", tmp_path / "r.tar.zst")
     size = (tmp_path / "r.tar.zst").stat().st_size
     read = 0
-    real_read = reader._Raw.read
+    real_read = reader._read_into
 
-    def counting(self: reader._Raw, n: int) -> bytes:
+    def counting(file: Any, view: memoryview) -> int:
         nonlocal read
-        data = real_read(self, n)
-        read += len(data)
-        return data
+        n = real_read(file, view)
+        read += n
+        return n
 
-    monkeypatch.setattr(reader._Raw, "read", counting)
+    monkeypatch.setattr(reader, "_read_into", counting)
     bundle = layouts.read(tmp_path / "r.tar.zst").check()
     assert len(bundle.images) == 3
     assert read < size // 8, f"read {read} of {size} bytes to list the images"
