@@ -269,18 +269,18 @@ class _Raw:
 
 
 class _ReadAhead:
-    """Three threads over one sequential read: this one's reader fills READ_AHEAD buffers in turn, a hasher
-    hashes every buffer into its part's sha256 (for the sidecar), and the consumer (``next``) takes the same
-    buffers in order. Each byte is read once and copied once; its two hashes, its part's and its member's,
-    run on two cores at once. A buffer is read into again only once both the hasher and the consumer gave it
-    back (the consumer gives a buffer back when it asks for the next)."""
+    """One sequential read on a thread of its own, into READ_AHEAD buffers taken in turn; a second thread hashes
+    each buffer into its part's sha256 (for the sidecar) while the consumer (``next``) reads the same buffer.
+    Each byte is read and copied once, and its two hashes (its part's, its member's) run on two cores at once.
+    A buffer is read into again only once both the hasher and the consumer gave it back (the consumer gives a
+    buffer back when it asks for the next)."""
 
     def __init__(self, parts: list[Path]) -> None:
         self.parts = parts
         self.buffers = [bytearray(CHUNK) for _ in range(READ_AHEAD)]
         self.hashes = [hashlib.sha256() for _ in parts]
         # (buffer, bytes in it, part) for the consumer and the hasher; None at the end; an error for the consumer
-        self.ready: queue.SimpleQueue[tuple[int, int, int] | BundleError | None] = queue.SimpleQueue()
+        self.ready: queue.SimpleQueue[tuple[int, int, int] | BaseException | None] = queue.SimpleQueue()
         self.to_hash: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
         self.given_back: queue.SimpleQueue[int | None] = queue.SimpleQueue()  # from the consumer and the hasher
         self.held: int | None = None  # the buffer the consumer reads
@@ -316,6 +316,9 @@ class _ReadAhead:
         except OSError as e:
             self.ready.put(_unreadable(part, e))
             return
+        except BaseException as e:  # raised on the consumer's thread, never lost with this one
+            self.ready.put(e)
+            return
         finally:
             self.to_hash.put(None)
         self.ready.put(None)
@@ -334,7 +337,7 @@ class _ReadAhead:
         if self.ended:
             return _EMPTY
         item = self.ready.get()
-        if item is None or isinstance(item, BundleError):
+        if item is None or isinstance(item, BaseException):
             self.ended = True
             if item is not None:
                 raise item
