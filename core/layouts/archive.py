@@ -143,7 +143,7 @@ def detect(path: Path) -> bool:
 READ_AHEAD = 4
 # A selective read (listing, filling the view) starts this small after a jump, and doubles while it goes on
 # sequentially up to CHUNK: a header after a skipped layer costs one small read, a run of small members a few.
-FIRST_READ = 64 << 10
+FIRST_READ = 16 << 10
 _EMPTY = memoryview(b"")
 
 
