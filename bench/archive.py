@@ -351,6 +351,7 @@ class Bench:
             commands = {
                 "pack -o r.tar": regpack("pack", src, "-o", self.work / f"rss-{size}.tar", "--quiet"),
                 "pack -o r.tar.zst": regpack("pack", src, "-o", archive, "--quiet"),
+                "verify r.tar": regpack("verify", self.work / f"rss-{size}.tar"),
                 "verify r.tar.zst": regpack("verify", archive),
                 "unpack r.tar.zst": regpack("unpack", archive, "-o", self.work / f"rss-{size}-out", "--quiet"),
             }
