@@ -3,9 +3,11 @@
 
     python -m bench.archive                 # reference run (a few minutes, ~8 GB of temporary disk)
     python -m bench.archive --quick         # smaller inputs, 2 runs: a smoke test of the script
+    python -m bench.archive --cases verify,memory   # some cases only: their subsections are replaced
 
-Prints a Markdown section and, unless --quick, puts it into bench/RESULTS.md between the ``archive`` markers.
-Every figure is the median of several runs, competitors interleaved round by round (see bench/README.md).
+Prints a Markdown section and, unless --quick, puts it into bench/RESULTS.md between the ``archive`` markers
+(with --cases, only the subsections of those cases). Every figure is the median of several runs, competitors
+interleaved round by round (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -66,16 +68,56 @@ def rate(nbytes: float, seconds: float) -> str:
     return f"{nbytes / MiB / seconds:,.0f} MiB/s"
 
 
+CASES = ("write", "verify", "unpack", "inspect", "memory")
+
+
 class Bench:
-    def __init__(self, work: Path, runs: int, quick: bool) -> None:
+    def __init__(self, work: Path, runs: int, quick: bool, partial: bool = False) -> None:
         self.work = work
         self.runs = runs
         self.quick = quick
+        self.partial = partial
         self.lines: list[str] = []
+        self.sections: dict[str, list[str]] = {}  # "### title" -> its lines, for a run of some cases
+        self._src: Path | None = None
 
     def out(self, line: str = "") -> None:
         self.lines.append(line)
+        if line.startswith("### "):
+            self.sections[line.split("\n", 1)[0]] = []
+        if self.sections:
+            self.sections[next(reversed(self.sections))].append(line)
         print(line, flush=True)
+
+    def preamble(self) -> None:
+        self.out("## Archives")
+        self.out()
+        self.out(
+            f"Machine load average at start: {loadavg()} (2 cores shared with other work: figures are noisy; "
+            "ratios compare runs interleaved under the same load)."
+        )
+        self.out()
+
+    def heading(self, title: str) -> None:
+        """A case's subsection; run on its own, it says so and the load it met."""
+        self.out(f"### {title}")
+        self.out()
+        if self.partial:
+            self.out(
+                f"Measured on its own (`python -m bench.archive --cases ...`), load average at start: {loadavg()}."
+            )
+            self.out()
+
+    @property
+    def write_input(self) -> tuple[int, int]:
+        return (40, 4 << 20) if self.quick else (80, 16 << 20)
+
+    def src(self) -> Path:
+        """The bundle of the writing case (made on first use)."""
+        if self._src is None:
+            images, size = self.write_input
+            self._src = self.gen("write-src", images=images, layers=3, blob_size=size, seed=11, link=True)
+        return self._src
 
     def table(self, rows: list[tuple[str, ...]]) -> None:
         self.out("| " + " | ".join(rows[0]) + " |")
@@ -92,23 +134,17 @@ class Bench:
     # --- 1 and 2: writing -----------------------------------------------------------------------------------
 
     def case_write(self) -> None:
-        images, size = (40, 4 << 20) if self.quick else (80, 16 << 20)
-        src = self.gen("write-src", images=images, layers=3, blob_size=size, seed=11, link=True)
+        images, size = self.write_input
+        src = self.src()
         storage = self.work / "write-storage"
         run(regpack("pack", src, "-o", storage, "--copy", "--quiet"))
         total = tree_bytes(storage)
         warm(files_under(src) + files_under(storage))
         outs = self.work / "write-out"
         outs.mkdir()
-        self.out("## Archives")
-        self.out()
+        self.heading("Writing")
         self.out(
-            f"Machine load average at start: {loadavg()} (2 cores shared with other work: figures are noisy; "
-            "ratios compare runs interleaved under the same load)."
-        )
-        self.out()
-        self.out(
-            f"### Writing\n\nInput: `python -m tests.support.synth OUT --images {images} --layers 3 --blob-size {size} "
+            f"Input: `python -m tests.support.synth OUT --images {images} --layers 3 --blob-size {size} "
             f"--seed 11 --link`, packed to registry storage of {total / MiB:,.0f} MiB (random blobs: zstd cannot "
             "shrink them, as it cannot shrink gzip layers). Warm page cache; archives written to disk; wall time "
             "until the command returns (not including the final sync)."
@@ -148,7 +184,7 @@ class Bench:
         self.out()
         self.levels(storage, total)
         rm(outs)
-        self.src, self.storage, self.total = src, storage, total
+        rm(storage)
 
     def levels(self, storage: Path, total: int) -> None:
         """What zstd levels give on registry storage: speed and size of (the first 256 MiB of) its tar stream."""
@@ -211,8 +247,9 @@ class Bench:
                     fmt_runs(t.runs),
                 )
             )
+        self.heading("inspect of an archive")
         self.out(
-            f"### inspect of an archive\n\nInput: `python -m tests.support.synth OUT --images {images} --layers 5 "
+            f"Input: `python -m tests.support.synth OUT --images {images} --layers 5 "
             "--blob-size N --seed 4 --lists 20 --link` at two blob sizes, packed with `regpack pack -o` to .tar "
             "and .tar.zst. Warm page cache."
         )
@@ -224,30 +261,64 @@ class Bench:
 
     # --- 4: verify, 5: unpack -----------------------------------------------------------------------------------
 
-    def case_verify_unpack(self) -> None:
-        archive = self.work / "v.tar"
-        run(regpack("pack", self.src, "-o", archive, "--quiet"))
-        size = archive.stat().st_size
+    def archive(self, suffix: str) -> Path:
+        """The writing case's bundle packed to ``v.SUFFIX`` (made on first use), warm in the page cache."""
+        archive = self.work / f"v.{suffix}"
+        if not archive.exists():
+            run(regpack("pack", self.src(), "-o", archive, "--quiet"))
         warm([archive])
+        return archive
+
+    def case_verify(self) -> None:
+        archive, compressed = self.archive("tar"), self.archive("tar.zst")
+        size = archive.stat().st_size
+
+        one_core = Timed("hashlib sha256, one thread, over the .tar file")
+        ours = Timed("`regpack verify` of the .tar (every blob + the sidecar)")
+        ours_zst = Timed("`regpack verify` of the .tar.zst (decompressed, every blob + the sidecar)")
+        cpu: dict[str, list[float]] = {one_core.name: [], ours.name: [], ours_zst.name: []}
 
         def hashlib_once() -> None:
+            before = resource.getrusage(resource.RUSAGE_SELF)  # this process runs no other thread meanwhile
             h = hashlib.sha256()
             buf = bytearray(MiB)
             with open(archive, "rb", buffering=0) as f:
                 while n := f.readinto(buf):
                     h.update(memoryview(buf)[:n])
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu[one_core.name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
-        one_core = Timed("hashlib sha256, one thread, over the archive file")
-        ours = Timed("`regpack verify` of the archive (every blob + the sidecar)")
-        interleave([(one_core, lambda r: hashlib_once()), (ours, lambda r: run(regpack("verify", archive)))], self.runs)
+        interleave(
+            [
+                (one_core, lambda r: hashlib_once()),
+                (ours, lambda r: cpu_run(regpack("verify", archive), cpu[ours.name])),
+                (ours_zst, lambda r: cpu_run(regpack("verify", compressed), cpu[ours_zst.name])),
+            ],
+            self.runs,
+        )
+        self.heading("verify of an archive")
         self.out(
-            "### verify and unpack of an archive\n\n"
-            f"Input: the .tar of the writing case ({size / MiB:,.0f} MiB). Warm page cache."
+            f"Input: the writing case's bundle packed with `regpack pack -o v.tar` ({size / MiB:,.0f} MiB) and "
+            f"`-o v.tar.zst` ({compressed.stat().st_size / MiB:,.0f} MiB). Warm page cache; rates over the .tar's "
+            "bytes. verify hashes every byte twice (each blob, and each part for the sidecar), on two threads fed "
+            "by one sequential read."
         )
         self.out()
-        rows = [("competitor", "median", "rate", "runs (s)")]
-        for t in (one_core, ours):
-            rows.append((t.name, fmt_s(t.median), rate(size, t.median), fmt_runs(t.runs)))
+        rows = [("competitor", "median", "rate", "CPU median (user+sys)", "runs (s)")]
+        for t in (one_core, ours, ours_zst):
+            rows.append((t.name, fmt_s(t.median), rate(size, t.median), fmt_s(median(cpu[t.name])), fmt_runs(t.runs)))
+        self.table(rows)
+        self.out(
+            f"verify at {one_core.median / ours.median:.0%} of one core of hashlib over the same bytes (goal >= 85%); "
+            f"the .tar.zst at {one_core.median / ours_zst.median:.0%} (decompression on top; no goal). CPU: verify "
+            f"needs {median(cpu[ours.name]) / median(cpu[one_core.name]):.2f}x hashlib's (two hashes of every byte, "
+            "on two cores; start-up and reading the bundle first, on one)."
+        )
+        self.out()
+
+    def case_unpack(self) -> None:
+        archive = self.archive("tar")
+        size = archive.stat().st_size
         outs = self.work / "unpack-out"
         outs.mkdir()
         unpack = Timed("`regpack unpack` of the archive (dir tree, each blob once + hard links)")
@@ -262,28 +333,30 @@ class Bench:
             self.runs,
             after=lambda t, r: [rm(p) for p in outs.iterdir()],
         )
+        self.heading("unpack of an archive")
+        self.out(f"Input: the .tar of the verify case ({size / MiB:,.0f} MiB). Warm page cache.")
+        self.out()
+        rows = [("competitor", "median", "rate", "runs (s)")]
         for t in (unpack, untar):
             rows.append((t.name, fmt_s(t.median), rate(size, t.median), fmt_runs(t.runs)))
         self.table(rows)
-        self.out(
-            f"verify at {one_core.median / ours.median:.0%} of one core of hashlib over the same bytes (goal >= 85%); "
-            f"unpack at {untar.median / unpack.median:.0%} of `tar -xf` (goal >= 90%)."
-        )
+        self.out(f"unpack at {untar.median / unpack.median:.0%} of `tar -xf` (goal >= 90%).")
         self.out()
         rm(outs)
-        rm(archive)
 
     # --- 6: memory -----------------------------------------------------------------------------------------------
 
-    def case_rss(self) -> None:
+    def case_memory(self) -> None:
         rows = [("command", "1 MiB blobs", "32 MiB blobs", "growth")]
         found: dict[str, list[int]] = {}
+        images = 8 if self.quick else 16
         for size in (1 << 20, 32 << 20):
-            src = self.gen(f"rss-{size}", images=8 if self.quick else 16, layers=3, blob_size=size, seed=6, link=True)
+            src = self.gen(f"rss-{size}", images=images, layers=3, blob_size=size, seed=6, link=True)
             archive = self.work / f"rss-{size}.tar.zst"
             commands = {
                 "pack -o r.tar": regpack("pack", src, "-o", self.work / f"rss-{size}.tar", "--quiet"),
                 "pack -o r.tar.zst": regpack("pack", src, "-o", archive, "--quiet"),
+                "verify r.tar": regpack("verify", self.work / f"rss-{size}.tar"),
                 "verify r.tar.zst": regpack("verify", archive),
                 "unpack r.tar.zst": regpack("unpack", archive, "-o", self.work / f"rss-{size}-out", "--quiet"),
             }
@@ -294,8 +367,41 @@ class Bench:
                 rm(p)
         for name, (small, big) in found.items():
             rows.append((f"regpack {name}", f"{small / 1024:.1f} MiB", f"{big / 1024:.1f} MiB", f"{big / small:.2f}x"))
-        self.out("### peak memory (RSS) against blob size\n")
+        self.heading("peak memory (RSS) against blob size")
+        self.out(
+            f"Input: `python -m tests.support.synth OUT --images {images} --layers 3 --blob-size N --seed 6 --link` "
+            "with 1 MiB and 32 MiB blobs; peak RSS as GNU time reports it (`/usr/bin/time -f %M`)."
+        )
+        self.out()
         self.table(rows)
+
+
+def replace_sections(block: str, sections: dict[str, list[str]]) -> str:
+    """The archive block with each given subsection (from its ``### `` line to the next one, or to the closing
+    line) replaced; a subsection not there yet goes before the first one that follows it in CASES order."""
+    order = [TITLES[c] for c in CASES]
+    lines = block.split("\n")
+    for title, body in sections.items():
+        starts = [i for i, line in enumerate(lines) if line.startswith("### ")]
+        ends = [i for i, line in enumerate(lines) if line.startswith("Load average at the end") or line == END]
+        if title in lines:
+            at = lines.index(title)
+            stop = min([i for i in starts if i > at] + [i for i in ends if i > at])
+            lines[at:stop] = body
+            continue
+        later = [i for i in starts if lines[i] in order and order.index(lines[i]) > order.index(title)]
+        at = min(later + [i for i in ends])
+        lines[at:at] = body
+    return "\n".join(lines)
+
+
+TITLES = {
+    "write": "### Writing",
+    "verify": "### verify of an archive",
+    "unpack": "### unpack of an archive",
+    "inspect": "### inspect of an archive",
+    "memory": "### peak memory (RSS) against blob size",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -303,28 +409,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--runs", type=int, default=None)
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)} (default all)")
     args = p.parse_args(argv)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if not cases or set(cases) - set(CASES):
+        p.error(f"--cases takes some of: {', '.join(CASES)}")
+    partial = set(cases) != set(CASES)
     compile_core()
     work = Path(tempfile.mkdtemp(prefix="regpack-bench-archive-"))
-    bench = Bench(work, args.runs or (2 if args.quick else 3), args.quick)
+    bench = Bench(work, args.runs or (2 if args.quick else 3), args.quick, partial)
     try:
         log(f"work folder {work}")
-        bench.case_write()
-        bench.case_verify_unpack()
-        bench.case_inspect()
-        bench.case_rss()
+        if not partial:
+            bench.preamble()
+        for case in CASES:
+            if case in cases:
+                getattr(bench, f"case_{case}")()
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    bench.out(f"Load average at the end: {loadavg()}. Command: `python -m bench.archive`.")
+    if not partial:
+        bench.out(f"Load average at the end: {loadavg()}. Command: `python -m bench.archive`.")
     if not args.quick:
         results = REPO / "bench" / "RESULTS.md"
         text = results.read_text()
-        section = f"{START}\n" + "\n".join(bench.lines) + f"\n{END}"
-        if START in text:
-            text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda m: section, text, flags=re.S)
+        if partial and START in text:
+            at, end = text.index(START), text.index(END) + len(END)
+            text = text[:at] + replace_sections(text[at:end], bench.sections) + text[end:]
         else:
-            text = text.rstrip() + "\n\n" + section + "\n"
+            section = f"{START}\n" + "\n".join(bench.lines) + f"\n{END}"
+            if START in text:
+                text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda m: section, text, flags=re.S)
+            else:
+                text = text.rstrip() + "\n\n" + section + "\n"
         results.write_text(text)
     return 0
 

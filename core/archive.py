@@ -37,6 +37,13 @@ CHUNK = 1 << 20
 # in bench/archive.py: 0.9910 of the tar at level 1, 0.9911 at 3, 0.9910 at 19) at 2.4x (level 3) to 300x (19) the
 # time. --level 3 or more pays off only for uncompressed layers.
 DEFAULT_LEVEL = 1
+# Up to this level zstd compresses on one thread of its own (in-order streaming, a few MiB whatever the blob
+# sizes: zstd's worker mode holds several jobs of input and output per worker, 30+ MiB more with 32 MiB layers);
+# at the slower levels above it, on --jobs workers. Both outputs are the same whatever --jobs is.
+ONE_THREAD_UP_TO_LEVEL = 3
+# Chunks each stage of the output pipeline may hold queued: enough to keep the stages busy, few enough that
+# memory stays the same whatever the blob sizes.
+QUEUED = 2
 # Without SOURCE_DATE_EPOCH every entry carries this time: the epoch, as reproducible-build tools do.
 DEFAULT_MTIME = 0
 SPLIT_DIGITS = 3
@@ -175,7 +182,7 @@ class _Stage:
     def __init__(self, name: str, work: Callable[[bytes], None], finish: Callable[[], None]) -> None:
         self.work = work
         self.finish = finish
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
@@ -314,24 +321,30 @@ SEEKABLE_MAGIC = 0x8F92EAB1
 
 
 class _Sink:
-    """The output pipeline: compression (zstd: its own worker threads too) on one thread, writing on the caller's
-    behalf on another, hashing on a third; the producer only reads the sources."""
+    """The output pipeline, each stage a thread of its own: compression (zstd), writing, hashing (in _Parts);
+    the producer only reads the sources. Plain: the first stage writes."""
 
     def __init__(self, parts: _Parts, compression: Compression, level: int, threads: int) -> None:
         self.parts = parts
         self.compressor: Any = None
+        self.out: _Stage | None = None  # zstd: writes what the compression stage gives
         if compression is Compression.ZSTD:
             zstd = zstd_module()
             params = zstd.CompressionParameter
-            # At least one worker always: zstd's output is the same for any number of workers >= 1, but not
-            # for 0 (single-threaded mode), and the archive must not depend on --jobs.
-            self.compressor = zstd.ZstdCompressor(
-                options={params.compression_level: level, params.nb_workers: max(1, threads)}
-            )
+            # zstd's output depends on whether it runs workers (any number >= 1 gives the same bytes), not on
+            # how many: a fixed choice by level keeps the archive independent of --jobs.
+            workers = 0 if level <= ONE_THREAD_UP_TO_LEVEL else max(1, threads)
+            self.compressor = zstd.ZstdCompressor(options={params.compression_level: level, params.nb_workers: workers})
             self.flush_frame = zstd.ZstdCompressor.FLUSH_FRAME
+            self.out = _Stage("regpack-archive-write", self.parts.write, lambda: None)
         self.frames: list[tuple[int, int]] = []  # (compressed, decompressed) size of each finished frame
         self.frame_in = self.frame_out = 0
-        self.writer = _Stage("regpack-archive-write", self._write, self._flush)
+        name = "regpack-archive-compress" if self.out is not None else "regpack-archive-write"
+        self.writer = _Stage(name, self._write, self._flush)
+
+    def _emit(self, data: bytes) -> None:
+        assert self.out is not None
+        self.out.put(data)
 
     def _write(self, chunk: bytes) -> None:
         if self.compressor is None:
@@ -348,7 +361,7 @@ class _Sink:
             self.frame_in += len(piece)
             self.frame_out += len(out)
             if out:
-                self.parts.write(out)
+                self._emit(out)
             view = view[len(piece) :]
             if self.frame_in == FRAME_MAX:
                 self._end_frame()
@@ -357,7 +370,7 @@ class _Sink:
         if self.frame_in == 0:
             return
         out = self.compressor.flush(self.flush_frame)
-        self.parts.write(out)
+        self._emit(out)
         self.frames.append((self.frame_out + len(out), self.frame_in))
         self.frame_in = self.frame_out = 0
 
@@ -365,20 +378,25 @@ class _Sink:
         if self.compressor is None:
             return
         self._end_frame()
-        self.parts.write(seek_table(self.frames))
+        self._emit(seek_table(self.frames))
 
     def put(self, chunk: bytes) -> None:
         self.writer.put(chunk)
 
     def close(self) -> list[tuple[str, str]]:
-        self.writer.close()
+        try:
+            self.writer.close()
+        finally:
+            if self.out is not None:  # after the compression stage, whose last output it takes
+                self.out.close()
         return self.parts.close()
 
     def abort(self) -> None:
-        if self.writer.thread.is_alive():
-            self.writer.error = self.writer.error or Cancelled()
-            self.writer.queue.put(None)
-            self.writer.thread.join()
+        for stage in (self.writer, self.out):
+            if stage is not None and stage.thread.is_alive():
+                stage.error = stage.error or Cancelled()
+                stage.queue.put(None)
+                stage.thread.join()
         self.parts.abort()
 
 
@@ -395,13 +413,14 @@ class ArchiveStats:
 def _write_through(
     sink: _Sink, entries: list[Entry], mtime: int, meter: Meter, cancel: threading.Event
 ) -> list[tuple[str, str]]:
-    """Stream every entry into ``sink`` and close it; on any failure the sink is aborted (nothing kept)."""
+    """Stream every entry into ``sink`` and close it; on any failure the sink is aborted (nothing kept, no
+    thread left waiting)."""
     try:
         _stream_entries(entries, mtime, sink, meter, cancel)
+        return sink.close()
     except BaseException:
         sink.abort()
         raise
-    return sink.close()
 
 
 def _stream_entries(entries: list[Entry], mtime: int, sink: _Sink, meter: Meter, cancel: threading.Event) -> None:

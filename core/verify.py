@@ -17,11 +17,11 @@ from typing import Any
 from regpack import layouts
 from regpack.bundle import Bundle, Layout, Role
 from regpack.digest import Digest
-from regpack.engine import default_jobs
 from regpack.errors import BundleError, Code, Problem, Severity, printable, worst_by_image
-from regpack.hashing import FileToHash, hash_files
-from regpack.patch import resolve_base
 from regpack.progress import Meter, ProgressCallback
+
+# The engine (thread pools), the folder hasher and patches are imported where used: verify of an archive,
+# hashed in one read of its own, starts without them.
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,8 @@ def verify(
     try:
         bundle = layouts.read(path)
         if base is not None and bundle.from_base:
+            from regpack.patch import resolve_base
+
             expected = dict(bundle.from_base)
             bundle = resolve_base(bundle, layouts.read(Path(base)))
             report = verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel)
@@ -138,6 +140,8 @@ def verify_bundle(
         if bundle.source is not None:
             hashed_bytes, hashed_files, more = _hash_archive(bundle, progress, cancel)
         else:
+            from regpack.engine import default_jobs
+
             hashed_bytes, hashed_files, more = _hash_blobs(bundle, jobs or default_jobs(), progress, cancel)
         findings.extend(more)
     return Report(
@@ -160,6 +164,8 @@ def _hash_blobs(
     cancel: threading.Event | None,
 ) -> tuple[int, int, list[Problem]]:
     """Hash each distinct file (by inode) once; a bad file is reported for every image that uses it."""
+    from regpack.hashing import FileToHash, hash_files
+
     # Manifests were hashed while reading (their digest is computed from their bytes); hash config and layers.
     users: dict[tuple[int, int], list[str]] = defaultdict(list)
     files: dict[tuple[int, int], tuple[str, Digest, int]] = {}

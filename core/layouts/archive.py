@@ -46,7 +46,6 @@ from regpack.progress import Meter, ProgressCallback
 
 BLOCK = 512
 CHUNK = 1 << 20
-AFTER_SEEK = 16 << 10
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # A zstd stream may start with a skippable frame (magic 0x184D2A50..5F, little-endian).
 _SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18")
@@ -75,7 +74,7 @@ _SPLIT_PART = re.compile(r"(.*)\.(\d{3,})")
 # --- which files make up an archive -----------------------------------------------------------------------
 
 
-def _write_all(fd: int, chunks: Iterator[bytes]) -> None:
+def _write_all(fd: int, chunks: Iterator[bytes | memoryview]) -> None:
     """Write every chunk to ``fd`` (short writes continued), then close it."""
     try:
         for data in chunks:
@@ -144,35 +143,91 @@ def detect(path: Path) -> bool:
 
 # --- the raw byte stream: parts one after the other, hashed per part if asked -----------------------------
 
+# Buffers (of CHUNK bytes) of a hashing pass: the reading thread may be that far ahead of the consumer and the
+# part hasher; enough to keep both cores busy, few enough that memory does not depend on the archive.
+READ_AHEAD = 4
+# A selective read (listing, filling the view) starts this small after a jump, and doubles while it goes on
+# sequentially up to CHUNK: a header after a skipped layer costs one small read, a run of small members a few.
+FIRST_READ = 16 << 10
+# Decompressed bytes come in new bytes objects of at most this size: small enough for the allocator to reuse the
+# memory of the last ones (at 1 MiB each one costs fresh pages: twice as many page faults as bytes decompressed).
+ZSTD_OUT = 256 << 10
+_EMPTY = memoryview(b"")
+
+
+def _read_into(file: Any, view: memoryview) -> int:
+    """One read of the archive's bytes into ``view`` (every byte read from a part comes through here)."""
+    n: int = file.readinto(view)
+    return n
+
+
+def _unreadable(part: Path, e: OSError) -> BundleError:
+    return BundleError(f"cannot read the archive: {e.strerror or e}", part, code=Code.UNREADABLE)
+
+
+def _open(part: Path) -> Any:
+    try:
+        return open(part, "rb", buffering=0)
+    except OSError as e:
+        raise _unreadable(part, e) from None
+
 
 class _Raw:
-    """The bytes of all parts in order. ``seek`` only for plain tars read selectively."""
+    """The bytes of all parts in order, read into a few buffers used again and again: no allocation and no
+    copy per read. ``chunk`` hands out the next bytes as a view of such a buffer, valid until the next call
+    (``read`` copies them into bytes). ``seek`` only when not hashing the parts.
+
+    With ``hash_parts`` the reading runs ahead on a thread of its own and a second one hashes every part (for
+    the sidecar) from the very buffers the consumer reads (``_ReadAhead``)."""
 
     def __init__(self, parts: list[Path], hash_parts: bool = False) -> None:
         self.parts = parts
-        self.sizes = [p.stat().st_size for p in parts]
-        self.index = 0
-        self.offset = 0  # in the whole stream
-        self.part_offset = 0
-        self.file = open(parts[0], "rb", buffering=0)  # noqa: SIM115 - closed in close()
-        self.hashes = [hashlib.sha256() for _ in parts] if hash_parts else None
-        self._hasher = _Hasher() if hash_parts else None
+        self.sizes = []
+        for part in parts:
+            try:
+                self.sizes.append(part.stat().st_size)
+            except OSError as e:
+                raise _unreadable(part, e) from None
+        self.offset = 0  # of the next byte handed out, in the whole stream
+        self._view = _EMPTY  # the current buffer's bytes; handed out up to _at
+        self._at = 0
+        self._ahead = _ReadAhead(parts) if hash_parts else None
+        self._index = 0
+        self._file: Any = None if hash_parts else _open(parts[0])
+        self._buffer = memoryview(bytearray(0 if hash_parts else CHUNK))
+        self._read_size = FIRST_READ
+
+    def chunk(self, n: int) -> memoryview:
+        """The next bytes, at most ``n`` (fewer at the end of a buffer), empty only at the end. The view is
+        valid until the next call to any method."""
+        if self._at == len(self._view):
+            self._view = self._ahead.next() if self._ahead is not None else self._fill(n)
+            self._at = 0
+        end = min(self._at + n, len(self._view))
+        piece = self._view[self._at : end]
+        self.offset += end - self._at
+        self._at = end
+        return piece
+
+    def _fill(self, want: int) -> memoryview:
+        size = min(CHUNK, max(want, self._read_size))
+        self._read_size = min(CHUNK, 2 * self._read_size)
+        while True:
+            try:
+                n = _read_into(self._file, self._buffer[:size])
+            except OSError as e:
+                raise _unreadable(self.parts[self._index], e) from None
+            if n:
+                return self._buffer[:n]
+            if self._index + 1 >= len(self.parts):
+                return _EMPTY
+            self._file.close()
+            self._index += 1
+            self._file = _open(self.parts[self._index])
 
     def read(self, n: int) -> bytes:
-        while True:
-            data = self.file.read(n)
-            if data:
-                if self.hashes is not None and self._hasher is not None:
-                    self._hasher.update(self.hashes[self.index], data)
-                self.offset += len(data)
-                self.part_offset += len(data)
-                return data
-            if self.index + 1 >= len(self.parts):
-                return b""
-            self.file.close()
-            self.index += 1
-            self.part_offset = 0
-            self.file = open(self.parts[self.index], "rb", buffering=0)  # noqa: SIM115
+        """At most ``n`` bytes (fewer at the end of a buffer), as bytes of their own; empty only at the end."""
+        return bytes(self.chunk(n))
 
     def read_exact(self, n: int) -> bytes:
         parts = []
@@ -185,82 +240,153 @@ class _Raw:
         return b"".join(parts)
 
     def seek(self, offset: int) -> None:
+        if self._ahead is not None:
+            raise ValueError("a hashing read of an archive is sequential")
+        ahead = offset - self.offset
+        if 0 <= ahead <= len(self._view) - self._at:  # still in the buffer: no system call
+            self._at += ahead
+            self.offset = offset
+            return
         index, start = 0, 0
         while index < len(self.sizes) - 1 and offset >= start + self.sizes[index]:
             start += self.sizes[index]
             index += 1
-        if index != self.index:
-            self.file.close()
-            self.index = index
-            self.file = open(self.parts[index], "rb", buffering=0)  # noqa: SIM115
-        self.file.seek(offset - start)
+        if index != self._index:
+            self._file.close()
+            self._index = index
+            self._file = _open(self.parts[index])
+        self._file.seek(offset - start)
         self.offset = offset
-        self.part_offset = offset - start
+        self._view, self._at = _EMPTY, 0
+        self._read_size = FIRST_READ
 
     @property
     def size(self) -> int:
         return sum(self.sizes)
 
     def part_digests(self) -> list[str]:
-        assert self.hashes is not None and self._hasher is not None
-        self._hasher.wait()
-        return [h.hexdigest() for h in self.hashes]
+        """The sha256 of every part (with ``hash_parts``), once the whole stream is read."""
+        assert self._ahead is not None
+        return self._ahead.digests()
 
     def close(self) -> None:
-        self.file.close()
-        if self._hasher is not None:
-            self._hasher.stop()
+        if self._ahead is not None:
+            self._ahead.stop()
+        else:
+            self._file.close()
 
 
-class _Hasher:
-    """Hashes on a thread of its own (hashlib releases the GIL): the archive's sidecar check costs no time on
-    the reading thread."""
+class _ReadAhead:
+    """One sequential read on a thread of its own, into READ_AHEAD buffers taken in turn; a second thread hashes
+    each buffer into its part's sha256 (for the sidecar) while the consumer (``next``) reads the same buffer.
+    Each byte is read and copied once, and its two hashes (its part's, its member's) run on two cores at once.
+    A buffer is read into again only once both the hasher and the consumer gave it back (the consumer gives a
+    buffer back when it asks for the next)."""
 
-    def __init__(self) -> None:
-        self.queue: queue.Queue[tuple[hashlib._Hash, bytes] | None] = queue.Queue(maxsize=16)
-        self.thread = threading.Thread(target=self._run, name="regpack-sidecar", daemon=True)
-        self.thread.start()
+    def __init__(self, parts: list[Path]) -> None:
+        self.parts = parts
+        self.buffers = [bytearray(CHUNK) for _ in range(READ_AHEAD)]
+        self.hashes = [hashlib.sha256() for _ in parts]
+        # (buffer, bytes in it, part) for the consumer and the hasher; None at the end; an error for the consumer
+        self.ready: queue.SimpleQueue[tuple[int, int, int] | BaseException | None] = queue.SimpleQueue()
+        self.to_hash: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
+        self.given_back: queue.SimpleQueue[int | None] = queue.SimpleQueue()  # from the consumer and the hasher
+        self.held: int | None = None  # the buffer the consumer reads
+        self.ended = False
+        self.stopping = False
+        self.reader = threading.Thread(target=self._read, name="regpack-archive-read", daemon=True)
+        self.hasher = threading.Thread(target=self._hash, name="regpack-archive-hash", daemon=True)
+        self.reader.start()
+        self.hasher.start()
 
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                self.queue.task_done()
-                return
-            item[0].update(item[1])
-            self.queue.task_done()
+    def _read(self) -> None:
+        free = list(range(READ_AHEAD))
+        users = [0] * READ_AHEAD  # of each buffer: 2 while the consumer and the hasher have it
+        try:
+            for index, part in enumerate(self.parts):
+                with open(part, "rb", buffering=0) as f:
+                    while True:
+                        while not free:
+                            slot = self.given_back.get()
+                            if slot is None or self.stopping:
+                                return
+                            users[slot] -= 1
+                            if not users[slot]:
+                                free.append(slot)
+                        slot = free.pop()
+                        n = _read_into(f, memoryview(self.buffers[slot]))
+                        if not n:
+                            free.append(slot)
+                            break
+                        users[slot] = 2
+                        self.to_hash.put((slot, n, index))
+                        self.ready.put((slot, n, index))
+        except OSError as e:
+            self.ready.put(_unreadable(part, e))
+            return
+        except BaseException as e:  # raised on the consumer's thread, never lost with this one
+            self.ready.put(e)
+            return
+        finally:
+            self.to_hash.put(None)
+        self.ready.put(None)
 
-    def update(self, h: hashlib._Hash, data: bytes) -> None:
-        self.queue.put((h, data))
+    def _hash(self) -> None:
+        while (item := self.to_hash.get()) is not None:
+            slot, n, index = item
+            self.hashes[index].update(memoryview(self.buffers[slot])[:n])
+            self.given_back.put(slot)
 
-    def wait(self) -> None:
-        self.queue.join()
+    def next(self) -> memoryview:
+        """The next buffer's bytes (the previous one goes back); empty at the end."""
+        if self.held is not None:
+            self.given_back.put(self.held)
+            self.held = None
+        if self.ended:
+            return _EMPTY
+        item = self.ready.get()
+        if item is None or isinstance(item, BaseException):
+            self.ended = True
+            if item is not None:
+                raise item
+            return _EMPTY
+        slot, n, _ = item
+        self.held = slot
+        return memoryview(self.buffers[slot])[:n]
+
+    def digests(self) -> list[str]:
+        while self.next():  # whatever the consumer left unread belongs to the parts too
+            pass
+        self.reader.join()
+        self.hasher.join()
+        return [h.hexdigest() for h in self.hashes]
 
     def stop(self) -> None:
-        if self.thread.is_alive():
-            self.queue.put(None)
-            self.thread.join()
+        self.stopping = True
+        self.given_back.put(None)
+        self.reader.join()
+        self.hasher.join()
 
 
 # --- the tar stream: plain, or decompressed ---------------------------------------------------------------
 
 
 class _Stream:
-    """The tar bytes: ``read`` gives at most ``n`` (fewer only at the end), ``skip`` moves on."""
+    """The tar bytes: ``read`` gives ``n`` bytes (fewer only at the end), ``read_some`` a view without a copy
+    where it can, ``skip`` moves on. A plain tar is the raw stream itself (no buffer of its own)."""
 
     def __init__(self, raw: _Raw, compressed: bool, seekable: bool, where: Path) -> None:
         self.raw = raw
         self.where = where
         self.pos = 0
         self.seekable = seekable and not compressed
-        self.buf = b""  # bytes read ahead; the unread ones start at off
+        self.buf = b""  # zstd: bytes decompressed ahead; the unread ones start at off
         self.off = 0
         self.decompressor: Any = None
         self.raw_in = 0
         self.leftover = b""
         self.mid_frame = False
         self.frames: list[tuple[int, int]] = []  # (compressed start, decompressed start) of each frame
-        self.ahead = CHUNK  # how much a plain read takes; little right after a seek (the next member may be big)
         if compressed:
             from regpack.archive import zstd_module
 
@@ -275,21 +401,15 @@ class _Stream:
         if self.off:
             self.buf, self.off = self.buf[self.off :], 0
         while len(self.buf) < want:
-            if self.decompressor is None:
-                data = self.raw.read(max(want - len(self.buf), self.ahead))
-                self.ahead = CHUNK
-                if not data:
-                    return
-                self.buf += data
-                continue
             d = self.decompressor
             if d.eof:  # the next frame, as zstd -d reads concatenated frames
                 self.leftover = d.unused_data
                 self.decompressor = d = self.zstd.ZstdDecompressor()
                 self.mid_frame = False
-            data = b""
+            data: bytes | memoryview = b""
             if d.needs_input:
-                data, self.leftover = self.leftover or self.raw.read(self._raw_want()), b""
+                # the decompressor keeps its own copy of input it does not consume: a view of the raw buffer will do
+                data, self.leftover = self.leftover or self.raw.chunk(self._raw_want()), b""
                 if not data:
                     if self.mid_frame:
                         raise BundleError(
@@ -298,7 +418,7 @@ class _Stream:
                     return
                 self.raw_in = self.raw.offset
             try:
-                out = d.decompress(data, max_length=CHUNK)
+                out = d.decompress(data, max_length=ZSTD_OUT)
             except self.zstd.ZstdError as e:
                 raise BundleError(f"the zstd stream is damaged: {e}", self.where, code=Code.CORRUPT) from None
             self.mid_frame = not d.eof
@@ -324,6 +444,17 @@ class _Stream:
 
     def read(self, n: int) -> bytes:
         """``n`` bytes; fewer only at the end."""
+        if self.decompressor is None:
+            first = self.raw.chunk(n)
+            if len(first) == n or not first:
+                self.pos += len(first)
+                return bytes(first)
+            pieces, got = [bytes(first)], len(first)
+            while got < n and (piece := self.raw.chunk(n - got)):
+                pieces.append(bytes(piece))
+                got += len(piece)
+            self.pos += got
+            return b"".join(pieces)
         if len(self.buf) - self.off < n:
             self._fill(n)
         return self._take(n)
@@ -353,13 +484,14 @@ class _Stream:
         self.buf, self.off = b"", 0
         self.pos = d_start
 
-    def read_some(self, n: int) -> bytes:
-        """At most ``n`` bytes, fewer when that saves a copy; empty only at the end."""
+    def read_some(self, n: int) -> bytes | memoryview:
+        """At most ``n`` bytes, fewer when that saves a copy; empty only at the end. A plain tar's bytes come
+        as a view of the raw stream's buffer: valid until the next read."""
+        if self.decompressor is None:
+            piece = self.raw.chunk(n)
+            self.pos += len(piece)
+            return piece
         if len(self.buf) == self.off:
-            if self.decompressor is None:
-                data = self.raw.read(n)
-                self.pos += len(data)
-                return data
             self._fill(1)
         return self._take(n)
 
@@ -367,12 +499,10 @@ class _Stream:
         """Move ``n`` bytes on; returns how many there were."""
         start, target = self.pos, self.pos + n
         avail = len(self.buf) - self.off
-        if self.seekable and n > avail:
-            self.buf, self.off = b"", 0
-            end = min(self.raw.offset + n - avail, self.raw.size)
-            self.pos += avail + end - self.raw.offset
+        if self.seekable:
+            end = min(self.raw.offset + n, self.raw.size)
+            self.pos += end - self.raw.offset
             self.raw.seek(end)
-            self.ahead = AFTER_SEEK
             return self.pos - start
         if self.frames and n > avail:
             self._jump(target)
@@ -803,10 +933,10 @@ class ArchiveSource:
             return self.data[name][:limit]
         found: list[bytes] = []
 
-        def head(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
+        def head(member: Member, view_path: str, chunks: Iterator[bytes | memoryview]) -> None:
             size = 0
-            for chunk in chunks:
-                found.append(chunk)
+            for chunk in chunks:  # a view is valid until the next read: keep a copy
+                found.append(bytes(chunk))
                 size += len(chunk)
                 if size >= limit:
                     break
@@ -1205,8 +1335,9 @@ def _fill(source: ArchiveSource, names: set[str], cancel: threading.Event | None
     if not names:
         return
 
-    def keep(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
-        data = source.data[member.name] = b"".join(chunks)
+    def keep(member: Member, view_path: str, chunks: Iterator[bytes | memoryview]) -> None:
+        # each chunk may be a view of a buffer the next read fills again: copy it before asking for the next
+        data = source.data[member.name] = b"".join([bytes(chunk) for chunk in chunks])
         if source.built:
             _write_all(os.open(view_path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC), iter((data,)))
 
@@ -1273,7 +1404,7 @@ def _listed(data: bytes | None) -> list[str]:
 def _each_wanted(
     source: ArchiveSource,
     wanted: set[str],
-    on_data: Callable[[Member, str, Iterator[bytes]], None],
+    on_data: Callable[[Member, str, Iterator[bytes | memoryview]], None],
     meter: Meter | None,
     cancel: threading.Event | None,
     hash_parts: bool = False,
@@ -1308,7 +1439,8 @@ def _each_wanted(
 
 def _chunks(
     stream: _Stream, member: Member, where: Path, meter: Meter | None, cancel: threading.Event | None
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
+    """A member's bytes; each piece is valid until the next is asked for (a view of the raw stream's buffer)."""
     remaining = member.size
     while remaining:
         if cancel is not None and cancel.is_set():
@@ -1344,7 +1476,7 @@ def materialize(
         total = sum(m.size for s in sources if (m := source.member_at(s)) is not None)
         meter = Meter(progress, total, len(sources), "reading the archive")
 
-        def write(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
+        def write(member: Member, view_path: str, chunks: Iterator[bytes | memoryview]) -> None:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             _write_all(os.open(local[view_path], flags, 0o644), chunks)
             meter.add(0, 1)
@@ -1378,7 +1510,7 @@ def hash_members(
     meter = Meter(progress, total, len(wanted), "verifying")
     found: dict[str, str] = {}
 
-    def digest(member: Member, view_path: str, chunks: Iterator[bytes]) -> None:
+    def digest(member: Member, view_path: str, chunks: Iterator[bytes | memoryview]) -> None:
         h = hashlib.new(wanted[view_path])
         for data in chunks:
             h.update(data)

@@ -12,6 +12,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -365,15 +366,15 @@ def test_inspect_of_a_zstd_archive_reads_only_its_head(tmp_path: Path, monkeypat
     pack(tmp_path / "b", tmp_path / "r.tar.zst")
     size = (tmp_path / "r.tar.zst").stat().st_size
     read = 0
-    real_read = reader._Raw.read
+    real_read = reader._read_into
 
-    def counting(self: reader._Raw, n: int) -> bytes:
+    def counting(file: Any, view: memoryview) -> int:
         nonlocal read
-        data = real_read(self, n)
-        read += len(data)
-        return data
+        n = real_read(file, view)
+        read += n
+        return n
 
-    monkeypatch.setattr(reader._Raw, "read", counting)
+    monkeypatch.setattr(reader, "_read_into", counting)
     bundle = layouts.read(tmp_path / "r.tar.zst").check()
     assert len(bundle.images) == 3
     assert read < size // 8, f"read {read} of {size} bytes to list the images"
@@ -414,3 +415,25 @@ def test_a_lying_seek_table_is_refused(tmp_path: Path, shift: int) -> None:
     with pytest.raises(BundleError, match="seek table"):
         unpack(tmp_path / "r.tar.zst", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("size", [300 << 10, (4 << 20) + 4096])
+def test_a_member_read_on_demand_keeps_its_bytes_whatever_the_read_buffers(tmp_path: Path, size: int) -> None:
+    """A member the index did not keep spans several reads of the archive, whose buffer is filled again by each:
+    what is brought in must be the member's bytes, not the last buffer's, below and above the manifest limit."""
+    from regpack.layouts.archive import open_archive
+
+    rng = os.urandom
+    filler, wanted = rng(20 << 10), rng(size)
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in (("first", filler), ("wanted", wanted), ("last", filler)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    source = open_archive(path)
+    try:
+        assert "wanted" not in source.data  # too big for the index to keep: read again on demand
+        assert source.read_member("wanted", size + 1) == wanted
+    finally:
+        source.view.cleanup()

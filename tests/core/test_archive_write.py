@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from regpack import archive
-from regpack.archive import parse_size
+from regpack.archive import parse_size, zstd_module
 from regpack.errors import BundleError, Cancelled, DestinationError
 from regpack.jobs import pack
 from regpack.progress import Progress
@@ -201,6 +201,7 @@ def test_cancel_leaves_nothing(dir_bundle: Path, tmp_path: Path) -> None:
         pack(dir_bundle, tmp_path / "r.tar.zst", progress=progress, cancel=cancel)
     assert seen
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    assert not pipeline_threads()
 
 
 def test_source_changing_while_packing_fails_and_leaves_nothing(
@@ -220,8 +221,13 @@ def test_source_changing_while_packing_fails_and_leaves_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
+def pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("regpack-archive-")]
+
+
+@pytest.mark.parametrize(("name", "room"), [("r.tar", 30000), ("r.tar.zst", 1000)])
 def test_disk_full_is_reported_and_leaves_nothing(
-    dir_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dir_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, room: int
 ) -> None:
     real_write = os.write
     written = 0
@@ -230,14 +236,25 @@ def test_disk_full_is_reported_and_leaves_nothing(
         nonlocal written
         if fd > 2:
             written += len(data)
-            if written > 30000:
+            if written > room:
                 raise OSError(28, "No space left on device")
         return real_write(fd, data)
 
     monkeypatch.setattr(archive.os, "write", full)
     with pytest.raises(DestinationError, match="no space left"):
-        pack(dir_bundle, tmp_path / "r.tar")
+        pack(dir_bundle, tmp_path / name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    assert not pipeline_threads()
+
+
+def test_zstd_workers_at_slow_levels_give_the_same_archive_whatever_the_jobs(dir_bundle: Path, tmp_path: Path) -> None:
+    level = archive.ONE_THREAD_UP_TO_LEVEL + 1
+    pack(dir_bundle, tmp_path / "one.tar.zst", level=level, jobs=1)
+    pack(dir_bundle, tmp_path / "three.tar.zst", level=level, jobs=3)
+    assert (tmp_path / "one.tar.zst").read_bytes() == (tmp_path / "three.tar.zst").read_bytes()
+    pack(dir_bundle, tmp_path / "r.tar")
+    data = zstd_module().decompress((tmp_path / "one.tar.zst").read_bytes())
+    assert data == (tmp_path / "r.tar").read_bytes()
 
 
 def test_gnu_tar_reads_what_we_write(dir_bundle: Path, tmp_path: Path) -> None:
