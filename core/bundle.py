@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Problem, Severity, worst_by_image
@@ -48,6 +49,75 @@ class Blob:
         return None if self.file is None else Path(self.file)
 
 
+NO_FILES: Mapping[Digest, str] = MappingProxyType({})
+NO_SIGNATURES: Mapping[str, Path] = MappingProxyType({})
+
+
+class Locations(Mapping[Digest, str]):
+    """Where one image's own copies of its manifests and blobs are (absolute file names), computed rather than
+    stored: a bundle of 100,000 images would otherwise keep a dict and a file name per image and blob.
+
+    Registry storage and OCI layouts keep each blob once: an image's copy is the blob's own file
+    (``Blob.file``). A skopeo dir tree keeps a copy per image folder, under the same file name: ``folder`` plus
+    the name of the blob's file. Anything else (a file reached through a symbolic link, a folder of another
+    version that names blobs ``<hex>.tar``, a manifest that is one image's top and another's platform) is kept
+    as it was found, in ``other``.
+    """
+
+    __slots__ = ("_blobs", "_digests", "_folder", "_other")
+
+    def __init__(
+        self,
+        blobs: Mapping[Digest, Blob],
+        digests: tuple[Digest, ...],
+        folder: str | None = None,
+        other: Mapping[Digest, str] = NO_FILES,
+    ) -> None:
+        self._blobs = blobs
+        self._digests = digests
+        self._folder = folder
+        self._other = other
+
+    @classmethod
+    def of(cls, files: Mapping[Digest, str], blobs: Mapping[Digest, Blob], folder: str | None = None) -> Locations:
+        """The compact form of ``files`` (digest -> file, in the image's order), whose blobs are in ``blobs``;
+        ``folder``: the image's own folder, when it keeps its own copies."""
+        found = cls(blobs, tuple(files), folder)
+        other = {d: file for d, file in files.items() if found._computed(d) != file}
+        if other:
+            found._other = other
+        return found
+
+    def _computed(self, digest: Digest) -> str | None:
+        blob = self._blobs.get(digest)
+        file = None if blob is None else blob.file
+        if file is None or self._folder is None:
+            return file
+        return f"{self._folder}/{file.rpartition('/')[2]}"
+
+    def __getitem__(self, digest: Digest) -> str:
+        found = self._other.get(digest)
+        if found is not None:
+            return found
+        if digest in self._digests:
+            file = self._computed(digest)
+            if file is not None:
+                return file
+        raise KeyError(digest)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._digests
+
+    def __iter__(self) -> Iterator[Digest]:
+        return iter(self._digests)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def __repr__(self) -> str:
+        return f"Locations({dict(self)!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Image:
     """A tagged (or digest-referenced) image: its top manifest and, for a list, every platform manifest."""
@@ -56,10 +126,10 @@ class Image:
     manifest: Manifest
     children: tuple[Manifest, ...] = ()
     # Where this image's own copies of its manifests and blobs are (a skopeo dir folder has its own copies):
-    # absolute file names, kept as strings like Blob.file.
-    locations: Mapping[Digest, str] = field(default_factory=dict, compare=False)
+    # absolute file names, as strings like Blob.file; readers give a compact Locations.
+    locations: Mapping[Digest, str] = field(default_factory=lambda: NO_FILES, compare=False)
     folder: Path | None = None
-    signatures: Mapping[str, Path] = field(default_factory=dict, compare=False)  # file name -> path
+    signatures: Mapping[str, Path] = field(default_factory=lambda: NO_SIGNATURES, compare=False)  # file name -> path
     origin: str = field(default="", compare=False)  # its name in the source bundle, when a selection renamed it
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import secrets
 import shutil
@@ -194,6 +195,10 @@ def _batches(ops: list[PlaceBlob | WriteFile]) -> Iterator[list[PlaceBlob | Writ
         yield batch
 
 
+def _size(op: PlaceBlob) -> int:
+    return op.size
+
+
 def _run_ops(
     root: str,
     ops: list[PlaceBlob | WriteFile],
@@ -202,8 +207,12 @@ def _run_ops(
     meter: Meter,
     cancel: threading.Event,
 ) -> _Runner:
-    # Big blobs first, so the pool does not end waiting on one large copy started last.
-    ops = sorted(ops, key=lambda op: -(op.size if isinstance(op, PlaceBlob) else 0))
+    # Big blobs first, so the pool does not end waiting on one large copy started last; small files after them,
+    # in plan order. Sorting the blobs alone keeps no sort key per small file (a big pack has millions).
+    blobs = [op for op in ops if isinstance(op, PlaceBlob)]
+    blobs.sort(key=_size, reverse=True)  # stable: blobs of one size stay in plan order
+    ops = [*blobs, *(op for op in ops if not isinstance(op, PlaceBlob))]
+    del blobs
     runner = _Runner(copy, meter, cancel)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="regpack") as pool:
         futures: list[Future[None]] = [pool.submit(runner.run_batch, root, b) for b in _batches(ops)]
@@ -486,14 +495,42 @@ def _tag_of_current_link(dst: str) -> str | None:
 
 
 def _make_directories(root: Path, plan: Plan, cancel: threading.Event) -> None:
-    # Creating folders is most of the cost of registry storage on disk (a folder per link file): plain
-    # os.mkdir, parents first, no existence checks. Tens of thousands of them take seconds: a cancel is
-    # looked at every few hundred.
+    """Make every folder the plan's files need, in one pass over their names, keeping nothing per folder.
+
+    Creating folders is most of the cost of registry storage on disk (a folder per link file), and a list of
+    them would be most of a big pack's memory (a bundle of 100,000 images has millions). Each file's folder is
+    made with a plain os.mkdir; when its parent is not there yet (ENOENT, one cheap failed call) the parents
+    come first. A few hundred recently made folders are remembered, so files that share a folder (a skopeo
+    dir image, a repository's links) cost one mkdir, not one each. A cancel is looked at every few hundred.
+    """
     base = str(root)
-    for n, d in enumerate(plan.directories()):
+    recent: set[str] = set()
+    for n, dst in enumerate(itertools.chain(plan.blobs, plan.files)):
         if not n % 512 and cancel.is_set():
             raise Cancelled()
-        os.mkdir(f"{base}/{d}")
+        folder = dst.rpartition("/")[0]
+        if folder and folder not in recent:
+            if len(recent) >= _RECENT_FOLDERS:
+                recent.clear()
+            _make_folder(base, folder, recent)
+
+
+_RECENT_FOLDERS = 512
+
+
+def _make_folder(base: str, folder: str, made: set[str]) -> None:
+    """Make ``base/folder`` and any missing parents (``folder`` is relative, checked by the plan)."""
+    try:
+        os.mkdir(f"{base}/{folder}")
+    except FileExistsError:
+        pass  # made for an earlier file and forgotten since: nothing to do
+    except FileNotFoundError:
+        parent = folder.rpartition("/")[0]
+        if not parent:
+            raise
+        _make_folder(base, parent, made)
+        os.mkdir(f"{base}/{folder}")
+    made.add(folder)
 
 
 def _merge_phase(dst: str) -> int:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from regpack.digest import Digest
@@ -36,6 +38,10 @@ FOREIGN_LAYER_TYPES = frozenset(
         "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
     }
 )
+
+
+# Most manifests carry no annotations: they all share this one empty, read-only mapping.
+NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
 
 
 class Kind(StrEnum):
@@ -88,7 +94,7 @@ class Manifest:
     layers: tuple[Descriptor, ...] = ()
     children: tuple[Descriptor, ...] = ()  # child manifests of a list / index
     subject: Descriptor | None = None
-    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    annotations: Mapping[str, str] = field(default_factory=lambda: NO_ANNOTATIONS, compare=False, hash=False)
 
     @property
     def blobs(self) -> tuple[Descriptor, ...]:
@@ -96,8 +102,10 @@ class Manifest:
         return ((self.config,) if self.config is not None else ()) + self.layers
 
 
-SharedDescriptors = dict[tuple[str, int, str], Descriptor]
-"""(digest text, size, media type) -> the one Descriptor for them, while one bundle is read."""
+SharedDescriptors = dict[tuple[str, str], tuple[Descriptor, ...]]
+"""Digest (as a tuple, so a plain ``(algorithm, hex)`` finds it) -> the Descriptors of plain references to that
+blob (one per size and media type), while one bundle is read. Keyed by the Digest the Descriptors hold: the
+table keeps no text of its own, only objects the bundle keeps anyway."""
 
 
 def read_manifest_bytes(path: Path | str, image: str | None = None) -> bytes:
@@ -215,23 +223,26 @@ class _Parser:
             return Manifest(digest, len(self.data), kind, media_type, None, (), children, subject, self._annotations())
         raise self.fail(f"unknown manifest mediaType {quoted(media_type, 100)}")
 
-    def _annotations(self) -> dict[str, str]:
+    def _annotations(self) -> Mapping[str, str]:
         raw = self.doc.get("annotations")
-        if isinstance(raw, dict):
+        if isinstance(raw, dict) and raw:
             return {str(k): str(v) for k, v in raw.items()}
-        return {}
+        return NO_ANNOTATIONS
 
     def _descriptor(self, raw: Any, field_name: str, platform: bool = False) -> Descriptor:
         if not isinstance(raw, dict):
             raise self.fail(f"'{field_name}' must be an object")
-        key: tuple[str, int, str] | None = None
+        plain = False
         if self.shared is not None and len(raw) == 3:  # exactly digest, size and mediaType: nothing else
             digest_text, size_value, type_text = raw.get("digest"), raw.get("size"), raw.get("mediaType")
             if type(digest_text) is str and type(size_value) is int and type(type_text) is str:
-                key = (digest_text, size_value, type_text)
-                known = self.shared.get(key)
-                if known is not None:
-                    return known
+                plain = True
+                algorithm, _, hex_ = digest_text.partition(":")
+                # A digest equal to a known one is valid text already; the same size and type make it the same
+                # reference (another size or type is a reference of its own, checked and kept apart).
+                for known in self.shared.get((algorithm, hex_), ()):
+                    if known.size == size_value and known.media_type == type_text:
+                        return known
         digest = Digest.parse(raw.get("digest"), self.where, self.image) if "digest" in raw else None
         if digest is None:
             raise self.fail(f"'{field_name}' has no digest")
@@ -248,8 +259,8 @@ class _Parser:
             p = raw["platform"]
             plat = Platform(str(p.get("os", "")), str(p.get("architecture", "")), str(p.get("variant", "") or ""))
         found = Descriptor(digest, size, sys.intern(media_type), plat, urls)
-        if key is not None and self.shared is not None:
-            self.shared[key] = found
+        if plain and self.shared is not None:
+            self.shared[digest] = (*self.shared.get(digest, ()), found)
         return found
 
     def _schema1(self) -> Manifest:

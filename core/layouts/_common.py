@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from regpack.bundle import Bundle, Image, Role
+from regpack.bundle import NO_SIGNATURES, Bundle, Image, Locations, Role
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code
 from regpack.files import read_capped
@@ -386,4 +386,6 @@ def build_image(
             locations[blob_ref.digest] = real
             bundle.add_blob(blob_ref.digest, st.st_size, role, blob_ref.media_type, real)
 
-    return Image(reference, top, tuple(children), locations, folder, signatures or {})
+    own = os.path.dirname(locations[top.digest]) if folder is not None else None  # a folder of its own copies
+    files = Locations.of(locations, bundle.blobs, own)
+    return Image(reference, top, tuple(children), files, folder, signatures or NO_SIGNATURES)
