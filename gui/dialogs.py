@@ -436,6 +436,11 @@ class ProgressPanel(QWidget):
         phase = estimate.progress.message
         self.detail.setText(f"{phase} · {estimate.text()}" if phase else estimate.text())
 
+    def show_activity(self, text: str) -> None:
+        """Work counted without a known total ("reading 4,200 images…"): the bar stays busy."""
+        self.bar.setRange(0, 0)
+        self.detail.setText(text)
+
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText("Cancelling…")
