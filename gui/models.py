@@ -16,6 +16,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
 )
 from PySide6.QtGui import QBrush, QFont, QFontDatabase
 
@@ -494,7 +495,8 @@ class BlobTreeModel(QAbstractItemModel):
 
     Nothing is made before a view asks for it: a row's children are ordered when it is first expanded, and a
     layer that a hundred thousand images share offers its images a batch at a time (``canFetchMore`` /
-    ``fetchMore``: the tree asks for the next batch when it is scrolled to the end of the ones shown).
+    ``fetchMore``). A view showing the last child offered gets the next batch as soon as it is done painting:
+    scrolling down through a layer's images goes on to the end.
     """
 
     NAME, SIZE, MEDIA_TYPE, USED_BY = range(4)
@@ -514,6 +516,9 @@ class BlobTreeModel(QAbstractItemModel):
         self._children: dict[int, Sequence[Image] | list[BlobUsage]] = {}  # parent row -> ordered children
         self._offered: dict[int, int] = {}  # parent row -> children offered beyond the first batch
         self._distinct: dict[int, int] = {}  # layer row -> distinct images (by digest) using it
+        self._wanted: set[int] = set()  # parent rows whose next batch is asked for
+        self._inserting = False  # a batch is going in
+        self._generation = 0  # bumped at every reset: a batch asked for before it is dropped
         self._highlight_image: Image | None = None
         self._highlight_digests: frozenset[Any] = frozenset()
         self._broken: dict[str, str] = {}  # digest text -> what verify found
@@ -548,6 +553,8 @@ class BlobTreeModel(QAbstractItemModel):
     def _forget_children(self) -> None:
         self._children = {}
         self._offered = {}
+        self._wanted = set()
+        self._generation += 1
 
     def set_mode(self, mode: str) -> None:
         if mode not in (self.BY_BLOB, self.BY_IMAGE) or mode == self._mode:
@@ -717,8 +724,8 @@ class BlobTreeModel(QAbstractItemModel):
         return self._sorted_images()[parent.row()].layers > 0 or bool(self.layers_of(parent.row()))
 
     def canFetchMore(self, parent: Index) -> bool:
-        if not parent.isValid() or parent.internalId() != 0 or parent.column() != 0:
-            return False
+        if self._inserting or not parent.isValid() or parent.internalId() != 0 or parent.column() != 0:
+            return False  # not while rows go in: whoever listens to that may ask, and must wait
         return self._child_count(parent.row()) < self._child_total(parent.row())
 
     def fetchMore(self, parent: Index) -> None:
@@ -727,9 +734,29 @@ class BlobTreeModel(QAbstractItemModel):
         row = parent.row()
         shown = self._child_count(row)
         more = min(self._child_total(row) - shown, self.CHILD_BATCH)
-        self.beginInsertRows(parent, shown, shown + more - 1)
-        self._offered[row] = shown + more
-        self.endInsertRows()
+        self._inserting = True
+        try:
+            self.beginInsertRows(parent, shown, shown + more - 1)
+            self._offered[row] = shown + more
+            self.endInsertRows()
+        finally:
+            self._inserting = False
+
+    def _want_more(self, parent_row: int) -> None:
+        """A view shows the last child offered of ``parent_row``: offer the next batch once control is back in
+        the event loop (a model must not change while a view paints it)."""
+        if parent_row in self._wanted:
+            return
+        self._wanted.add(parent_row)
+        generation = self._generation
+
+        def offer() -> None:
+            if generation != self._generation:
+                return
+            self._wanted.discard(parent_row)
+            self.fetchMore(self.index(parent_row, 0))
+
+        QTimer.singleShot(0, self, offer)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         horizontal = orientation == Qt.Orientation.Horizontal
@@ -763,6 +790,11 @@ class BlobTreeModel(QAbstractItemModel):
         if role == OBJECT_ROLE:
             return obj
         top = index.internalId() == 0
+        if not top and role == Qt.ItemDataRole.DisplayRole and col == self.NAME:
+            parent_row = index.internalId() - 1
+            offered = self._child_count(parent_row)
+            if index.row() == offered - 1 and offered < self._child_total(parent_row):
+                self._want_more(parent_row)
         if isinstance(obj, BlobUsage):
             if top:
                 marked = obj.blob.digest in self._highlight_digests

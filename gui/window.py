@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
     images_shown = Signal(object)  # Bundle: the images table shows every image of the bundle being opened
     bundle_loaded = Signal(object)  # Loaded, after every view shows it
     load_failed = Signal(str)
-    _bundle_read = Signal(int, object)  # from the reading thread: (which open, the Bundle read)
+    _bundle_read = Signal(int, object, object)  # from the reading thread: which open, the Bundle, an Event to set
     job_ended = Signal(str)  # the job kind, after finished/failed/cancelled was handled
     compared = Signal(object)  # regpack.analysis.Diff, or None when the comparison is cleared
 
@@ -580,22 +580,32 @@ class MainWindow(QMainWindow):
         self._load_count += 1
         self._replaced = None
         self.summary_label.setText(f"Loading {path}…")
-        on_read = partial(self._bundle_read.emit, self._load_count)  # queued to this thread: a signal
-        job = Job(
-            JobKind.LOAD,
-            f"Reading {path.name}",
-            partial(load_bundle, path, on_read=on_read),
-            detach_on_cancel=True,
-        )
+        count = self._load_count
+
+        def run(progress: ProgressCallback, cancel: threading.Event) -> Loaded:
+            def on_read(bundle: Bundle) -> None:
+                # The table is filled on this window's thread; the analysis waits for it, since both would
+                # only slow each other down (one interpreter lock), and the images are what is wanted first.
+                shown = threading.Event()
+                self._bundle_read.emit(count, bundle, shown)  # queued: the signal's object lives there
+                while not shown.wait(0.1) and not cancel.is_set():
+                    pass
+
+            return load_bundle(path, progress=progress, cancel=cancel, on_read=on_read)
+
+        job = Job(JobKind.LOAD, f"Reading {path.name}", run, detach_on_cancel=True)
         return self.jobs.start(job)
 
-    def _show_read(self, count: int, bundle: Bundle) -> None:
+    def _show_read(self, count: int, bundle: Bundle, shown: threading.Event) -> None:
         """The bundle being opened is read: its images go into the table at once; the layers tree, the
         numbers and the chart follow when core's analysis of it is done (``_loaded``)."""
-        if count != self._load_count or self.loading_path is None:
-            return  # an earlier open, or a cancelled one
-        self._replaced = (self.bundle, self.analysis, self.archive)
-        self.show_images(bundle)
+        try:
+            if count != self._load_count or self.loading_path is None:
+                return  # an earlier open, or a cancelled one
+            self._replaced = (self.bundle, self.analysis, self.archive)
+            self.show_images(bundle)
+        finally:
+            shown.set()
         self.images_shown.emit(bundle)
 
     def _loaded(self, loaded: Loaded) -> None:
@@ -1074,7 +1084,7 @@ class MainWindow(QMainWindow):
         return self.jobs.start(Job(JobKind.VERIFY, f"Verifying {root.name}", partial(verify, root)))
 
     def cancel_job(self) -> None:
-        if self.jobs.cancel():
+        if self.jobs.cancel() and self.jobs.busy:  # a read-only job is reported cancelled at once
             self.statusBar().showMessage("Cancelling: stopping the work…")
 
     def _cleanup_changed(self, running: int) -> None:
