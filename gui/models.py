@@ -34,6 +34,7 @@ OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
+_TOP = -1  # the root, where a tree's offered rows are counted
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
@@ -503,6 +504,7 @@ class BlobTreeModel(QAbstractItemModel):
     HEADERS = ("Layer / image", "Size", "Media type", "Used by")
     BY_BLOB, BY_IMAGE = "blob", "image"
     CHILD_BATCH = 1000  # children a row offers at first, and how many more each fetch adds
+    TOP_BATCH = 2000  # the same for the top-level rows (a hundred thousand layers, or images by image)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -577,8 +579,8 @@ class BlobTreeModel(QAbstractItemModel):
         self.dataChanged.emit(self.index(0, 0), self.index(rows - 1, last), roles)
         # Only rows holding the old or new image have marked children; telling the view about those is enough.
         for row in sorted(set(before) | set(self.highlighted_rows())):
-            if row not in self._children:
-                continue  # never expanded: the view holds none of its children
+            if row not in self._children or row >= rows:
+                continue  # never expanded (or not offered): the view holds none of its children
             parent = self.index(row, 0)
             children = self.rowCount(parent)
             if children:
@@ -602,7 +604,7 @@ class BlobTreeModel(QAbstractItemModel):
             last = len(self.HEADERS) - 1
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, last), roles)
             if self._mode == self.BY_IMAGE:  # the layers are the children there: of the rows a view opened
-                for row in sorted(self._children):
+                for row in sorted(r for r in self._children if r < self.rowCount()):
                     parent = self.index(row, 0)
                     if children := self.rowCount(parent):
                         self.dataChanged.emit(self.index(0, 0, parent), self.index(children - 1, last, parent), roles)
@@ -675,12 +677,18 @@ class BlobTreeModel(QAbstractItemModel):
 
     # -- structure
 
-    def _top_count(self) -> int:
+    def _top_total(self) -> int:
         return len(self._usages) if self._mode == self.BY_BLOB else len(self._stats)
 
+    def _top_count(self) -> int:
+        """The top-level rows a view is offered now."""
+        return min(self._top_total(), self._offered.get(_TOP, self.TOP_BATCH))
+
     def _child_total(self, row: int) -> int:
-        """Every child of top-level ``row`` (offered or not)."""
-        if not 0 <= row < self._top_count():
+        """Every child of top-level ``row`` (offered or not); of the root (``_TOP``), every top-level row."""
+        if row == _TOP:
+            return self._top_total()
+        if not 0 <= row < self._top_total():
             return 0
         if self._mode == self.BY_BLOB:
             return self._usages[row].count
@@ -688,9 +696,26 @@ class BlobTreeModel(QAbstractItemModel):
 
     def _child_count(self, row: int) -> int:
         """The children of top-level ``row`` a view is offered now."""
+        if row == _TOP:
+            return self._top_count()
         return min(self._child_total(row), self._offered.get(row, self.CHILD_BATCH))
 
+    @staticmethod
+    def _key(parent: Index) -> int | None:
+        """Where ``parent``'s offered rows are counted: _TOP for the root, the row of a top-level row, None
+        for anything else (no children)."""
+        if not parent.isValid():
+            return _TOP
+        return parent.row() if parent.internalId() == 0 and parent.column() == 0 else None
+
+    def offer_through(self, row: int) -> None:
+        """Offer top-level rows up to ``row`` (a view is about to show it)."""
+        shown = self._top_count()
+        if shown <= row < self._top_total() and not self._inserting:
+            self._offer(QModelIndex(), _TOP, shown, row + 1 - shown)
+
     def index(self, row: int, column: int, parent: Index = _ROOT) -> QModelIndex:
+        """An offered row's index (``offer_through`` makes a top-level row beyond them offered)."""
         if column < 0 or column >= len(self.HEADERS) or row < 0:
             return QModelIndex()
         if not parent.isValid():
@@ -716,7 +741,7 @@ class BlobTreeModel(QAbstractItemModel):
 
     def hasChildren(self, parent: Index = _ROOT) -> bool:
         if not parent.isValid():
-            return self._top_count() > 0
+            return self._top_total() > 0
         if parent.column() != 0 or parent.internalId() != 0 or not 0 <= parent.row() < self._top_count():
             return False
         if self._mode == self.BY_BLOB:
@@ -724,20 +749,24 @@ class BlobTreeModel(QAbstractItemModel):
         return self._sorted_images()[parent.row()].layers > 0 or bool(self.layers_of(parent.row()))
 
     def canFetchMore(self, parent: Index) -> bool:
-        if self._inserting or not parent.isValid() or parent.internalId() != 0 or parent.column() != 0:
+        key = self._key(parent)
+        if self._inserting or key is None:
             return False  # not while rows go in: whoever listens to that may ask, and must wait
-        return self._child_count(parent.row()) < self._child_total(parent.row())
+        return self._child_count(key) < self._child_total(key)
 
     def fetchMore(self, parent: Index) -> None:
-        if not self.canFetchMore(parent):
+        key = self._key(parent)
+        if key is None or not self.canFetchMore(parent):
             return
-        row = parent.row()
-        shown = self._child_count(row)
-        more = min(self._child_total(row) - shown, self.CHILD_BATCH)
+        shown = self._child_count(key)
+        batch = self.TOP_BATCH if key == _TOP else self.CHILD_BATCH
+        self._offer(parent, key, shown, min(self._child_total(key) - shown, batch))
+
+    def _offer(self, parent: Index, key: int, shown: int, more: int) -> None:
         self._inserting = True
         try:
             self.beginInsertRows(parent, shown, shown + more - 1)
-            self._offered[row] = shown + more
+            self._offered[key] = shown + more
             self.endInsertRows()
         finally:
             self._inserting = False

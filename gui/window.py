@@ -882,6 +882,7 @@ class MainWindow(QMainWindow):
         rows = self.blob_model.highlighted_rows()
         if not rows:
             return
+        self.blob_model.offer_through(rows[0])
         index = self.blob_model.index(rows[0], 0)
         if self.blob_model.mode == BlobTreeModel.BY_IMAGE:
             self.tree.expand(index)
@@ -936,6 +937,7 @@ class MainWindow(QMainWindow):
             self.group_check.setChecked(False)
         row = self.blob_model.row_of_digest(digest)
         if row >= 0:
+            self.blob_model.offer_through(row)
             index = self.blob_model.index(row, 0)
             self.tree.expand(index)
             self.tree.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtTop)

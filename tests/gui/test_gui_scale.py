@@ -157,6 +157,48 @@ def test_scrolling_through_a_layers_images_offers_the_next_batch(qtbot, analysed
     assert len({id(i) for i in images}) == total
 
 
+def test_layer_tree_offers_its_top_rows_in_batches_too(qtbot, qtmodeltester, analysed) -> None:
+    _, analysis = analysed
+    model = BlobTreeModel()
+    model.TOP_BATCH = 10
+    model.set_analysis(analysis)
+    layers = sum(1 for u in analysis.blobs if u.blob.role.value == "layer")
+    assert layers > 30 and model.rowCount() == 10 and model.canFetchMore(model.index(-1, 0))
+    model.offer_through(24)  # what a view must show (a layer's row, the selected image's row)
+    assert model.rowCount() == 25 and model.index(24, 0).isValid() and not model.index(25, 0).isValid()
+    view = QTreeView()
+    qtbot.addWidget(view)
+    view.setUniformRowHeights(True)
+    view.setModel(model)
+    view.resize(400, 120)
+    view.show()
+    for _ in range(layers):  # scrolled to the end, the view asks for the next batch
+        if model.rowCount() == layers:
+            break
+        before = model.rowCount()
+        view.verticalScrollBar().setValue(view.verticalScrollBar().maximum())
+        qtbot.waitUntil(lambda before=before: model.rowCount() > before, timeout=5000)
+    assert model.rowCount() == layers
+    model.set_mode(BlobTreeModel.BY_IMAGE)
+    assert model.rowCount() == 10
+    qtmodeltester.check(model)
+
+
+def test_selecting_an_image_far_down_shows_its_row_in_the_tree_grouped_by_image(
+    open_and_wait, window: MainWindow, synthetic_bundle: Path
+) -> None:
+    window.blob_model.TOP_BATCH = 5
+    window.group_check.setChecked(True)
+    open_and_wait(window, synthetic_bundle)
+    assert window.blob_model.rowCount() < 40
+    window.table.selectRow(39)
+    image = window.current_image()
+    (row,) = window.blob_model.highlighted_rows()
+    index = window.blob_model.index(row, 0)
+    assert row >= 5 and index.isValid() and index.data(OBJECT_ROLE).image is image
+    assert window.tree.isExpanded(index)
+
+
 def parked_analysis(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Hold core's analysis in the window until the returned Event is set."""
     release = threading.Event()
