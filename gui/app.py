@@ -149,6 +149,15 @@ class ExceptionReporter(QObject):
         threading.excepthook = self.thread_hook
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory since it started (VmHWM); -1 where /proc does not tell."""
+    try:
+        with open("/proc/self/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), -1)
+    except OSError:
+        return -1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     args = parse_args(argv[1:])  # --help, --version, usage errors and the desktop entry need no display
@@ -166,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             return {
                 "images": window.image_model.rowCount(),
                 "layers_rows": window.blob_model.rowCount(),
-                "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # includes the launcher's
+                "vm_hwm_kib": peak_rss_kib(),
             }
 
         def populated(bundle: object) -> None:
