@@ -1102,8 +1102,8 @@ class MainWindow(QMainWindow):
 
     def _job_progress(self, job: Job, estimate: Estimate) -> None:
         if job.kind is JobKind.LOAD:
-            progress = estimate.progress
-            self.progress.show_activity(f"{progress.message} {progress.done_files:,} images…")
+            count = estimate.progress.done_files
+            self.progress.show_activity(f"{estimate.progress.message} {count:,} image{'s' if count != 1 else ''}…")
             return
         if job.kind.writes and estimate.progress.message == "verifying" and job.dest is not None:
             self.progress.set_title(f"Verifying {job.dest.name}")

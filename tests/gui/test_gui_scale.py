@@ -265,7 +265,7 @@ def test_cancel_while_reading_stops_the_read_and_keeps_the_open_bundle(
     window.images_shown.connect(shown.append)
     window.bundle_loaded.connect(shown.append)
     assert window.open_bundle(synthetic_bundle)
-    qtbot.waitUntil(lambda: window.progress.detail.text() == "reading 1 images…", timeout=30_000)
+    qtbot.waitUntil(lambda: window.progress.detail.text() == "reading 1 image…", timeout=30_000)
     assert window.progress.cancel_button.isVisible() and not window.open_action.isEnabled()
     qtbot.keyClicks(window.search, "web")  # the window answers while the bundle is read
     assert window.proxy.rowCount() == 1
