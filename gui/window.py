@@ -1096,6 +1096,8 @@ class MainWindow(QMainWindow):
 
     def _job_started(self, job: Job) -> None:
         self.progress.start(job.title, cancellable=job.cancellable)
+        if job.kind in (JobKind.LOAD, JobKind.COMPARE):
+            self.progress.show_activity("reading…")  # a count, no busy bar: see ProgressPanel.show_activity
         if job.kind is not JobKind.LOAD:
             self.statusBar().showMessage(job.title + "…")
         self._update_actions()

@@ -267,6 +267,7 @@ def test_cancel_while_reading_stops_the_read_and_keeps_the_open_bundle(
     assert window.open_bundle(synthetic_bundle)
     qtbot.waitUntil(lambda: window.progress.detail.text() == "reading 1 image…", timeout=30_000)
     assert window.progress.cancel_button.isVisible() and not window.open_action.isEnabled()
+    assert not window.progress.bar.isVisible()  # a count, no busy bar animating while the read runs
     qtbot.keyClicks(window.search, "web")  # the window answers while the bundle is read
     assert window.proxy.rowCount() == 1
     window.search.clear()
