@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 "layers_rows": window.blob_model.rowCount(),
                 "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # includes the launcher's
                 "vm_hwm_kib": peak_rss_kib(),
+                "cpu_seconds": round(time.process_time(), 3),  # every thread, from the process's start
             }
 
         def populated(bundle: object) -> None:
