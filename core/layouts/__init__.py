@@ -47,21 +47,26 @@ def read(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Bundle:
+    """Read any bundle; ``progress`` hears how many images were read so far (``done_files``, message
+    "reading"; no total: it is known only at the end), ``cancel`` stops the read between two images
+    (Cancelled). See ``_read``."""
+    with watching(progress, cancel):
+        return _read(path, layout)
+
+
+def _read(path: Path, layout: Layout | None = None) -> Bundle:
     """Read any bundle. Problems are collected in ``bundle.problems``; call ``bundle.check()`` to refuse them.
 
     A file (or the name of a split archive) is read as an archive of one of the folder layouts.
-    ``progress`` hears how many images were read so far (``done_files``, message "reading"; no total: it is
-    known only at the end); ``cancel`` stops the read between two images (Cancelled).
     """
     path = Path(path)
-    with watching(progress, cancel):
-        if layout is None and not path.is_dir() and archive.archive_parts(path) is not None:
-            with _cyclic_gc_paused():
-                return archive.read(path)
-        layout = layout or detect(path)
-        reader = {Layout.SKOPEO_DIR: skopeo_dir.read, Layout.REGISTRY: registry.read, Layout.OCI: oci.read}[layout]
+    if layout is None and not path.is_dir() and archive.archive_parts(path) is not None:
         with _cyclic_gc_paused():
-            return reader(path)
+            return archive.read(path)
+    layout = layout or detect(path)
+    reader = {Layout.SKOPEO_DIR: skopeo_dir.read, Layout.REGISTRY: registry.read, Layout.OCI: oci.read}[layout]
+    with _cyclic_gc_paused():
+        return reader(path)
 
 
 @contextmanager
