@@ -78,7 +78,8 @@ def parser() -> argparse.ArgumentParser:
     entry.add_argument(
         "--uninstall-desktop-entry", action="store_true", help="remove what --install-desktop-entry added and exit"
     )
-    # Used by bench/gui_load.py: print load figures as JSON once the window is populated, then quit.
+    # Used by bench/gui_load.py: print figures as a JSON line once the images table is filled ("populated") and
+    # once every view shows the bundle ("loaded"), then quit.
     p.add_argument("--exit-after-load", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -148,6 +149,15 @@ class ExceptionReporter(QObject):
         threading.excepthook = self.thread_hook
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory since it started (VmHWM); -1 where /proc does not tell."""
+    try:
+        with open("/proc/self/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), -1)
+    except OSError:
+        return -1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     args = parse_args(argv[1:])  # --help, --version, usage errors and the desktop entry need no display
@@ -161,13 +171,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.exit_after_load:
         started = time.monotonic()
 
+        def figures() -> dict[str, object]:
+            return {
+                "images": window.image_model.rowCount(),
+                "layers_rows": window.blob_model.rowCount(),
+                "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # includes the launcher's
+                "vm_hwm_kib": peak_rss_kib(),
+                "cpu_seconds": round(time.process_time(), 3),  # every thread, from the process's start
+            }
+
+        def populated(bundle: object) -> None:
+            # The images table shows every image; once this timer runs the window answers input again.
+            def answered() -> None:
+                line = {"event": "populated", "populated_seconds": round(time.monotonic() - started, 3)}
+                print(json.dumps({**line, **figures()}), flush=True)
+
+            QTimer.singleShot(0, answered)
+
         def report(loaded: Loaded) -> None:
             def done() -> None:
-                figures = {
-                    "images": window.image_model.rowCount(),
-                    "layers_rows": window.blob_model.rowCount(),
+                line = {
+                    "event": "loaded",
+                    **figures(),
                     "load_seconds": round(time.monotonic() - started, 3),
-                    "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                     "window_size": [window.width(), window.height()],
                     "minimum_size": [window.minimumSizeHint().width(), window.minimumSizeHint().height()],
                     "available": [
@@ -175,12 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                         window.screen().availableGeometry().height(),
                     ],
                 }
-                print(json.dumps(figures), flush=True)
+                print(json.dumps(line), flush=True)
                 window.close()
                 app.quit()
 
             QTimer.singleShot(0, done)  # after the views have painted the new content once
 
+        window.images_shown.connect(populated)
         window.bundle_loaded.connect(report)
         window.load_failed.connect(lambda message: (print(message, file=sys.stderr), app.exit(1)))
     window.open_bundle(args.path if args.path is not None else sample_bundle())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from PySide6.QtCharts import (
@@ -36,7 +37,13 @@ def savings_text(analysis: Analysis) -> str:
 
 
 def largest_images(analysis: Analysis, count: int = TOP_IMAGES) -> list[ImageStats]:
-    return sorted(analysis.images, key=lambda s: (-s.total_bytes, s.image.name))[:count]
+    """The ``count`` largest images, the larger first, then by name."""
+    if not analysis.images:
+        return []
+    sizes = heapq.nlargest(count, (s.total_bytes for s in analysis.images))
+    smallest = sizes[-1]  # only these sizes can make the list: names are looked at for those alone
+    candidates = [s for s in analysis.images if s.total_bytes >= smallest]
+    return sorted(candidates, key=lambda s: (-s.total_bytes, s.image.name))[:count]
 
 
 LABEL_WIDTH = 170  # pixels for an image name beside its bar; longer names lose their middle
@@ -134,7 +141,8 @@ class SavingsView(QWidget):
         self.bar_labels: list[str] = []
         self.hovered_text = ""  # what the last bar hovered showed: the full image name and the bytes
 
-    def set_analysis(self, analysis: Analysis | None) -> None:
+    def set_analysis(self, analysis: Analysis | None, *, pending: bool = False) -> None:
+        """Show what ``analysis`` says packing saves; None: empty charts (``pending``: it is being counted)."""
         self.analysis = analysis
         self.bar_values = {}
         self.bar_images, self.bar_labels = [], []
@@ -142,7 +150,8 @@ class SavingsView(QWidget):
         totals = self.totals.reset()
         per_image = self.per_image.reset()
         if analysis is None:
-            self.summary.setText("Open a bundle to see what packing saves.")
+            waiting = "Counting what packing saves…" if pending else "Open a bundle to see what packing saves."
+            self.summary.setText(waiting)
             return
         self.summary.setText(savings_text(analysis))
         self.summary.setToolTip(

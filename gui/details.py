@@ -26,7 +26,7 @@ from regpack.analysis import Analysis, BlobUsage
 from regpack.bundle import Bundle, Image
 from regpack.digest import Digest
 from regpack.errors import RegpackError
-from regpack.gui.models import LayerRow, LayersModel, kind_text
+from regpack.gui.models import LayerRow, LayersModel, kind_text, usage_by_digest
 from regpack.gui.sizes import human_size
 from regpack.layouts import readable
 from regpack.manifest import Manifest
@@ -182,7 +182,7 @@ class DetailsView(QWidget):
         self.image = image
         if analysis is not self._analysis:
             self._analysis = analysis
-            self._usage = {u.blob.digest: u for u in analysis.blobs} if analysis is not None else {}
+            self._usage = usage_by_digest(analysis)
         self.platform_box.blockSignals(True)
         self.platform_box.clear()
         if image is not None and image.is_list:

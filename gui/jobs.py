@@ -54,6 +54,9 @@ class Job:
     cancellable: bool = True
     dest: Path | None = None  # what the job writes, when it writes something
     on_result: Callable[[Any], None] | None = None  # called with the result before ``finished`` is emitted
+    # A job that writes nothing (reading a bundle): Cancel reports it cancelled at once and frees the window;
+    # its thread stops by itself at the next check and whatever it returns is dropped.
+    detach_on_cancel: bool = False
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -123,6 +126,7 @@ class JobController(QObject):
         self.tracker: Tracker | None = None
         self.cancel_requested = False
         self.cleaning: dict[Task, Job] = {}  # cancelled tasks removing their partial output
+        self.detached: set[Task] = set()  # cancelled read-only tasks still winding down, their results dropped
         self._phase = ""
         self._outcome: tuple[str, Any] = ("cancelled", None)
 
@@ -159,6 +163,13 @@ class JobController(QObject):
             return False
         self.cancel_requested = True
         self.task.cancel()
+        if self.job.detach_on_cancel:
+            task, job = self.task, self.job
+            self.detached.add(task)
+            self.job, self.task, self.tracker = None, None, None
+            self.cancel_requested = False
+            self.cancelled.emit(job)
+            self.ended.emit(job)
         return True
 
     def shutdown(self, msecs: int = -1) -> bool:
@@ -199,6 +210,9 @@ class JobController(QObject):
             self._outcome = (what, value)
 
     def _done(self, task: Task) -> None:
+        if task in self.detached:
+            self.detached.discard(task)
+            return
         if task in self.cleaning:
             del self.cleaning[task]
             self.cleanup_changed.emit(len(self.cleaning))

@@ -16,13 +16,14 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
 )
 from PySide6.QtGui import QBrush, QFont, QFontDatabase
 
 from regpack.analysis import Analysis, BlobUsage, ImageDiff, ImageStats
 from regpack.bundle import Image, Role
 from regpack.digest import Digest
-from regpack.errors import Code, Problem, Severity
+from regpack.errors import BundleError, Code, Problem, Severity
 from regpack.gui.sizes import human_size
 from regpack.gui.theme import status_colors
 from regpack.manifest import Manifest
@@ -33,6 +34,7 @@ OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
+_TOP = -1  # the root, where a tree's offered rows are counted
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
@@ -49,12 +51,36 @@ def status_brush(severity: Severity, role: int) -> QBrush | None:
     return None
 
 
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"\d+")
 
 
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that orders numbers by value: app-2 before app-10, v1.9 before v1.10; case-insensitive."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(text.lower()) if part)
+def _number_key(match: re.Match[str]) -> str:
+    digits = match.group().lstrip("0")
+    return "\0" + chr(0x30 + len(digits)) + digits
+
+
+def natural_key(text: str) -> str:
+    """Sort key that orders numbers by value: app-2 before app-10, v1.9 before v1.10; case-insensitive.
+
+    A plain string, so that sorting compares in C: each run of text ends with NUL, each number becomes its
+    length (one character) and its digits without leading zeros. Runs of text and numbers alternate in every
+    key, so two keys compare run by run; a shorter run of text (or a key that ends) sorts first, and a number
+    before text where one name has a number and the other text. NUL never occurs twice in a row in a key.
+    """
+    return _DIGITS.sub(_number_key, text.lower()) + "\0"
+
+
+class _NaturalKeys:
+    """natural_key, remembered: a bundle repeats its repositories and tags many times."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+
+    def key(self, text: str) -> str:
+        found = self._known.get(text)
+        if found is None:
+            found = self._known[text] = natural_key(text)
+        return found
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -76,9 +102,34 @@ def distinct_images(images: Iterable[Image]) -> tuple[int, int]:
 
 
 def used_by_text(images: Iterable[Image]) -> str:
-    distinct, tags = distinct_images(images)
+    return used_by_count_text(*distinct_images(images))
+
+
+def used_by_count_text(distinct: int, tags: int) -> str:
+    """The "Used by" text: "3 images", or "2 images (3 tags)" when two tags name one image."""
     text = f"{distinct} image" + ("s" if distinct != 1 else "")
     return text + (f" ({tags} tags)" if tags != distinct else "")
+
+
+_usage_index: tuple[Analysis, dict[Digest, BlobUsage]] | None = None
+
+
+def usage_by_digest(analysis: Analysis | None) -> dict[Digest, BlobUsage]:
+    """Every blob of ``analysis`` by digest, made once for the analysis shown (the tree and the details share
+    it; do not change it)."""
+    global _usage_index
+    if analysis is None:
+        return {}
+    if _usage_index is None or _usage_index[0] is not analysis:
+        _usage_index = (analysis, {u.blob.digest: u for u in analysis.blobs})
+    return _usage_index[1]
+
+
+def name_order(images: Sequence[Image]) -> list[int]:
+    """Positions of ``images`` in natural order of repository, then tag: the images table's first order."""
+    names = _NaturalKeys()
+    keys = [names.key(i.repository) + "\0" + names.key(i.tag or "") for i in images]  # "\0": see natural_key
+    return sorted(range(len(images)), key=keys.__getitem__)
 
 
 def _mono() -> QFont:
@@ -120,13 +171,23 @@ class _RowsTableModel(QAbstractTableModel):
 
 
 class ImageTableModel(_RowsTableModel):
+    """The images of a bundle, one row each: shown as soon as the bundle is read (name, tag, kind, digest), the
+    numbers of core's analysis filled in when it arrives (``set_images`` then ``set_analysis``).
+
+    The model sorts itself (``sort``): keys of the sorted column only, computed once per column and compared
+    as plain strings and numbers, so a hundred thousand rows sort in a fraction of a second; the filter proxy
+    in front of it keeps this order.
+    """
+
     REPOSITORY, TAG, KIND, LAYERS, SIZE, UNIQUE, SHARED, DIGEST, STATUS, NEW, IN_BASE = range(11)
     HEADERS = (
         *("Repository", "Tag", "Kind", "Layers", "Size", "Unique", "Shared", "Digest"),
         *("Status", "New bytes", "In base"),
     )
     NUMERIC = frozenset({LAYERS, SIZE, UNIQUE, SHARED, NEW, IN_BASE})
+    ANALYSED = (LAYERS, SIZE, UNIQUE, SHARED)  # filled by core's analysis, after the rows are shown
     COMPARED = (STATUS, NEW, IN_BASE)  # filled only while the bundle is compared with a base
+    PENDING = "…"  # what an analysed column shows until the analysis arrives
     HEADER_TIPS: ClassVar[dict[int, str]] = {
         SIZE: "Bytes this image's own skopeo dir folder holds (manifests, config, layers)",
         UNIQUE: "Bytes of blobs no other image in the bundle uses",
@@ -139,71 +200,184 @@ class ImageTableModel(_RowsTableModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._rows: list[ImageStats] = []
-        self._sort_keys: list[tuple[Any, ...]] = []  # per row, per column: sorting calls data() n·log n times
+        self._images: list[Image] = []  # bundle order
+        self._stats: Sequence[ImageStats] | None = None  # bundle order, once analysed
+        self._order: list[int] = []  # row -> position in bundle order
+        self._row_of: dict[int, int] | None = None  # id of an image -> row, built when first asked
+        self._keys: dict[int, list[Any]] = {}  # column -> sort key per image (bundle order), built when sorted
+        self._sort_column, self._sort_order = self.REPOSITORY, Qt.SortOrder.AscendingOrder
         self._status: dict[str | None, Severity] = {}
         self._diff: dict[int, ImageDiff] = {}  # id of an image -> how it compares with the base
         self._mono = _mono()
 
-    def set_analysis(self, analysis: Analysis | None) -> None:
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._order)
+
+    # -- content
+
+    def set_images(self, images: Sequence[Image]) -> None:
+        """Show ``images`` (a bundle just read); their numbers stay pending until ``set_analysis``."""
         self.beginResetModel()
-        self._rows = list(analysis.images) if analysis is not None else []
+        self._images = list(images)
+        self._stats = None
         self._diff = {}
-        self._sort_keys = [tuple(self._sort_key(s, c) for c in range(len(self.HEADERS))) for s in self._rows]
         self._status = {}
+        self._keys = {}
+        self._order = self._sorted_order()
+        self._row_of = None
         self.endResetModel()
+
+    def set_analysis(self, analysis: Analysis | None) -> None:
+        """Fill the numbers from core's analysis: in place when it is of the images shown, else a new table."""
+        stats = analysis.images if analysis is not None else ()
+        same = len(stats) == len(self._images) and all(s.image is i for s, i in zip(stats, self._images, strict=True))
+        if not same or not stats:
+            self.set_images([s.image for s in stats])
+        self._stats = stats if stats else None
+        for column in self.ANALYSED:
+            self._keys.pop(column, None)
+        if self._sort_column in self.ANALYSED:
+            self.sort(self._sort_column, self._sort_order)
+        if self._order:
+            self.dataChanged.emit(self.index(0, self.LAYERS), self.index(len(self._order) - 1, self.SHARED))
+
+    @property
+    def analysed(self) -> bool:
+        return self._stats is not None
 
     def set_diff(self, rows: Iterable[ImageDiff]) -> None:
         """Fill the comparison columns from core's diff (its rows for the images of this bundle); none clears."""
-        self._diff = {id(r.image): r for r in rows if r.image is not None}
-        self._sort_keys = [tuple(self._sort_key(s, c) for c in range(len(self.HEADERS))) for s in self._rows]
-        if self._rows:
-            self.dataChanged.emit(self.index(0, self.STATUS), self.index(len(self._rows) - 1, self.IN_BASE))
+        diff = {id(r.image): r for r in rows if r.image is not None}
+        if not diff and not self._diff:
+            return
+        self._diff = diff
+        for column in self.COMPARED:
+            self._keys.pop(column, None)
+        if self._sort_column in self.COMPARED:
+            self.sort(self._sort_column, self._sort_order)
+        if self._order:
+            self.dataChanged.emit(self.index(0, self.STATUS), self.index(len(self._order) - 1, self.IN_BASE))
 
     def image_diff(self, row: int) -> ImageDiff | None:
-        return self._diff.get(id(self._rows[row].image))
+        return self._diff.get(id(self._images[self._order[row]]))
 
     def set_status(self, status: dict[str | None, Severity]) -> None:
         """Colour rows by verify/read outcome: image name -> its worst severity."""
         if not status and not self._status:
             return
         self._status = dict(status)
-        if self._rows:
+        if self._order:
             roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole]  # no re-sort needed
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.HEADERS) - 1), roles)
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._order) - 1, len(self.HEADERS) - 1), roles)
+
+    def image(self, row: int) -> Image:
+        return self._images[self._order[row]]
 
     def stats(self, row: int) -> ImageStats:
-        return self._rows[row]
+        """The row's numbers; until the analysis arrives, the image with -1 for every number."""
+        at = self._order[row]
+        if self._stats is not None:
+            return self._stats[at]
+        return ImageStats(self._images[at], -1, -1, -1, -1)
+
+    def images_in_order(self) -> list[Image]:
+        """Every image, in the order of the rows."""
+        images = self._images
+        return [images[i] for i in self._order]
 
     def sort_key(self, row: int, column: int) -> Any:
-        return self._sort_keys[row][column]
+        return self._column_keys(column)[self._order[row]]
 
     def row_of(self, image: Image) -> int:
-        for row, stats in enumerate(self._rows):
-            if stats.image is image:
-                return row
-        return -1
+        if self._row_of is None:
+            images = self._images
+            self._row_of = {id(images[at]): row for row, at in enumerate(self._order)}
+        row = self._row_of.get(id(image), -1)
+        return row if row >= 0 and self._images[self._order[row]] is image else -1
+
+    # -- sorting
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Reorder the rows by ``column`` (stable: equal keys keep their order); selections follow their rows."""
+        if not 0 <= column < len(self.HEADERS):
+            return
+        self._sort_column, self._sort_order = column, order
+        if not self._order:
+            return
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        held = [(self._order[i.row()], i.column()) for i in before]
+        self._order = self._sorted_order()
+        self._row_of = None
+        where = {at: row for row, at in enumerate(self._order)} if held else {}
+        self.changePersistentIndexList(before, [self.index(where[at], column) for at, column in held])
+        self.layoutChanged.emit()
+
+    def sorted_by(self) -> tuple[int, Qt.SortOrder]:
+        return self._sort_column, self._sort_order
+
+    def _sorted_order(self) -> list[int]:
+        keys = self._column_keys(self._sort_column)
+        descending = self._sort_order == Qt.SortOrder.DescendingOrder
+        return sorted(range(len(self._images)), key=keys.__getitem__, reverse=descending)
+
+    def _column_keys(self, column: int) -> list[Any]:
+        keys = self._keys.get(column)
+        if keys is None:
+            keys = self._keys[column] = self._make_keys(column)
+        return keys
+
+    def _make_keys(self, col: int) -> list[Any]:
+        images = self._images
+        if col in (self.REPOSITORY, self.TAG):
+            names = _NaturalKeys()
+            repos = [names.key(i.repository) for i in images]
+            tags = [names.key(i.tag or "") for i in images]
+            pairs = zip(repos, tags, strict=True) if col == self.REPOSITORY else zip(tags, repos, strict=True)
+            return [first + "\0" + second for first, second in pairs]  # "\0" never occurs in a key: see natural_key
+        if col == self.KIND:
+            return [kind_text(i) for i in images]
+        if col == self.DIGEST:
+            return [str(i.digest) for i in images]
+        if col in self.ANALYSED:
+            if self._stats is None:
+                return [-1] * len(images)
+            return [self._raw_number(s, col) for s in self._stats]
+        diff = self._diff
+        if col == self.STATUS:
+            return [d.status.value if (d := diff.get(id(i))) is not None else "" for i in images]
+        if col == self.NEW:
+            return [d.added_bytes if (d := diff.get(id(i))) is not None else -1 for i in images]
+        return [d.shared_bytes if (d := diff.get(id(i))) is not None else -1 for i in images]
+
+    def _raw_number(self, stats: ImageStats, col: int) -> int:
+        if col == self.LAYERS:
+            return stats.layers
+        return {self.SIZE: stats.total_bytes, self.UNIQUE: stats.unique_bytes, self.SHARED: stats.shared_bytes}[col]
+
+    # -- data
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         row = index.row()
-        if role == SORT_ROLE:
-            return self._sort_keys[row][index.column()] if index.isValid() and 0 <= row < len(self._rows) else None
-        if not index.isValid() or not 0 <= row < len(self._rows):
+        if not index.isValid() or not 0 <= row < len(self._order):
             return None
-        stats = self._rows[row]
-        image = stats.image
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(stats, col)
+            return self._display(row, col)
+        if role == SORT_ROLE:
+            return self.sort_key(row, col)
         if role == OBJECT_ROLE:
-            return stats
+            return self.stats(row)
+        image = self._images[self._order[row]]
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == self.DIGEST:
                 return str(image.digest)
             if col == self.KIND:
                 return f"{image.manifest.media_type}\n{kind_text(image)}"
             if col in (self.SIZE, self.UNIQUE, self.SHARED):
-                return f"{self._raw_size(stats, col):,} bytes"
+                if self._stats is None:
+                    return "counting…"
+                return f"{self._raw_number(self._stats[self._order[row]], col):,} bytes"
             if col in self.COMPARED:
                 d = self._diff.get(id(image))
                 if d is None:
@@ -218,16 +392,15 @@ class ImageTableModel(_RowsTableModel):
             return _RIGHT if col in self.NUMERIC else None
         if role == Qt.ItemDataRole.FontRole:
             return self._mono if col == self.DIGEST else None
-        status = self._status.get(image.name)
-        if status is not None and role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
-            return status_brush(status, role)
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole) and self._status:
+            status = self._status.get(image.name)
+            if status is not None:
+                return status_brush(status, role)
         return None
 
-    def _raw_size(self, stats: ImageStats, col: int) -> int:
-        return {self.SIZE: stats.total_bytes, self.UNIQUE: stats.unique_bytes, self.SHARED: stats.shared_bytes}[col]
-
-    def _display(self, stats: ImageStats, col: int) -> str:
-        image = stats.image
+    def _display(self, row: int, col: int) -> str:
+        at = self._order[row]
+        image = self._images[at]
         if col in self.COMPARED:
             d = self._diff.get(id(image))
             if d is None:
@@ -241,55 +414,42 @@ class ImageTableModel(_RowsTableModel):
             return image.tag if image.tag is not None else "—"
         if col == self.KIND:
             return kind_text(image)
-        if col == self.LAYERS:
-            return str(stats.layers)
-        if col in (self.SIZE, self.UNIQUE, self.SHARED):
-            return human_size(self._raw_size(stats, col))
+        if col in self.ANALYSED:
+            if self._stats is None:
+                return self.PENDING
+            stats = self._stats[at]
+            return str(stats.layers) if col == self.LAYERS else human_size(self._raw_number(stats, col))
         return image.digest.short
-
-    def _sort_key(self, stats: ImageStats, col: int) -> Any:
-        image = stats.image
-        if col in self.COMPARED:
-            d = self._diff.get(id(image))
-            if col == self.STATUS:
-                return d.status.value if d is not None else ""
-            return -1 if d is None else d.added_bytes if col == self.NEW else d.shared_bytes
-        if col == self.REPOSITORY:
-            return (natural_key(image.repository), natural_key(image.tag or ""))
-        if col == self.TAG:
-            return (natural_key(image.tag or ""), natural_key(image.repository))
-        if col == self.KIND:
-            return kind_text(image)
-        if col == self.LAYERS:
-            return stats.layers
-        if col in (self.SIZE, self.UNIQUE, self.SHARED):
-            return self._raw_size(stats, col)
-        return str(image.digest)
 
 
 class _PythonSortProxy(QSortFilterProxyModel):
     """Sorts by SORT_ROLE values compared in Python: tuples (natural sort keys, status ranks) included."""
 
     def lessThan(self, left: Index, right: Index) -> bool:
-        source = self.sourceModel()
-        if isinstance(source, ImageTableModel):  # its keys are precomputed: skip two data() round trips
-            a, b = source.sort_key(left.row(), left.column()), source.sort_key(right.row(), right.column())
-        else:
-            a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
         try:
             return bool(a < b)
         except TypeError:  # None against a value: the empty ones first
             return a is None and b is not None
 
 
-class ImageFilterProxy(_PythonSortProxy):
-    """Search over name, digest, kind and platforms; every word typed must match somewhere."""
+class ImageFilterProxy(QSortFilterProxyModel):
+    """Search over name, digest, kind and platforms; every word typed must match somewhere.
+
+    Sorting is the images model's own (``ImageTableModel.sort``): this proxy passes a sort on and keeps the
+    model's order, so it never compares rows itself."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._terms: list[str] = []
         self.setSortRole(SORT_ROLE)
-        self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        source = self.sourceModel()
+        if isinstance(source, ImageTableModel):
+            source.sort(column, order)
+        else:
+            super().sort(column, order)
 
     def set_search(self, text: str) -> None:
         terms = text.lower().split()
@@ -307,10 +467,9 @@ class ImageFilterProxy(_PythonSortProxy):
         if not self._terms:
             return True
         model = self.sourceModel()
-        stats = model.data(model.index(source_row, 0, source_parent), OBJECT_ROLE)
-        if stats is None:
+        if not isinstance(model, ImageTableModel) or not 0 <= source_row < model.rowCount():
             return False
-        image = stats.image
+        image = model.image(source_row)
         haystack = " ".join((image.name, str(image.digest), kind_text(image), image.manifest.media_type)).lower()
         digests: list[str] | None = None
         for term in self._terms:
@@ -334,19 +493,34 @@ class BlobTreeModel(QAbstractItemModel):
 
     Two levels only, so an index's internal id says where it is: 0 for a top-level row, parent row + 1 for a
     child. No Python object has to be kept alive for Qt's sake.
+
+    Nothing is made before a view asks for it: a row's children are ordered when it is first expanded, and a
+    layer that a hundred thousand images share offers its images a batch at a time (``canFetchMore`` /
+    ``fetchMore``). A view showing the last child offered gets the next batch as soon as it is done painting:
+    scrolling down through a layer's images goes on to the end.
     """
 
     NAME, SIZE, MEDIA_TYPE, USED_BY = range(4)
     HEADERS = ("Layer / image", "Size", "Media type", "Used by")
     BY_BLOB, BY_IMAGE = "blob", "image"
+    CHILD_BATCH = 1000  # children a row offers at first, and how many more each fetch adds
+    TOP_BATCH = 2000  # the same for the top-level rows (a hundred thousand layers, or images by image)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._mode = self.BY_BLOB
-        self._usages: list[BlobUsage] = []
-        self._images: list[ImageStats] = []
-        self._usage_by_digest: dict[Digest, BlobUsage] = {}
-        self._image_layers: dict[int, list[BlobUsage]] = {}
+        self._usages: list[BlobUsage] = []  # layers only, most shared first (core's order)
+        self._stats: Sequence[ImageStats] = ()  # bundle order
+        self._images_sorted: list[ImageStats] | None = None  # by name, as the table: made when first needed
+        self._rank: dict[int, int] | None = None  # id of an image -> its place in that order
+        self._analysis: Analysis | None = None
+        self._layer_rows: dict[Digest, int] | None = None  # layer digest -> top-level row (by blob)
+        self._children: dict[int, Sequence[Image] | list[BlobUsage]] = {}  # parent row -> ordered children
+        self._offered: dict[int, int] = {}  # parent row -> children offered beyond the first batch
+        self._distinct: dict[int, int] = {}  # layer row -> distinct images (by digest) using it
+        self._wanted: set[int] = set()  # parent rows whose next batch is asked for
+        self._inserting = False  # a batch is going in
+        self._generation = 0  # bumped at every reset: a batch asked for before it is dropped
         self._highlight_image: Image | None = None
         self._highlight_digests: frozenset[Any] = frozenset()
         self._broken: dict[str, str] = {}  # digest text -> what verify found
@@ -364,26 +538,32 @@ class BlobTreeModel(QAbstractItemModel):
     def set_analysis(self, analysis: Analysis | None) -> None:
         self.beginResetModel()
         usages = analysis.blobs if analysis is not None else ()
-        self._usages = [
-            BlobUsage(u.blob, tuple(sorted(u.images, key=lambda i: natural_key(i.name))))
-            for u in usages
-            if u.blob.role is Role.LAYER
-        ]
-        self._usage_by_digest = {u.blob.digest: u for u in usages}
-        images = analysis.images if analysis is not None else ()
-        self._images = sorted(images, key=lambda s: natural_key(s.image.name))  # the table's order too
+        self._usages = [u for u in usages if u.blob.role is Role.LAYER]
+        self._analysis = analysis
+        self._stats = analysis.images if analysis is not None else ()
+        self._images_sorted = None
+        self._rank = None
+        self._layer_rows = None
+        self._distinct = {}
+        self._forget_children()
         self._broken = {}
         self._in_base = frozenset()
-        self._image_layers = {}
         self._highlight_image = None
         self._highlight_digests = frozenset()
         self.endResetModel()
+
+    def _forget_children(self) -> None:
+        self._children = {}
+        self._offered = {}
+        self._wanted = set()
+        self._generation += 1
 
     def set_mode(self, mode: str) -> None:
         if mode not in (self.BY_BLOB, self.BY_IMAGE) or mode == self._mode:
             return
         self.beginResetModel()
         self._mode = mode
+        self._forget_children()
         self.endResetModel()
 
     def set_highlight(self, image: Image | None) -> None:
@@ -399,6 +579,8 @@ class BlobTreeModel(QAbstractItemModel):
         self.dataChanged.emit(self.index(0, 0), self.index(rows - 1, last), roles)
         # Only rows holding the old or new image have marked children; telling the view about those is enough.
         for row in sorted(set(before) | set(self.highlighted_rows())):
+            if row not in self._children or row >= rows:
+                continue  # never expanded (or not offered): the view holds none of its children
             parent = self.index(row, 0)
             children = self.rowCount(parent)
             if children:
@@ -413,13 +595,16 @@ class BlobTreeModel(QAbstractItemModel):
 
     def set_in_base(self, digests: Iterable[Digest]) -> None:
         """Mark the layers a base holds (empty: no comparison)."""
-        self._in_base = frozenset(digests)
+        in_base = frozenset(digests)
+        if not in_base and not self._in_base:
+            return
+        self._in_base = in_base
         if self.rowCount():
             roles = [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole]
             last = len(self.HEADERS) - 1
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, last), roles)
-            if self._mode == self.BY_IMAGE:  # the layers are the children there
-                for row in range(self.rowCount()):
+            if self._mode == self.BY_IMAGE:  # the layers are the children there: of the rows a view opened
+                for row in sorted(r for r in self._children if r < self.rowCount()):
                     parent = self.index(row, 0)
                     if children := self.rowCount(parent):
                         self.dataChanged.emit(self.index(0, 0, parent), self.index(children - 1, last, parent), roles)
@@ -431,49 +616,111 @@ class BlobTreeModel(QAbstractItemModel):
         return dict(self._broken)
 
     def row_of_digest(self, digest: str) -> int:
-        for row, usage in enumerate(self._usages):
-            if str(usage.blob.digest) == digest:
-                return row
-        return -1
+        try:
+            return self._rows_of_layers().get(Digest.parse(digest), -1)
+        except BundleError:
+            return -1
+
+    def _rows_of_layers(self) -> dict[Digest, int]:
+        if self._layer_rows is None:
+            self._layer_rows = {u.blob.digest: row for row, u in enumerate(self._usages)}
+        return self._layer_rows
 
     def highlighted_rows(self) -> list[int]:
         """Top-level rows that belong to the highlighted image."""
-        if self._highlight_image is None:
+        image = self._highlight_image
+        if image is None:
             return []
         if self._mode == self.BY_BLOB:
-            return [r for r, u in enumerate(self._usages) if u.blob.digest in self._highlight_digests]
-        return [r for r, s in enumerate(self._images) if s.image is self._highlight_image]
+            layer_rows = self._rows_of_layers()
+            return sorted(row for d in self._highlight_digests if (row := layer_rows.get(d, -1)) >= 0)
+        row = self._ranks().get(id(image), -1)
+        return [row] if row >= 0 and self._sorted_images()[row].image is image else []
 
     def layers_of(self, image_row: int) -> list[BlobUsage]:
-        layers = self._image_layers.get(image_row)
+        """The layers of the image at ``image_row`` (grouped by image), in manifest order."""
+        layers = self._children.get(image_row) if self._mode == self.BY_IMAGE else None
         if layers is None:
-            image = self._images[image_row].image
-            layers = [
-                u
-                for d in image.blob_digests()
-                if (u := self._usage_by_digest.get(d)) is not None and u.blob.role is Role.LAYER
-            ]
-            self._image_layers[image_row] = layers
-        return layers
+            image = self._sorted_images()[image_row].image
+            usage = usage_by_digest(self._analysis)
+            layers = [u for d in image.blob_digests() if (u := usage.get(d)) is not None and u.blob.role is Role.LAYER]
+            if self._mode == self.BY_IMAGE:
+                self._children[image_row] = layers
+        return layers  # type: ignore[return-value]
+
+    def users_of(self, layer_row: int) -> Sequence[Image]:
+        """The images using the layer at ``layer_row``, in the table's order (by name)."""
+        users = self._children.get(layer_row) if self._mode == self.BY_BLOB else None
+        if users is None:
+            rank = self._ranks()
+            users = tuple(sorted(self._usages[layer_row].images, key=lambda i: rank[id(i)]))
+            if self._mode == self.BY_BLOB:
+                self._children[layer_row] = users
+        return users  # type: ignore[return-value]
+
+    def _sorted_images(self) -> list[ImageStats]:
+        if self._images_sorted is None:
+            stats = self._stats
+            self._images_sorted = [stats[i] for i in name_order([s.image for s in stats])]
+        return self._images_sorted
+
+    def _ranks(self) -> dict[int, int]:
+        if self._rank is None:
+            self._rank = {id(s.image): row for row, s in enumerate(self._sorted_images())}
+        return self._rank
+
+    def _distinct_users(self, layer_row: int, usage: BlobUsage) -> int:
+        count = self._distinct.get(layer_row)
+        if count is None:
+            count = self._distinct[layer_row] = distinct_images(usage.images)[0]
+        return count
 
     # -- structure
 
-    def _top_count(self) -> int:
-        return len(self._usages) if self._mode == self.BY_BLOB else len(self._images)
+    def _top_total(self) -> int:
+        return len(self._usages) if self._mode == self.BY_BLOB else len(self._stats)
 
-    def _child_count(self, row: int) -> int:
-        if not 0 <= row < self._top_count():
+    def _top_count(self) -> int:
+        """The top-level rows a view is offered now."""
+        return min(self._top_total(), self._offered.get(_TOP, self.TOP_BATCH))
+
+    def _child_total(self, row: int) -> int:
+        """Every child of top-level ``row`` (offered or not); of the root (``_TOP``), every top-level row."""
+        if row == _TOP:
+            return self._top_total()
+        if not 0 <= row < self._top_total():
             return 0
         if self._mode == self.BY_BLOB:
             return self._usages[row].count
         return len(self.layers_of(row))
 
+    def _child_count(self, row: int) -> int:
+        """The children of top-level ``row`` a view is offered now."""
+        if row == _TOP:
+            return self._top_count()
+        return min(self._child_total(row), self._offered.get(row, self.CHILD_BATCH))
+
+    @staticmethod
+    def _key(parent: Index) -> int | None:
+        """Where ``parent``'s offered rows are counted: _TOP for the root, the row of a top-level row, None
+        for anything else (no children)."""
+        if not parent.isValid():
+            return _TOP
+        return parent.row() if parent.internalId() == 0 and parent.column() == 0 else None
+
+    def offer_through(self, row: int) -> None:
+        """Offer top-level rows up to ``row`` (a view is about to show it)."""
+        shown = self._top_count()
+        if shown <= row < self._top_total() and not self._inserting:
+            self._offer(QModelIndex(), _TOP, shown, row + 1 - shown)
+
     def index(self, row: int, column: int, parent: Index = _ROOT) -> QModelIndex:
-        if not self.hasIndex(row, column, parent):
+        """An offered row's index (``offer_through`` makes a top-level row beyond them offered)."""
+        if column < 0 or column >= len(self.HEADERS) or row < 0:
             return QModelIndex()
         if not parent.isValid():
-            return self.createIndex(row, column, 0)
-        if parent.internalId() == 0:
+            return self.createIndex(row, column, 0) if row < self._top_count() else QModelIndex()
+        if parent.internalId() == 0 and parent.column() == 0 and row < self._child_count(parent.row()):
             return self.createIndex(row, column, parent.row() + 1)
         return QModelIndex()
 
@@ -493,7 +740,52 @@ class BlobTreeModel(QAbstractItemModel):
         return len(self.HEADERS)
 
     def hasChildren(self, parent: Index = _ROOT) -> bool:
-        return self.rowCount(parent) > 0
+        if not parent.isValid():
+            return self._top_total() > 0
+        if parent.column() != 0 or parent.internalId() != 0 or not 0 <= parent.row() < self._top_count():
+            return False
+        if self._mode == self.BY_BLOB:
+            return True  # a layer row exists because an image uses it
+        return self._sorted_images()[parent.row()].layers > 0 or bool(self.layers_of(parent.row()))
+
+    def canFetchMore(self, parent: Index) -> bool:
+        key = self._key(parent)
+        if self._inserting or key is None:
+            return False  # not while rows go in: whoever listens to that may ask, and must wait
+        return self._child_count(key) < self._child_total(key)
+
+    def fetchMore(self, parent: Index) -> None:
+        key = self._key(parent)
+        if key is None or not self.canFetchMore(parent):
+            return
+        shown = self._child_count(key)
+        batch = self.TOP_BATCH if key == _TOP else self.CHILD_BATCH
+        self._offer(parent, key, shown, min(self._child_total(key) - shown, batch))
+
+    def _offer(self, parent: Index, key: int, shown: int, more: int) -> None:
+        self._inserting = True
+        try:
+            self.beginInsertRows(parent, shown, shown + more - 1)
+            self._offered[key] = shown + more
+            self.endInsertRows()
+        finally:
+            self._inserting = False
+
+    def _want_more(self, parent_row: int) -> None:
+        """A view shows the last child offered of ``parent_row``: offer the next batch once control is back in
+        the event loop (a model must not change while a view paints it)."""
+        if parent_row in self._wanted:
+            return
+        self._wanted.add(parent_row)
+        generation = self._generation
+
+        def offer() -> None:
+            if generation != self._generation:
+                return
+            self._wanted.discard(parent_row)
+            self.fetchMore(self.index(parent_row, 0))
+
+        QTimer.singleShot(0, self, offer)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         horizontal = orientation == Qt.Orientation.Horizontal
@@ -508,17 +800,16 @@ class BlobTreeModel(QAbstractItemModel):
     def object_at(self, index: Index) -> BlobUsage | ImageStats | Image | None:
         if not index.isValid():
             return None
+        row = index.row()
         if index.internalId() == 0:
-            row = index.row()
             if self._mode == self.BY_BLOB:
                 return self._usages[row] if row < len(self._usages) else None
-            return self._images[row] if row < len(self._images) else None
+            return self._sorted_images()[row] if row < len(self._stats) else None
         parent_row = index.internalId() - 1
-        if self._mode == self.BY_BLOB:
-            images = self._usages[parent_row].images
-            return images[index.row()] if index.row() < len(images) else None
-        layers = self.layers_of(parent_row)
-        return layers[index.row()] if index.row() < len(layers) else None
+        if not 0 <= parent_row < self._top_count():
+            return None
+        children = self.users_of(parent_row) if self._mode == self.BY_BLOB else self.layers_of(parent_row)
+        return children[row] if row < len(children) else None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         obj = self.object_at(index)
@@ -528,19 +819,27 @@ class BlobTreeModel(QAbstractItemModel):
         if role == OBJECT_ROLE:
             return obj
         top = index.internalId() == 0
+        if not top and role == Qt.ItemDataRole.DisplayRole and col == self.NAME:
+            parent_row = index.internalId() - 1
+            offered = self._child_count(parent_row)
+            if index.row() == offered - 1 and offered < self._child_total(parent_row):
+                self._want_more(parent_row)
         if isinstance(obj, BlobUsage):
             if top:
                 marked = obj.blob.digest in self._highlight_digests
+                users = self._distinct_users(index.row(), obj) if col == self.USED_BY else 0
             else:
                 marked = self._highlight_image is not None and (
-                    self._images[index.internalId() - 1].image is self._highlight_image
+                    self._sorted_images()[index.internalId() - 1].image is self._highlight_image
                 )
-            return self._blob_data(obj, col, role, marked)
+                row = self._rows_of_layers().get(obj.blob.digest, -1) if col == self.USED_BY else -1
+                users = self._distinct_users(row, obj) if row >= 0 else distinct_images(obj.images)[0]
+            return self._blob_data(obj, col, role, marked, users, index.row() if top else -1)
         stats = obj if isinstance(obj, ImageStats) else None
         image = obj.image if isinstance(obj, ImageStats) else obj
         return self._image_data(image, stats, col, role, image is self._highlight_image)
 
-    def _blob_data(self, usage: BlobUsage, col: int, role: int, marked: bool) -> Any:
+    def _blob_data(self, usage: BlobUsage, col: int, role: int, marked: bool, users: int, row: int) -> Any:
         blob = usage.blob
         broken = self._broken.get(str(blob.digest))
         if role == Qt.ItemDataRole.DisplayRole:
@@ -555,9 +854,9 @@ class BlobTreeModel(QAbstractItemModel):
                 return human_size(blob.size)
             if col == self.MEDIA_TYPE:
                 return blob.media_type
-            return used_by_text(usage.images)
+            return used_by_count_text(users, usage.count)
         if role == SORT_ROLE:
-            return (str(blob.digest), blob.size, blob.media_type, distinct_images(usage.images))[col]
+            return (str(blob.digest), blob.size, blob.media_type, users)[col]
         if broken and role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
             return status_brush(Severity.ERROR, role)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -567,7 +866,8 @@ class BlobTreeModel(QAbstractItemModel):
             if col == self.SIZE:
                 return f"{blob.size:,} bytes"
             if col == self.USED_BY:
-                return "\n".join(image.name for image in usage.images[:30]) + (
+                names = self.users_of(row)[:30] if row >= 0 and self._mode == self.BY_BLOB else usage.images[:30]
+                return "\n".join(image.name for image in names) + (
                     f"\n… and {usage.count - 30} more" if usage.count > 30 else ""
                 )
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,7 +49,7 @@ from regpack import __version__, jobs
 from regpack.analysis import Analysis, BlobUsage, Diff, ImageStats, analyse, compare, diff, held_by_base
 from regpack.archive import check_archive_destination
 from regpack.bundle import Bundle, Image, Layout
-from regpack.errors import RegpackError
+from regpack.errors import Cancelled, RegpackError, Severity, worst_by_image
 from regpack.gui.archive_info import ARCHIVE_FILTER, ArchiveFacts, archive_facts, looks_like_archive
 from regpack.gui.assets import sample_bundle
 from regpack.gui.chart import SavingsView
@@ -83,7 +84,7 @@ from regpack.gui.theme import set_text_color, status_colors
 from regpack.gui.verify_view import VerifyView
 from regpack.jobs import JobResult
 from regpack.layouts import read
-from regpack.progress import Estimate, ProgressCallback
+from regpack.progress import Estimate, Progress, ProgressCallback
 from regpack.pull import PullResult
 from regpack.push import PushResult
 from regpack.verify import Report, verify
@@ -99,12 +100,36 @@ class Loaded:
     archive: ArchiveFacts | None = None  # size and sidecar sha256 when the bundle is an archive
 
 
+ANALYSING = "analysing"  # the progress message while core's analysis runs, after the read
+
+
 def load_bundle(
-    path: Path, *, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+    path: Path,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    on_read: Callable[[Bundle], None] | None = None,
 ) -> Loaded:
-    """Read and analyse a bundle (runs on a worker thread: no Qt here)."""
-    bundle = read(path)
-    return Loaded(path, bundle, analyse(bundle), archive_facts(bundle))
+    """Read and analyse a bundle (runs on a worker thread: no Qt here). ``on_read`` hears of the bundle as soon
+    as it is read, before the analysis (the window shows the images then); ``cancel`` stops the read between
+    two images, and the job after the analysis."""
+    bundle = read(path, progress=progress, cancel=cancel)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+    if on_read is not None:
+        on_read(bundle)
+    if progress is not None:
+        count = len(bundle.images)
+        progress(Progress(0, 0, count, count, ANALYSING))
+    analysis = analyse(bundle)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+    return Loaded(path, bundle, analysis, archive_facts(bundle))
+
+
+def problem_statuses(bundle: Bundle) -> dict[str | None, Severity]:
+    """The worst severity of what reading found, for each image it found something about: the rows to colour."""
+    return worst_by_image((), bundle.problems)
 
 
 def user_paths(message: str, dest: Path) -> str:
@@ -132,6 +157,18 @@ MORE_KEYS = (
     ("Tab / Shift+Tab", "Move between the filter, images, layers and the side panel"),
     ("Ctrl+click", "Select a second image to compare the two"),
 )
+
+
+FIT_SAMPLE = 300  # rows whose text sizes a column: the first ones, so that a big bundle stays quick
+
+
+def text_width(view: QAbstractItemView, texts: Iterable[object]) -> int:
+    """Pixels a column of ``view`` needs for the widest of ``texts`` in the view's font, with the margins the
+    item delegate draws around a text."""
+    metrics = view.fontMetrics()
+    margin = (view.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, view) + 1) * 2 + 1
+    widths = [metrics.horizontalAdvance(text) for text in {t for t in texts if isinstance(t, str)}]
+    return max(widths, default=0) + margin
 
 
 def initial_size(available: QRect) -> QSize:
@@ -171,8 +208,10 @@ class _Panel(QWidget):
 
 
 class MainWindow(QMainWindow):
+    images_shown = Signal(object)  # Bundle: the images table shows every image of the bundle being opened
     bundle_loaded = Signal(object)  # Loaded, after every view shows it
     load_failed = Signal(str)
+    _bundle_read = Signal(int, object, object)  # from the reading thread: which open, the Bundle, an Event to set
     job_ended = Signal(str)  # the job kind, after finished/failed/cancelled was handled
     compared = Signal(object)  # regpack.analysis.Diff, or None when the comparison is cleared
 
@@ -189,7 +228,11 @@ class MainWindow(QMainWindow):
         self.jobs.cleanup_changed.connect(self._cleanup_changed)
         self.bundle: Bundle | None = None
         self.analysis: Analysis | None = None
+        self.archive: ArchiveFacts | None = None
         self.loading_path: Path | None = None
+        self._load_count = 0  # which open is the latest: a read or result of an earlier one is dropped
+        self._replaced: tuple[Bundle | None, Analysis | None, ArchiveFacts | None] | None = None
+        self._bundle_read.connect(self._show_read)
         self.job_options: JobOptions | None = None
         self.job_dialog: JobDialog | None = None
         self.result_dialog: ResultDialog | None = None
@@ -534,21 +577,53 @@ class MainWindow(QMainWindow):
             return False
         path = Path(path).expanduser().absolute()
         self.loading_path = path
+        self._load_count += 1
+        self._replaced = None
         self.summary_label.setText(f"Loading {path}…")
-        job = Job(JobKind.LOAD, f"Reading {path.name}", partial(load_bundle, path), cancellable=False)
+        count = self._load_count
+
+        def run(progress: ProgressCallback, cancel: threading.Event) -> Loaded:
+            def on_read(bundle: Bundle) -> None:
+                # The table is filled on this window's thread; the analysis waits for it, since both would
+                # only slow each other down (one interpreter lock), and the images are what is wanted first.
+                shown = threading.Event()
+                self._bundle_read.emit(count, bundle, shown)  # queued: the signal's object lives there
+                while not shown.wait(0.1) and not cancel.is_set():
+                    pass
+
+            return load_bundle(path, progress=progress, cancel=cancel, on_read=on_read)
+
+        job = Job(JobKind.LOAD, f"Reading {path.name}", run, detach_on_cancel=True)
         return self.jobs.start(job)
+
+    def _show_read(self, count: int, bundle: Bundle, shown: threading.Event) -> None:
+        """The bundle being opened is read: its images go into the table at once; the layers tree, the
+        numbers and the chart follow when core's analysis of it is done (``_loaded``)."""
+        try:
+            if count != self._load_count or self.loading_path is None:
+                return  # an earlier open, or a cancelled one
+            self._replaced = (self.bundle, self.analysis, self.archive)
+            self.show_images(bundle)
+        finally:
+            shown.set()
+        self.images_shown.emit(bundle)
 
     def _loaded(self, loaded: Loaded) -> None:
         if loaded.path != self.loading_path:
             return
         self.loading_path = None
-        self.show_bundle(loaded.bundle, loaded.analysis, loaded.archive)
+        self._replaced = None
+        if self.bundle is loaded.bundle:
+            self.show_analysis(loaded.analysis, loaded.archive)
+        else:
+            self.show_bundle(loaded.bundle, loaded.analysis, loaded.archive)
         self._add_recent(loaded.path)
         self.bundle_loaded.emit(loaded)
 
     def _load_failed(self, exc: BaseException) -> None:
         path = self.loading_path
         self.loading_path = None
+        self._restore_replaced()
         message, details = error_text(exc)
         if self.bundle is None:
             self.summary_label.setText(NEXT_STEP)
@@ -558,35 +633,98 @@ class MainWindow(QMainWindow):
         self.show_error(f"Cannot open {path}", message, details)
         self.load_failed.emit(message)
 
+    def _load_cancelled(self) -> None:
+        path = self.loading_path
+        self.loading_path = None
+        self._restore_replaced()
+        self.summary_label.setText(self._summary_text() if self.bundle is not None else NEXT_STEP)
+        self.statusBar().showMessage(f"Opening {path} cancelled.", 10000)
+
+    def _restore_replaced(self) -> None:
+        """After a cancelled or failed open whose images were shown already: what was open before, again."""
+        replaced, self._replaced = self._replaced, None
+        if replaced is None:
+            return
+        bundle, analysis, archive = replaced
+        if bundle is not None and analysis is not None:
+            self.show_bundle(bundle, analysis, archive)
+        else:
+            self.show_nothing()
+
     def show_bundle(self, bundle: Bundle, analysis: Analysis, archive: ArchiveFacts | None = None) -> None:
-        self.bundle, self.analysis = bundle, analysis
+        self.show_images(bundle)
+        self.show_analysis(analysis, archive)
+
+    def show_images(self, bundle: Bundle) -> None:
+        """Every view on ``bundle`` as read, before its analysis: the images table filled (sortable, filtered,
+        selectable); the numbers, the layers tree and the chart say they are being counted."""
+        self.bundle, self.analysis, self.archive = bundle, None, None
+        self.archive_label.hide()
+        self.image_model.set_images(bundle.images)
+        self.blob_model.set_analysis(None)
+        self.savings.set_analysis(None, pending=True)
+        self.verify_view.clear()
+        self.details.set_image(bundle, None, None)
+        self.image_model.set_status(problem_statuses(bundle))
+        self.setWindowTitle(bundle.root.name)  # shown as "<name> — regpack": the name once, then the program
+        self.summary_label.setText(self._summary_text())
+        self.summary_label.setToolTip(self._summary_text())
+        self._show_problems(bundle)
+        self.images_panel.title_label.setText(f"Images ({len(bundle.images)})")
+        self.layers_panel.title_label.setText("Shared layers (counting…)")
+        self._fit_table_columns()
+        if self.proxy.rowCount():
+            self.table.selectRow(0)
+
+    def show_analysis(self, analysis: Analysis, archive: ArchiveFacts | None = None) -> None:
+        """Core's analysis of the bundle shown: the table's numbers, the layers tree, details and the chart."""
+        bundle = self.bundle
+        assert bundle is not None
+        self.analysis, self.archive = analysis, archive
         self.archive_label.setText(archive.text() if archive is not None else "")
         self.archive_label.setToolTip(archive.tooltip() if archive is not None else "")
         self.archive_label.setVisible(archive is not None)
         self.image_model.set_analysis(analysis)
         self.blob_model.set_analysis(analysis)
         self.savings.set_analysis(analysis)
-        self.verify_view.clear()
-        self.details.set_image(bundle, analysis, None)
-        self.image_model.set_status(bundle.statuses())
-        self.setWindowTitle(bundle.root.name)  # shown as "<name> — regpack": the name once, then the program
+        self.layers_panel.title_label.setText("Shared layers")
         self.summary_label.setText(self._summary_text())
         self.summary_label.setToolTip(self._summary_text())
-        self._show_problems(bundle)
-        self.images_panel.title_label.setText(f"Images ({len(bundle.images)})")
-        self._fit_columns()
+        self._fit_table_columns(ImageTableModel.ANALYSED)
+        self._fit_tree_columns()
         self._apply_base()
-        if self.proxy.rowCount():
-            self.table.selectRow(0)
+        self._selection_changed(QItemSelection(), QItemSelection())  # details and marks with the numbers
         top = self.blob_model.index(0, 0)
         if self.blob_model.mode == BlobTreeModel.BY_BLOB and 0 < self.blob_model.rowCount(top) <= 12:
             self.tree.expand(top)  # the most shared layer, and who shares it (when that list is short)
 
+    def show_nothing(self) -> None:
+        """No bundle open: every view empty, the status bar says what to do next."""
+        self.bundle, self.analysis, self.archive = None, None, None
+        self.archive_label.hide()
+        self.image_model.set_images([])
+        self.blob_model.set_analysis(None)
+        self.savings.set_analysis(None)
+        self.savings.summary.setText(NEXT_STEP)
+        self.verify_view.clear()
+        self.details.set_image(None, None, None)
+        self.setWindowTitle("")
+        self.summary_label.setText(NEXT_STEP)
+        self.summary_label.setToolTip("")
+        self._show_problems(None)
+        self.images_panel.title_label.setText("Images")
+        self.layers_panel.title_label.setText("Shared layers")
+        self._apply_base()
+
     def _fit_columns(self) -> None:
+        self._fit_table_columns()
+        self._fit_tree_columns()
+
+    def _fit_table_columns(self, columns: Iterable[int] | None = None) -> None:
         """Columns sized to what they hold (the first rows sampled: big bundles stay quick), within caps;
         tags are kept whole where they are not absurdly long, names lose their middle rather than their end."""
         header = self.table.horizontalHeader()
-        header.setResizeContentsPrecision(300)
+        rows = range(min(self.proxy.rowCount(), FIT_SAMPLE))
         caps = {
             ImageTableModel.REPOSITORY: (90, 340),
             ImageTableModel.TAG: (50, 200),
@@ -600,35 +738,40 @@ class MainWindow(QMainWindow):
             ImageTableModel.IN_BASE: (60, 100),
         }
         for column, (low, cap) in caps.items():
-            self.table.resizeColumnToContents(column)
-            header.resizeSection(column, min(max(header.sectionSize(column), low), cap))
+            if columns is not None and column not in columns:
+                continue
+            texts = (self.proxy.index(row, column).data() for row in rows)
+            wanted = max(text_width(self.table, texts), header.sectionSizeHint(column))
+            header.resizeSection(column, min(max(wanted, low), cap))
+
+    def _fit_tree_columns(self) -> None:
         tree_header = self.tree.header()
-        tree_header.setResizeContentsPrecision(300)
+        model = self.blob_model
+        rows = range(min(model.rowCount(), FIT_SAMPLE))
         for column, (low, cap) in {
             BlobTreeModel.NAME: (160, 320),
             BlobTreeModel.SIZE: (60, 100),
             BlobTreeModel.USED_BY: (90, 150),
             BlobTreeModel.MEDIA_TYPE: (120, 300),
         }.items():
-            self.tree.resizeColumnToContents(column)
-            wanted = tree_header.sectionSize(column) + 12  # the marked rows are bold: a little wider
+            texts = (model.index(row, column).data() for row in rows)
+            wanted = text_width(self.tree, texts) + (self.tree.indentation() if column == BlobTreeModel.NAME else 0)
+            wanted = max(wanted, tree_header.sectionSizeHint(column)) + 12  # marked rows are bold: a little wider
             tree_header.resizeSection(column, min(max(wanted, low), cap))
 
     def _summary_text(self) -> str:
-        if self.bundle is None or self.analysis is None:
+        if self.bundle is None:
             return "No bundle open"
         b, a = self.bundle, self.analysis
-        return (
-            f"{b.root}  ·  {b.layout.value}  ·  {len(b.images)} images  ·  {len(b.blobs)} blobs  ·  "
-            f"{human_size(a.dir_bytes)} as dirs, {human_size(a.packed_bytes)} packed"
-        )
+        sizes = f"{human_size(a.dir_bytes)} as dirs, {human_size(a.packed_bytes)} packed" if a else "counting…"
+        return f"{b.root}  ·  {b.layout.value}  ·  {len(b.images)} images  ·  {len(b.blobs)} blobs  ·  {sizes}"
 
-    def _show_problems(self, bundle: Bundle) -> None:
-        problems = bundle.problems
-        if not problems:
+    def _show_problems(self, bundle: Bundle | None) -> None:
+        if bundle is None or not bundle.problems:
             self.problems_label.clear()
             self.problems_label.setToolTip("")
             return
+        problems = bundle.problems
         errors = len(bundle.errors)
         self.problems_label.setText(
             f"⚠ {len(problems)} problem{'s' if len(problems) != 1 else ''} while reading"
@@ -739,6 +882,7 @@ class MainWindow(QMainWindow):
         rows = self.blob_model.highlighted_rows()
         if not rows:
             return
+        self.blob_model.offer_through(rows[0])
         index = self.blob_model.index(rows[0], 0)
         if self.blob_model.mode == BlobTreeModel.BY_IMAGE:
             self.tree.expand(index)
@@ -793,6 +937,7 @@ class MainWindow(QMainWindow):
             self.group_check.setChecked(False)
         row = self.blob_model.row_of_digest(digest)
         if row >= 0:
+            self.blob_model.offer_through(row)
             index = self.blob_model.index(row, 0)
             self.tree.expand(index)
             self.tree.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtTop)
@@ -941,7 +1086,7 @@ class MainWindow(QMainWindow):
         return self.jobs.start(Job(JobKind.VERIFY, f"Verifying {root.name}", partial(verify, root)))
 
     def cancel_job(self) -> None:
-        if self.jobs.cancel():
+        if self.jobs.cancel() and self.jobs.busy:  # a read-only job is reported cancelled at once
             self.statusBar().showMessage("Cancelling: stopping the work…")
 
     def _cleanup_changed(self, running: int) -> None:
@@ -951,11 +1096,17 @@ class MainWindow(QMainWindow):
 
     def _job_started(self, job: Job) -> None:
         self.progress.start(job.title, cancellable=job.cancellable)
+        if job.kind in (JobKind.LOAD, JobKind.COMPARE):
+            self.progress.show_activity("reading…")  # a count, no busy bar: see ProgressPanel.show_activity
         if job.kind is not JobKind.LOAD:
             self.statusBar().showMessage(job.title + "…")
         self._update_actions()
 
     def _job_progress(self, job: Job, estimate: Estimate) -> None:
+        if job.kind is JobKind.LOAD:
+            count = estimate.progress.done_files
+            self.progress.show_activity(f"{estimate.progress.message} {count:,} image{'s' if count != 1 else ''}…")
+            return
         if job.kind.writes and estimate.progress.message == "verifying" and job.dest is not None:
             self.progress.set_title(f"Verifying {job.dest.name}")
         self.progress.update_progress(estimate)
@@ -1013,6 +1164,9 @@ class MainWindow(QMainWindow):
         self.show_error(f"{job.kind.label} failed", message, details)
 
     def _job_cancelled(self, job: Job) -> None:
+        if job.kind is JobKind.LOAD:
+            self._load_cancelled()
+            return
         left = " Nothing was written." if job.kind.writes else ""
         self.statusBar().showMessage(f"{job.kind.label} cancelled.{left}", 10000)
 
@@ -1111,7 +1265,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
-        if self.jobs.busy or self.jobs.cleaning:
+        if self.jobs.busy or self.jobs.cleaning or self.jobs.detached:
             self.hide()  # the window goes at once; a running job stops and partial output is removed after
         self.jobs.shutdown()
         super().closeEvent(event)

@@ -12,6 +12,8 @@ from pathlib import Path
 from regpack.bundle import Bundle, Layout
 from regpack.errors import BundleError, Code
 from regpack.layouts import archive, oci, registry, skopeo_dir
+from regpack.layouts._watch import watching
+from regpack.progress import ProgressCallback
 
 
 def detect(path: Path) -> Layout:
@@ -38,7 +40,21 @@ def detect(path: Path) -> Layout:
     )
 
 
-def read(path: Path, layout: Layout | None = None) -> Bundle:
+def read(
+    path: Path,
+    layout: Layout | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Bundle:
+    """Read any bundle; ``progress`` hears how many images were read so far (``done_files``, message
+    "reading"; no total: it is known only at the end), ``cancel`` stops the read between two images
+    (Cancelled). See ``_read``."""
+    with watching(progress, cancel):
+        return _read(path, layout)
+
+
+def _read(path: Path, layout: Layout | None = None) -> Bundle:
     """Read any bundle. Problems are collected in ``bundle.problems``; call ``bundle.check()`` to refuse them.
 
     A file (or the name of a split archive) is read as an archive of one of the folder layouts.

@@ -16,6 +16,7 @@ from regpack.bundle import NO_SIGNATURES, Bundle, Image, Locations, Role
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code
 from regpack.files import read_capped
+from regpack.layouts._watch import next_image
 from regpack.manifest import Descriptor, Manifest, SharedDescriptors, parse_manifest, read_manifest_bytes
 from regpack.names import Reference
 
@@ -263,6 +264,7 @@ def build_image(
     Problems go to ``bundle.problems`` naming the image and file. Returns None only when the top manifest
     cannot be read at all; an image with a missing blob is still returned so it can be shown and verified.
     """
+    next_image()  # the caller's progress and cancel (regpack.layouts.read)
     name = str(reference)
     try:
         found = safe.file(top_path, "manifest")

@@ -99,9 +99,9 @@ def test_loading_happens_off_the_gui_thread(qtbot, window, synthetic_bundle: Pat
     threads: list[threading.Thread] = []
     real_read = regpack.gui.window.read
 
-    def recording_read(path: Path):
+    def recording_read(path: Path, **options):  # type: ignore[no-untyped-def]
         threads.append(threading.current_thread())
-        return real_read(path)
+        return real_read(path, **options)
 
     monkeypatch.setattr(regpack.gui.window, "read", recording_read)
     with qtbot.waitSignal(window.bundle_loaded, timeout=30_000):
