@@ -6,9 +6,11 @@ one over its member index (layouts.archive), so a reader's logic exists once for
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -86,6 +88,11 @@ class Tree(Protocol):
 
     def read_manifest(self, real: str, image: str | None) -> bytes: ...
 
+    def scope(self, folder: str) -> AbstractContextManager[None]:
+        """A block that reads ``folder`` once (a repository): what the tree learnt of the folders under it is
+        forgotten at its end."""
+        ...
+
 
 _OPEN_PLAIN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -105,8 +112,12 @@ class SafeRoot:
         # listed folder (absolute, as named) -> names of its plain (not symlinked) sub-folders: a name per
         # folder rather than two full paths, since registry storage has a folder per blob.
         self._plain: dict[str, set[str]] = {}
-        # Registry storage names one blob file from every image that uses it: check each file once.
-        self._files: dict[str, tuple[str, FileStat]] = {}
+        # Registry storage names one blob file from every image that uses it: check each file once. Kept per
+        # file of a big bundle, so as its size alone when the file is where it is named (nearly always).
+        self._files: dict[str, int | tuple[str, FileStat]] = {}
+        # The folder of the last file checked, and its real path: files are checked folder by folder, and a
+        # folder holding one file (a registry blob's) is not worth a place in _dirs.
+        self._last_folder = ("", "")
         # One Descriptor per blob reference for the whole read (see parse_manifest).
         self.descriptors: SharedDescriptors = {}
 
@@ -152,6 +163,21 @@ class SafeRoot:
     def read_manifest(self, real: str, image: str | None) -> bytes:
         return read_manifest_bytes(real, image)
 
+    @contextmanager
+    def scope(self, folder: str) -> Iterator[None]:
+        # A repository's folders are read once; keeping them would cost more per image than the image itself.
+        marks = len(self._dirs), len(self._plain)
+        try:
+            yield
+        finally:
+            prefix = folder.rstrip("/") + "/"
+            for cache, mark in ((self._dirs, marks[0]), (self._plain, marks[1])):
+                added = list(itertools.islice(reversed(cache.keys()), max(0, len(cache) - mark)))
+                for key in added:
+                    if key.startswith(prefix) or key == folder:
+                        del cache[key]
+            self._plain.pop(folder, None)  # listed before the block, by the walk that found the repository
+
     def trust_listing(self, parent: str) -> None:
         try:
             with os.scandir(parent) as listing:
@@ -171,8 +197,9 @@ class SafeRoot:
             if entry.is_dir(follow_symlinks=False):
                 plain.add(entry.name)
 
-    def _real_dir(self, folder: str) -> str:
-        """Real path of a folder under the root, one lstat per folder thanks to the cache."""
+    def _real_dir(self, folder: str, remember: bool = True) -> str:
+        """Real path of a folder under the root, one lstat per folder thanks to the cache (its parents are
+        always remembered; the folder itself unless ``remember`` is false)."""
         known = self._dirs.get(folder)
         if known is not None:
             return known
@@ -189,7 +216,8 @@ class SafeRoot:
             real = os.path.realpath(folder)
         else:
             real = folder if real_parent == parent else f"{real_parent}/{name}"
-        self._dirs[folder] = real
+        if remember:
+            self._dirs[folder] = real
         return real
 
     def folder_inside(self, folder: str) -> bool:
@@ -204,10 +232,17 @@ class SafeRoot:
         text = path if isinstance(path, str) and path[:1] == "/" else os.path.abspath(path)
         known = self._files.get(text)
         if known is not None:
-            return known
+            return (text, FileStat(known)) if isinstance(known, int) else known
         parent, _, name = text.rpartition("/")
         try:
-            real_parent = self._dirs.get(parent) or self._real_dir(parent)
+            real_parent = self._dirs.get(parent)
+            if real_parent is None:
+                last, last_real = self._last_folder
+                if parent == last:
+                    real_parent = last_real
+                else:
+                    real_parent = self._real_dir(parent, remember=False)
+                    self._last_folder = (parent, real_parent)
             st = os.lstat(text)
         except (FileNotFoundError, NotADirectoryError):
             return None
@@ -234,7 +269,7 @@ class SafeRoot:
         if not stat.S_ISREG(st.st_mode):
             raise BundleError(f"{what} is not a regular file", path)
         found = (real, FileStat(st.st_size))
-        self._files[text] = found
+        self._files[text] = st.st_size if real is text else found
         return found
 
 

@@ -1147,6 +1147,9 @@ class ArchiveTree:
         self._prefix = self._top + "/"
         self._cut = len(self._prefix)
 
+    def scope(self, folder: str) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()  # the index is all there is to know: nothing to forget
+
     def _name(self, path: Path | str) -> str | None:
         text = path if isinstance(path, str) else os.fspath(path)
         if text.startswith(self._prefix):

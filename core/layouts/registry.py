@@ -120,7 +120,8 @@ def read(path: Path, tree: Tree | None = None) -> Bundle:
         if not valid_repository(name):
             bundle.problem(f"invalid repository name {quoted(name, 300)}", repo_dir, code=Code.BAD_NAME)
             continue
-        _read_repository(bundle, safe, name, repo_dir, blob_folders, has_signatures)
+        with safe.scope(os.fspath(repo_dir)):
+            _read_repository(bundle, safe, name, repo_dir, blob_folders, has_signatures)
     if not bundle.images and not bundle.problems:
         bundle.problem("registry storage holds no tagged image", v2, code=Code.EMPTY)
     return bundle

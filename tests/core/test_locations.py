@@ -136,3 +136,25 @@ def test_folders_are_made_for_every_file_whatever_the_order(tmp_path: Path) -> N
     made = {p.relative_to(root).as_posix() for p in root.rglob("*")}
     assert all((root / p).is_dir() for p in made)
     assert made == set(plan.directories())
+
+
+def _kept_after_reading(tmp_path: Path, images: int) -> tuple[int, int]:
+    from regpack.layouts import registry
+    from regpack.layouts._common import SafeRoot
+    from tests.support.synth import generate
+
+    src, storage = tmp_path / f"src{images}", tmp_path / f"reg{images}"
+    generate(src, images=images, layers=2, blob_size=64, lists=0, seed=7, link=True)
+    pack(src, storage)
+    tree = SafeRoot(storage)
+    bundle = registry.read(storage, tree)
+    assert len(bundle.images) == images and not bundle.problems
+    return len(tree._dirs), len(tree._plain)  # what a folder's tree still holds once the read is done
+
+
+def test_reading_registry_storage_forgets_each_repository_s_folders(tmp_path: Path) -> None:
+    """A repository's folders are read once: what the tree keeps of them must not grow with the repositories
+    (at 100,000 images it was 3 KiB an image, more than the images themselves)."""
+    few, many = _kept_after_reading(tmp_path, 4), _kept_after_reading(tmp_path, 60)
+    assert many[1] <= few[1] + 2  # listed folders: the top ones only
+    assert many[0] - few[0] <= 256  # folders resolved: the blobs' two-hex-digit folders at most, not per image
