@@ -76,21 +76,69 @@ def test_a_flipped_byte_is_named_by_blob_and_part(bundle: Path, tmp_path: Path) 
     assert side.reason.startswith(f"{part.name} hashes to ")
 
 
-def test_verify_reads_the_archive_once(bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pack(bundle, tmp_path / "r.tar")
-    read_bundle = layouts.read(tmp_path / "r.tar")
-    read = 0
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bytes read from the archive's parts (every read goes through ``_read_into``), as a one-item list."""
+    read = [0]
     real_read = reader._read_into
 
     def counting(file: Any, view: memoryview) -> int:
-        nonlocal read
         n = real_read(file, view)
-        read += n
+        read[0] += n
         return n
 
     monkeypatch.setattr(reader, "_read_into", counting)
+    return read
+
+
+@pytest.mark.parametrize("name", ["r.tar", "r.tar.zst"])
+@pytest.mark.parametrize("sidecar", [True, False], ids=["sidecar", "no-sidecar"])
+def test_verify_reads_the_archive_once(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sidecar: bool
+) -> None:
+    pack(bundle, tmp_path / name)
+    if not sidecar:
+        (tmp_path / f"{name}.sha256").unlink()
+    read = counted_reads(monkeypatch)
+    report = verify(tmp_path / name)
+    assert report.ok, report.findings
+    assert report.files_hashed == 3 * len(SIZES)
+    # indexing, every blob and the sidecar's part hashes from one read of each byte: no seek past a layer
+    # first and a second pass after
+    assert read[0] == (tmp_path / name).stat().st_size
+    assert not reading_threads()
+
+
+def test_a_bundle_read_without_hashing_is_verified_in_one_more_read(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack(bundle, tmp_path / "r.tar")
+    read_bundle = layouts.read(tmp_path / "r.tar")
+    read = counted_reads(monkeypatch)
     assert verify_bundle(read_bundle).ok
-    assert read == (tmp_path / "r.tar").stat().st_size  # blobs and sidecar from the same read
+    assert read[0] == (tmp_path / "r.tar").stat().st_size  # blobs and sidecar from the same read
+
+
+@pytest.mark.usefixtures("small_buffers")
+def test_one_pass_progress_counts_the_archive_bytes(bundle: Path, tmp_path: Path) -> None:
+    pack(bundle, tmp_path / "r.tar.zst")
+    size = (tmp_path / "r.tar.zst").stat().st_size
+    seen: list[Progress] = []
+    assert verify(tmp_path / "r.tar.zst", progress=seen.append).ok
+    assert seen and {p.message for p in seen} == {"verifying"}
+    assert {p.total_bytes for p in seen} == {size}
+    done = [p.done_bytes for p in seen]
+    assert done == sorted(done) and done[-1] == size
+
+
+@pytest.mark.parametrize("name", ["r.tar", "r.tar.zst"])
+def test_one_pass_refuses_an_archive_cut_inside_a_layer(bundle: Path, tmp_path: Path, name: str) -> None:
+    pack(bundle, tmp_path / name)
+    size = (tmp_path / name).stat().st_size
+    os.truncate(tmp_path / name, size * 3 // 4)
+    report = verify(tmp_path / name)
+    [finding] = report.errors
+    assert finding.code == "truncated" and finding.where == str(tmp_path / name)
+    assert not reading_threads()
 
 
 def test_a_part_gone_after_listing_is_named(bundle: Path, tmp_path: Path) -> None:
