@@ -1106,9 +1106,7 @@ def _index_hashing(source: ArchiveSource, cancel: threading.Event | None, progre
                 raise Cancelled()
             piece = stream.read_some(min(CHUNK, remaining))
             if not piece:
-                raise BundleError(
-                    f"the archive is truncated inside member {member.name!r}", where, code=Code.TRUNCATED
-                )
+                raise BundleError(f"the archive is truncated inside member {member.name!r}", where, code=Code.TRUNCATED)
             if kept is not None:
                 if kept or _json_like(bytes(piece[:64])):
                     kept.append(bytes(piece))  # a view of a buffer the next read fills again: copied
