@@ -22,6 +22,7 @@ import dataclasses
 import errno
 import hashlib
 import json
+import mmap
 import os
 import queue
 import re
@@ -288,7 +289,11 @@ class _ReadAhead:
 
     def __init__(self, parts: list[Path], hash_parts: bool = True) -> None:
         self.parts = parts
-        self.buffers = [bytearray(CHUNK) for _ in range(READ_AHEAD)]
+        # One page-aligned anonymous mapping rather than READ_AHEAD allocations of CHUNK: measured, a fresh
+        # process read and hashed a 1.4 GiB archive in 0.96 s with it, 1.04 s with separately allocated buffers
+        # (unless something had allocated and freed a big block before).
+        block = memoryview(mmap.mmap(-1, READ_AHEAD * CHUNK))
+        self.buffers = [block[i * CHUNK : (i + 1) * CHUNK] for i in range(READ_AHEAD)]
         self.hash_parts = hash_parts
         self.hashes = [hashlib.sha256() for _ in parts] if hash_parts else []
         # (buffer, bytes in it, part) for the consumer and the hasher; None at the end; an error for the consumer
