@@ -10,8 +10,9 @@ readers), so an archive gives the same Bundle, the same checks and the same mess
 with no file-system work. A skopeo dir tree inside is read from a *view* in a private temporary folder:
 folders, small members with their bytes, every other member as an empty sparse file of its size.
 Locations in the Bundle are view paths either way; ``ArchiveSource.local`` writes one into the view when
-something opens it by name. Blob bytes come from the archive itself: ``verify`` hashes them in one sequential
-pass, ``materialize`` writes each needed blob once beside a destination, for the engine to hard-link into place.
+something opens it by name. Blob bytes come from the archive itself: for ``verify`` the index reads every byte
+and hashes each member (and part) on the way, one sequential read in all; ``materialize`` writes each needed
+blob once beside a destination, for the engine to hard-link into place.
 """
 
 from __future__ import annotations
