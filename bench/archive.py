@@ -300,8 +300,8 @@ class Bench:
         self.out(
             f"Input: the writing case's bundle packed with `regpack pack -o v.tar` ({size / MiB:,.0f} MiB) and "
             f"`-o v.tar.zst` ({compressed.stat().st_size / MiB:,.0f} MiB). Warm page cache; rates over the .tar's "
-            "bytes. verify hashes every byte twice (each blob, and each part for the sidecar), on two threads fed "
-            "by one sequential read."
+            "bytes. verify reads the archive once: the read that indexes it hashes every byte twice (each blob on "
+            "the main thread, each part for the sidecar on another), fed by a reading thread."
         )
         self.out()
         rows = [("competitor", "median", "rate", "CPU median (user+sys)", "runs (s)")]
@@ -312,7 +312,7 @@ class Bench:
             f"verify at {one_core.median / ours.median:.0%} of one core of hashlib over the same bytes (goal >= 85%); "
             f"the .tar.zst at {one_core.median / ours_zst.median:.0%} (decompression on top; no goal). CPU: verify "
             f"needs {median(cpu[ours.name]) / median(cpu[one_core.name]):.2f}x hashlib's (two hashes of every byte, "
-            "on two cores; start-up and reading the bundle first, on one)."
+            "on two cores, in the one read that also indexes the archive; start-up on one)."
         )
         self.out()
 

@@ -107,7 +107,8 @@ def verify(
     """
     path = Path(path)
     try:
-        bundle = layouts.read(path)
+        # An archive is hashed as it is read (one read of its bytes); a folder's blobs after, in parallel.
+        bundle = layouts.read(path, progress=progress, cancel=cancel, hash_members=not fast)
         if base is not None and bundle.from_base:
             from regpack.patch import resolve_base
 
@@ -224,7 +225,11 @@ def _for_users(code: Code, reason: str, location: str, images: list[str]) -> lis
 def _hash_archive(
     bundle: Bundle, progress: ProgressCallback | None, cancel: threading.Event | None
 ) -> tuple[int, int, list[Problem]]:
-    """Blobs of an archive: one sequential read hashes every blob member (and every part, for the sidecar)."""
+    """Blobs of an archive: hashed as the archive was read (``verify``), or by one sequential read now (a bundle
+    read without hashing); either hashes every part too when there is a sidecar. A blob whose digest is not
+    sha256 (sha512), when the index kept no bytes of it, is hashed by one more read of its own."""
+    import hashlib
+
     from regpack.layouts.archive import ArchiveSource, hash_members, read_sidecar
 
     source = bundle.source
@@ -246,26 +251,36 @@ def _hash_archive(
     except BundleError as e:
         out.append(Problem(Severity.ERROR, Code.SIDECAR, e.reason, e.path))
         sidecar = None
-    try:
-        result = hash_members(
-            source,
-            {loc: d.algorithm for loc, d in expected.items()},
-            hash_parts=sidecar is not None,
-            progress=progress,
-            cancel=cancel,
-        )
-    except BundleError as e:
-        out.append(Problem.of(e))
-        return 0, 0, out
+    found: dict[str, str] = {}
+    part_digests = source.part_digests
+    todo = {loc: d.algorithm for loc, d in expected.items()}
+    if source.digests is not None:  # hashed in the read itself
+        for location, digest in expected.items():
+            name = source.name_of(location) or ""
+            kept = source.data.get(name)
+            if kept is not None:
+                found[location] = hashlib.new(digest.algorithm, kept).hexdigest()
+            elif digest.algorithm == "sha256" and name in source.digests:
+                found[location] = source.digests[name]
+        todo = {loc: alg for loc, alg in todo.items() if loc not in found}
+    hash_parts = sidecar is not None and part_digests is None
+    if todo or hash_parts:
+        try:
+            result = hash_members(source, todo, hash_parts=hash_parts, progress=progress, cancel=cancel)
+        except BundleError as e:
+            out.append(Problem.of(e))
+            return 0, 0, out
+        found.update(result.digests)
+        part_digests = part_digests if result.part_digests is None else result.part_digests
     for location, digest in sorted(expected.items()):
-        got = result.digests.get(location)
+        got = found.get(location)
         if got != digest.hex:
             msg = f"blob content hashes to {digest.algorithm}:{got}, expected {digest}"
             out.extend(_for_users(Code.DIGEST_MISMATCH, msg, str(source.display(location)), users[location]))
-    if sidecar is not None and result.part_digests is not None:
+    if sidecar is not None and part_digests is not None:
         side_path, listed = sidecar
         names = [p.name for p in source.parts]
-        for name, got in zip(names, result.part_digests, strict=True):
+        for name, got in zip(names, part_digests, strict=True):
             want = listed.get(name)
             if want is None:
                 msg = f"the sidecar does not list {name}"

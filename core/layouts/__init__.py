@@ -46,15 +46,30 @@ def read(
     *,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    hash_members: bool = False,
 ) -> Bundle:
     """Read any bundle; ``progress`` hears how many images were read so far (``done_files``, message
     "reading"; no total: it is known only at the end), ``cancel`` stops the read between two images
-    (Cancelled). See ``_read``."""
+    (Cancelled). See ``_read``.
+
+    ``hash_members`` (for verify) makes the read of an archive one sequential read of all its bytes that hashes
+    its members and parts on the way (``ArchiveSource.digests``, ``part_digests``); ``progress`` then hears the
+    bytes of the archive read (message "verifying") instead of images, and ``cancel`` stops it within a member.
+    A folder is read as without it."""
+    if hash_members:
+        with watching(None, cancel):
+            return _read(path, layout, hash_members, progress, cancel)
     with watching(progress, cancel):
         return _read(path, layout)
 
 
-def _read(path: Path, layout: Layout | None = None) -> Bundle:
+def _read(
+    path: Path,
+    layout: Layout | None = None,
+    hash_members: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Bundle:
     """Read any bundle. Problems are collected in ``bundle.problems``; call ``bundle.check()`` to refuse them.
 
     A file (or the name of a split archive) is read as an archive of one of the folder layouts.
@@ -62,7 +77,7 @@ def _read(path: Path, layout: Layout | None = None) -> Bundle:
     path = Path(path)
     if layout is None and not path.is_dir() and archive.archive_parts(path) is not None:
         with _cyclic_gc_paused():
-            return archive.read(path)
+            return archive.read(path, hash_members=hash_members, progress=progress, cancel=cancel)
     layout = layout or detect(path)
     readers: dict[Layout, Callable[[Path], Bundle]] = {
         Layout.SKOPEO_DIR: skopeo_dir.read,

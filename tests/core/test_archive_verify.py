@@ -4,7 +4,9 @@ every bad blob, part and read failure named; cancel stops the reading threads.""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -76,21 +78,69 @@ def test_a_flipped_byte_is_named_by_blob_and_part(bundle: Path, tmp_path: Path) 
     assert side.reason.startswith(f"{part.name} hashes to ")
 
 
-def test_verify_reads_the_archive_once(bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pack(bundle, tmp_path / "r.tar")
-    read_bundle = layouts.read(tmp_path / "r.tar")
-    read = 0
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bytes read from the archive's parts (every read goes through ``_read_into``), as a one-item list."""
+    read = [0]
     real_read = reader._read_into
 
     def counting(file: Any, view: memoryview) -> int:
-        nonlocal read
         n = real_read(file, view)
-        read += n
+        read[0] += n
         return n
 
     monkeypatch.setattr(reader, "_read_into", counting)
+    return read
+
+
+@pytest.mark.parametrize("name", ["r.tar", "r.tar.zst"])
+@pytest.mark.parametrize("sidecar", [True, False], ids=["sidecar", "no-sidecar"])
+def test_verify_reads_the_archive_once(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sidecar: bool
+) -> None:
+    pack(bundle, tmp_path / name)
+    if not sidecar:
+        (tmp_path / f"{name}.sha256").unlink()
+    read = counted_reads(monkeypatch)
+    report = verify(tmp_path / name)
+    assert report.ok, report.findings
+    assert report.files_hashed == 3 * len(SIZES)
+    # indexing, every blob and the sidecar's part hashes from one read of each byte: no seek past a layer
+    # first and a second pass after
+    assert read[0] == (tmp_path / name).stat().st_size
+    assert not reading_threads()
+
+
+def test_a_bundle_read_without_hashing_is_verified_in_one_more_read(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack(bundle, tmp_path / "r.tar")
+    read_bundle = layouts.read(tmp_path / "r.tar")
+    read = counted_reads(monkeypatch)
     assert verify_bundle(read_bundle).ok
-    assert read == (tmp_path / "r.tar").stat().st_size  # blobs and sidecar from the same read
+    assert read[0] == (tmp_path / "r.tar").stat().st_size  # blobs and sidecar from the same read
+
+
+@pytest.mark.usefixtures("small_buffers")
+def test_one_pass_progress_counts_the_archive_bytes(bundle: Path, tmp_path: Path) -> None:
+    pack(bundle, tmp_path / "r.tar.zst")
+    size = (tmp_path / "r.tar.zst").stat().st_size
+    seen: list[Progress] = []
+    assert verify(tmp_path / "r.tar.zst", progress=seen.append).ok
+    assert seen and {p.message for p in seen} == {"verifying"}
+    assert {p.total_bytes for p in seen} == {size}
+    done = [p.done_bytes for p in seen]
+    assert done == sorted(done) and done[-1] == size
+
+
+@pytest.mark.parametrize("name", ["r.tar", "r.tar.zst"])
+def test_one_pass_refuses_an_archive_cut_inside_a_layer(bundle: Path, tmp_path: Path, name: str) -> None:
+    pack(bundle, tmp_path / name)
+    size = (tmp_path / name).stat().st_size
+    os.truncate(tmp_path / name, size * 3 // 4)
+    report = verify(tmp_path / name)
+    [finding] = report.errors
+    assert finding.code == "truncated" and finding.where == str(tmp_path / name)
+    assert not reading_threads()
 
 
 def test_a_part_gone_after_listing_is_named(bundle: Path, tmp_path: Path) -> None:
@@ -132,3 +182,69 @@ def test_cancel_stops_the_reading_threads(bundle: Path, tmp_path: Path, name: st
     with pytest.raises(Cancelled):
         verify(tmp_path / name, progress=progress, cancel=cancel)
     assert seen and not reading_threads()
+
+
+def oci_layout_with_a_sha512_layer(root: Path, layer: bytes) -> str:
+    """An OCI layout whose layer is named by its sha512 (as ``umoci``/``skopeo`` may be told to), returning it."""
+    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+    hex512 = hashlib.sha512(layer).hexdigest()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "size": len(config),
+                "digest": f"sha256:{hashlib.sha256(config).hexdigest()}",
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "size": len(layer),
+                    "digest": f"sha512:{hex512}",
+                }
+            ],
+        }
+    ).encode()
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "size": len(manifest),
+                "digest": f"sha256:{hashlib.sha256(manifest).hexdigest()}",
+                "annotations": {"org.opencontainers.image.ref.name": "1"},
+            }
+        ],
+    }
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    (root / "blobs" / "sha512").mkdir()
+    for data in (config, manifest):
+        (root / "blobs" / "sha256" / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    (root / "blobs" / "sha512" / hex512).write_bytes(layer)
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (root / "index.json").write_text(json.dumps(index))
+    return hex512
+
+
+@pytest.mark.parametrize("flip", [False, True], ids=["sound", "flipped"])
+def test_a_sha512_blob_is_hashed_by_one_more_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flip: bool) -> None:
+    layer = os.urandom(200_000)  # bigger than what the index keeps in memory
+    hex512 = oci_layout_with_a_sha512_layer(tmp_path / "oci", layer)
+    if flip:
+        path = tmp_path / "oci" / "blobs" / "sha512" / hex512
+        path.write_bytes(b"X" + layer[1:])
+    archive = tmp_path / "o.tar"
+    subprocess.run(["tar", "-cf", archive, "-C", tmp_path / "oci", "."], check=True)
+    read = counted_reads(monkeypatch)
+    report = verify(archive)
+    size = archive.stat().st_size
+    assert size + len(layer) <= read[0] <= 2 * size  # the one pass, then the sha512 blob's own
+    if not flip:
+        assert report.ok, report.findings
+        assert report.files_hashed == 2  # config and layer
+    else:
+        [finding] = report.errors
+        assert finding.code == "digest-mismatch" and finding.image is not None
+        assert finding.where == f"{archive}:blobs/sha512/{hex512}"
+        assert f"expected sha512:{hex512}" in finding.reason
