@@ -95,14 +95,14 @@ def unpack_folder(reference: Reference) -> str:
     return f"{UNPACK_HOST}/{stored}" if slash and looks_like_host(first) else stored
 
 
-def parse_folder_reference(relative: PurePosixPath, where: Path | str | None = None) -> Reference:
+def parse_folder_reference(relative: PurePosixPath | str, where: Path | str | None = None) -> Reference:
     """Reference of an image folder from its path under the bundle root.
 
     ``calico/node:v3.15.1`` -> calico/node tag v3.15.1; ``registry.example.com:5000/calico/node:v1`` (skopeo
     sync --scoped) keeps the host apart; ``redis@sha256:<hex>`` is a digest reference; no tag means latest.
     The first of several components is a host when it looks like one (Docker's rule, see looks_like_host).
     """
-    parts = list(relative.parts)
+    parts = relative.split("/") if isinstance(relative, str) else list(relative.parts)
     if not parts or any(p in ("", ".", "..") for p in parts):
         raise BundleError(f"image folder {quoted(str(relative), 300)} has an empty, '.' or '..' path component", where)
     host = ""

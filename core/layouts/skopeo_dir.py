@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import stat
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
@@ -158,8 +158,8 @@ def manifest_file_name(digest: Digest) -> str:
     return f"{digest.hex}.manifest.json"
 
 
-def read_version(folder: Path, bundle: Bundle, image: str, safe: SafeRoot) -> str:
-    path = folder / "version"
+def read_version(folder: Path | str, bundle: Bundle, image: str, safe: SafeRoot) -> str:
+    path = f"{folder}/version"
     try:
         found = safe.file(path, "version file")
     except BundleError as e:
@@ -204,13 +204,12 @@ def read(root: Path) -> Bundle:
                 )
     for folder, names in _image_folders(root, bundle, safe):
         relative = folder[len(top) + 1 :] if folder != top else root.name
-        rel = PurePosixPath(relative)
         try:
-            reference = parse_folder_reference(rel, folder)
+            reference = parse_folder_reference(relative, folder)
         except BundleError as e:
             bundle.problem(e.reason, folder, relative, code=Code.BAD_NAME)
             continue
-        image = read_image_folder(bundle, safe, Path(folder), reference, names)
+        image = read_image_folder(bundle, safe, folder, reference, names)
         if image is not None:
             bundle.images.append(image)
     if not bundle.images and not bundle.problems:
@@ -219,11 +218,14 @@ def read(root: Path) -> Bundle:
 
 
 def read_image_folder(
-    bundle: Bundle, safe: SafeRoot, folder: Path, reference: Reference, names: list[str] | None = None
+    bundle: Bundle, safe: SafeRoot, folder: Path | str, reference: Reference, names: list[str] | None = None
 ) -> Image | None:
-    """One image folder; ``names`` are its file names when the caller listed it already."""
+    """One image folder (an absolute name, or a Path); ``names`` are its file names when the caller listed it
+    already. Names stay strings while reading: a big bundle has a folder per image, and a Path costs more to
+    build than reading the folder's version file."""
     name = str(reference)
-    version = read_version(folder, bundle, name, safe)
+    base = folder if isinstance(folder, str) else os.path.abspath(folder)
+    version = read_version(base, bundle, name, safe)
     signatures: dict[str, Path] = {}
     try:
         entries = sorted(names if names is not None else os.listdir(folder))
@@ -233,13 +235,12 @@ def read_image_folder(
     for entry in entries:
         if _SIGNATURE.fullmatch(entry):
             try:
-                found = safe.file(folder / entry, "signature")
+                found = safe.file(f"{base}/{entry}", "signature")
             except BundleError as e:
                 bundle.problem(e.reason, e.path, name, code=Code.UNSAFE)
                 continue
             if found is not None:
                 signatures[entry] = Path(found[0])
-    base = os.path.abspath(folder)
     image = build_image(
         bundle,
         safe,
@@ -247,13 +248,13 @@ def read_image_folder(
         f"{base}/manifest.json",
         lambda d: f"{base}/{manifest_file_name(d)}",
         lambda d: f"{base}/{blob_file_name(d, version)}",
-        folder=folder,
+        folder=Path(base),
         signatures=signatures,
     )
     if image is not None and reference.digest is not None and image.digest != reference.digest:
         bundle.problem(
             f"folder is named for {reference.digest} but manifest.json hashes to {image.digest}",
-            folder / "manifest.json",
+            f"{base}/manifest.json",
             name,
             code=Code.DIGEST_MISMATCH,
         )
