@@ -1111,6 +1111,16 @@ class MainWindow(QMainWindow):
             self.progress.set_title(f"Verifying {job.dest.name}")
         self.progress.update_progress(estimate)
 
+    def _transfer_finished(self, what: str, line: str, details: str, ok: bool, again: str) -> None:
+        """A push or a pull ended: its summary in a message box (with what to do when some images failed)."""
+        icon = QMessageBox.Icon.Information if ok else QMessageBox.Icon.Warning
+        box = QMessageBox(icon, f"{what} finished" if ok else f"{what} incomplete", line, parent=self)
+        box.setInformativeText("" if ok else again)
+        box.setDetailedText(details)
+        self.info_dialog = box
+        self.statusBar().showMessage(f"{what}: {line}", 10000)
+        box.open()
+
     def _job_finished(self, job: Job, result: object) -> None:
         kind = job.kind
         if kind is JobKind.LOAD:
@@ -1125,24 +1135,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(self.verify_view.summary.text(), 10000)
         elif kind is JobKind.PUSH:
             assert isinstance(result, PushResult), result
-            line, details = push_summary(result)
-            icon = QMessageBox.Icon.Information if result.ok else QMessageBox.Icon.Warning
-            box = QMessageBox(icon, "Push finished" if result.ok else "Push incomplete", line, parent=self)
-            box.setInformativeText("" if result.ok else "Push again to send what is missing.")
-            box.setDetailedText(details)
-            self.info_dialog = box
-            self.statusBar().showMessage(f"Push: {line}", 10000)
-            box.open()
+            self._transfer_finished("Push", *push_summary(result), result.ok, "Push again to send what is missing.")
         elif kind is JobKind.PULL:
             assert isinstance(result, PullResult), result
-            line, details = pull_summary(result)
-            icon = QMessageBox.Icon.Information if result.ok else QMessageBox.Icon.Warning
-            box = QMessageBox(icon, "Pull finished" if result.ok else "Pull incomplete", line, parent=self)
-            box.setInformativeText("" if result.ok else "Pull again to fetch what is missing.")
-            box.setDetailedText(details)
-            self.info_dialog = box
-            self.statusBar().showMessage(f"Pull: {line}", 10000)
-            box.open()
+            self._transfer_finished("Pull", *pull_summary(result), result.ok, "Pull again to fetch what is missing.")
             if result.ok:
                 self.open_bundle(result.dest)
         elif kind in (JobKind.PACK, JobKind.UNPACK):

@@ -1106,20 +1106,13 @@ def _index_hashing(source: ArchiveSource, cancel: threading.Event | None, progre
             return None
         h = hashlib.sha256()
         kept: list[bytes] | None = [] if member.size <= min(MAX_MANIFEST_BYTES, budget) else None
-        remaining = member.size
-        while remaining:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            piece = stream.read_some(min(CHUNK, remaining))
-            if not piece:
-                raise BundleError(f"the archive is truncated inside member {member.name!r}", where, code=Code.TRUNCATED)
+        for piece in _chunks(stream, member, where, None, cancel):
             if kept is not None:
                 if kept or _json_like(bytes(piece[:64])):
                     kept.append(bytes(piece))  # a view of a buffer the next read fills again: copied
                 else:
                     kept = None
             h.update(piece)
-            remaining -= len(piece)
             meter.add(raw.offset - meter.done_bytes, 0)
         digests[member.name] = h.hexdigest()
         if kept is None:
