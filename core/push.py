@@ -116,6 +116,26 @@ def plan_push(bundle: Bundle, target: Target) -> list[tuple[Image, str]]:
     return sorted(((image, target.destination(image)) for image in bundle.images), key=lambda pair: pair[0].name)
 
 
+def repository_of(destination: str) -> str:
+    """``docker://HOST/REPO:TAG`` or ``docker://HOST/REPO@DIGEST`` -> ``HOST/REPO``."""
+    name = destination.removeprefix("docker://").partition("@")[0]
+    head, colon, tail = name.rpartition(":")
+    return head if colon and "/" not in tail else name
+
+
+def by_repository(work: list[tuple[Image, str]]) -> list[list[tuple[Image, str]]]:
+    """The push work in groups, one per destination repository, each group to be sent in turn (largest first).
+
+    docker-registry 2.8 (and registries built on it) rewrites a repository's blob link files in place while a
+    manifest put into the same repository reads them: two images that share a layer, pushed into one repository
+    at once, can fail with "digest invalid" / "manifest blob unknown". Different repositories never share link
+    files, so they go in parallel."""
+    groups: dict[str, list[tuple[Image, str]]] = {}
+    for image, dest in work:
+        groups.setdefault(repository_of(dest), []).append((image, dest))
+    return sorted(groups.values(), key=lambda group: -len(group))  # stable: name order among equals
+
+
 def read_selected(src: Path, selection: Selection | None) -> tuple[Bundle, tuple[LeftOut, ...]]:
     """The bundle at ``src`` as the selection carries it (renamed, filtered); refused when an error remains.
 
@@ -246,14 +266,18 @@ def push(
         count(per, 1)
         return Outcome(image.name, dest, Status.PUSHED)
 
+    def in_turn(group: list[tuple[Image, str]], source: Callable[[Image], str], src_access: Access) -> list[Outcome]:
+        return [one(image, dest, source, src_access) for image, dest in group]
+
     with source_view(bundle, cancel) as (source, src_access, via), ThreadPoolExecutor(jobs or DEFAULT_JOBS) as pool:
-        futures = {dest: pool.submit(one, image, dest, source, src_access) for image, dest in work}
+        futures = [pool.submit(in_turn, group, source, src_access) for group in by_repository(work)]
         try:
-            for dest, future in futures.items():
-                outcomes[dest] = future.result()
+            for future in futures:
+                for outcome in future.result():
+                    outcomes[outcome.destination] = outcome
         except BaseException:
             cancel.set()
-            for f in futures.values():
+            for f in futures:
                 f.cancel()
             raise
     meter.finish()

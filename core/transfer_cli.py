@@ -42,7 +42,7 @@ def add_commands(
     s = sub.add_parser("push", help="push every image of a bundle into a registry, digests unchanged (skopeo)")
     s.add_argument("src", type=Path, help="a bundle of any layout")
     s.add_argument("registry", help="REGISTRY[/NAMESPACE], e.g. harbor.example.com/project")
-    _access_options(s, positive, typed=True)
+    _access_options(s, positive, typed=True, jobs="repositories at a time, the tags of each in turn")
     s.add_argument("--dry-run", action="store_true", help="list what would be pushed where, contact nothing")
     add_selection(s)
 
@@ -54,10 +54,10 @@ def add_commands(
     )  # fmt: skip
     s.add_argument("--pack", action="store_true", help="store as registry storage (no second copy kept)")
     s.add_argument("--platform", default="all", help="all (default) or one OS/ARCH[/VARIANT]")
-    _access_options(s, positive, typed=False)
+    _access_options(s, positive, typed=False, jobs="images at a time")
 
 
-def _access_options(s: argparse.ArgumentParser, positive: Callable[[str], int], typed: bool) -> None:
+def _access_options(s: argparse.ArgumentParser, positive: Callable[[str], int], typed: bool, jobs: str) -> None:
     g = s.add_argument_group("registry access")
     g.add_argument("--authfile", type=Path, help="containers auth.json (default: REGISTRY_AUTH_FILE or skopeo's)")
     if typed:
@@ -65,7 +65,7 @@ def _access_options(s: argparse.ArgumentParser, positive: Callable[[str], int], 
         g.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     g.add_argument("--tls-verify", default="true", choices=("true", "false"), help="verify TLS (default true)")
     g.add_argument("--cert-dir", type=Path, help="folder of CA certificates (*.crt) and client keys for TLS")
-    g.add_argument("--jobs", type=positive, default=None, help="images at a time (default: 4)")
+    g.add_argument("--jobs", type=positive, default=None, help=f"{jobs} (default: 4)")
     console.add_progress_options(s)
 
 
