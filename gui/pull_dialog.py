@@ -7,20 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QFileDialog, QLineEdit, QWidget
 
+from regpack.gui.registry_form import RegistryDialog, optional_path, with_browse
 from regpack.progress import ProgressCallback
 from regpack.pull import PullResult, pull
 from regpack.transfer import Access
@@ -37,19 +26,14 @@ class PullOptions:
     cert_dir: Path | None = None
 
 
-def _with_browse(edit: QLineEdit, choose: Callable[[], str]) -> QHBoxLayout:
-    button = QPushButton("Browse…")
-    button.clicked.connect(lambda: (lambda name: edit.setText(name) if name else None)(choose()))
-    row = QHBoxLayout()
-    row.addWidget(edit, 1)
-    row.addWidget(button)
-    return row
-
-
-class PullDialog(QDialog):
+class PullDialog(RegistryDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Pull images into a bundle")
+        super().__init__(
+            "Pull images into a bundle",
+            typed_login=False,
+            tls_text="Verify the registries' TLS certificates",
+            parent=parent,
+        )
         self.list_edit = QLineEdit()
         self.list_edit.setPlaceholderText("a text file of references (# comments) or skopeo-sync YAML")
         self.dest_edit = QLineEdit()
@@ -57,37 +41,17 @@ class PullDialog(QDialog):
         self.pack_check = QCheckBox("Store as registry storage (packed: every blob once)")
         self.pack_check.setChecked(True)
         self.platform_edit = QLineEdit("all")
-        self.authfile_edit = QLineEdit()
-        self.authfile_edit.setPlaceholderText("default: REGISTRY_AUTH_FILE or skopeo's auth.json")
-        self.tls_check = QCheckBox("Verify the registries' TLS certificates")
-        self.tls_check.setChecked(True)
-        self.problem = QLabel()
-        self.problem.setWordWrap(True)
-        form = QFormLayout()
-        form.addRow(
+        self.form.addRow(
             "Image list:",
-            _with_browse(self.list_edit, lambda: QFileDialog.getOpenFileName(self, "Image list")[0]),
+            with_browse(self.list_edit, lambda: QFileDialog.getOpenFileName(self, "Image list")[0]),
         )
-        form.addRow(
-            "Into:", _with_browse(self.dest_edit, lambda: QFileDialog.getExistingDirectory(self, "Bundle folder"))
+        self.form.addRow(
+            "Into:", with_browse(self.dest_edit, lambda: QFileDialog.getExistingDirectory(self, "Bundle folder"))
         )
-        form.addRow("", self.pack_check)
-        form.addRow("Platform:", self.platform_edit)
-        form.addRow(
-            "Auth file:", _with_browse(self.authfile_edit, lambda: QFileDialog.getOpenFileName(self, "Auth file")[0])
-        )
-        form.addRow("", self.tls_check)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.problem)
-        layout.addWidget(self.buttons)
-        for edit in (self.list_edit, self.dest_edit, self.platform_edit, self.authfile_edit):
-            edit.textChanged.connect(self._check)
-        self._check()
+        self.form.addRow("", self.pack_check)
+        self.form.addRow("Platform:", self.platform_edit)
+        self.add_access_rows()
+        self.finish(self.list_edit, self.dest_edit, self.platform_edit)
 
     def reason(self) -> str:
         list_file = self.list_edit.text().strip()
@@ -101,25 +65,17 @@ class PullDialog(QDialog):
         platform = self.platform_edit.text().strip()
         if platform != "all" and ("," in platform or len(platform.split("/")) not in (2, 3)):
             return "Platform: all, or one OS/ARCH[/VARIANT] such as linux/arm64."
-        authfile = self.authfile_edit.text().strip()
-        if authfile and not Path(authfile).is_file():
-            return f"No auth file at {authfile}."
-        return ""
-
-    def _check(self) -> None:
-        why = self.reason()
-        self.problem.setText(why)
-        self.ok_button.setEnabled(not why)
+        return self.access_reason()
 
     def options(self) -> PullOptions:
-        authfile = self.authfile_edit.text().strip()
         return PullOptions(
             Path(self.list_edit.text().strip()),
             Path(self.dest_edit.text().strip()),
             self.pack_check.isChecked(),
             self.platform_edit.text().strip(),
-            Path(authfile) if authfile else None,
+            optional_path(self.authfile_edit),
             self.tls_check.isChecked(),
+            optional_path(self.cert_edit),
         )
 
 

@@ -111,3 +111,41 @@ def test_pull_from_the_window_packs_the_list_and_opens_it(
         assert sorted(i.name for i in window.bundle.images) == [f"rel/{ref}" for ref in refs]
     finally:
         registry.stop()
+
+
+def test_pull_from_the_window_over_tls_with_a_certificate_folder(
+    open_and_wait, qtbot, window, sample_bundle: Path, tmp_path: Path
+):
+    """A site's registry: its own CA (the dialog's certificate folder), a login (the auth file), TLS verified."""
+    from tests.support.secure import missing_secure_tools, start_secure_registry
+
+    missing = missing_tools() + missing_secure_tools()
+    if missing:
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(f"needs {', '.join(missing)}", pytrace=False)
+        pytest.skip(f"needs {', '.join(missing)}")
+    secure = start_secure_registry(tmp_path / "secure")
+    try:
+        access = Access(secure.authfile, True, secure.cert_dir)
+        assert push(sample_bundle, Target(secure.host, "site"), access=access).ok
+        listing = tmp_path / "release.txt"
+        listing.write_text(f"{secure.host}/site/demo/web:1.0\n{secure.host}/site/api:2.1\n")
+        window.pull_action.trigger()
+        dialog = window.pull_dialog
+        assert dialog is not None
+        dialog.list_edit.setText(str(listing))
+        dialog.dest_edit.setText(str(tmp_path / "pulled"))
+        dialog.authfile_edit.setText(str(secure.authfile))
+        dialog.cert_edit.setText(str(tmp_path / "no-such-folder"))
+        assert not dialog.ok_button.isEnabled() and "no-such-folder" in dialog.problem.text()
+        dialog.cert_edit.setText(str(secure.cert_dir))
+        assert dialog.tls_check.isChecked() and dialog.ok_button.isEnabled(), dialog.problem.text()
+        assert dialog.options().cert_dir == secure.cert_dir
+        with qtbot.waitSignal(window.bundle_loaded, timeout=120_000):
+            qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+        assert window.error_dialog is None
+        assert window.info_dialog is not None and window.info_dialog.text().startswith("2 images: 2 pulled")
+        assert window.bundle is not None
+        assert sorted(i.name for i in window.bundle.images) == ["site/api:2.1", "site/demo/web:1.0"]
+    finally:
+        secure.registry.stop()
