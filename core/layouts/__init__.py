@@ -60,7 +60,7 @@ def read(
         with watching(None, cancel):
             return _read(path, layout, hash_members, progress, cancel)
     with watching(progress, cancel):
-        return _read(path, layout)
+        return _read(path, layout, cancel=cancel)  # an archive's index checks it member by member
 
 
 def _read(

@@ -60,6 +60,39 @@ def test_a_cancelled_read_starts_nothing(bundles: dict[str, Path]) -> None:
     assert events == []
 
 
+@pytest.mark.parametrize("zst", [False, True], ids=["tar", "tar.zst"])
+def test_cancel_stops_an_archive_while_its_members_are_indexed(
+    bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zst: bool
+) -> None:
+    """The index of a big archive takes seconds before its first image: Cancel must not wait for that image."""
+    from regpack.layouts import archive
+
+    path = bundles["archive"]
+    if zst:
+        path = tmp_path / "release.tar.zst"
+        pack(bundles["dir"], path)
+    cancel = threading.Event()
+    headers = archive.iter_members
+    seen: list[str] = []
+
+    def cancelled_after_three(stream: object, where: Path) -> object:
+        for member in headers(stream, where):  # type: ignore[arg-type]
+            seen.append(member[0])
+            if len(seen) == 3:
+                cancel.set()
+            yield member
+
+    def no_layout(source: object) -> object:
+        raise AssertionError("the index ran to its end after Cancel")
+
+    monkeypatch.setattr(archive, "iter_members", cancelled_after_three)
+    monkeypatch.setattr(archive, "_find_layout", no_layout)
+    events: list[Progress] = []
+    with pytest.raises(Cancelled):
+        layouts.read(path, progress=events.append, cancel=cancel)
+    assert len(seen) == 3 and events == []
+
+
 def test_without_a_watch_a_read_is_as_before_and_two_threads_count_apart(bundles: dict[str, Path]) -> None:
     assert len(layouts.read(bundles["dir"]).images) == IMAGES
     counts: dict[str, int] = {}
