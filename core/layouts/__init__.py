@@ -11,7 +11,7 @@ from pathlib import Path
 
 from regpack.bundle import Bundle, Layout
 from regpack.errors import BundleError, Code
-from regpack.layouts import archive, oci, registry, skopeo_dir
+from regpack.layouts import archive, docker_archive, oci, registry, skopeo_dir
 from regpack.layouts._watch import watching
 from regpack.progress import ProgressCallback
 
@@ -31,6 +31,11 @@ def detect(path: Path) -> Layout:
     if oci.detect(path):
         return Layout.OCI
     if skopeo_dir.detect(path):
+        top = path / "manifest.json"
+        if top.is_file() and not top.is_symlink():
+            with open(top, "rb") as f:
+                if docker_archive.is_index(f.read(4096)):
+                    raise BundleError(docker_archive.REFUSAL, path, code=Code.INVALID)
         return Layout.SKOPEO_DIR
     raise BundleError(
         "no images found: not a skopeo dir tree (no manifest.json below), registry storage "

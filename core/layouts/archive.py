@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 from regpack.bundle import Bundle, Layout, Role
 from regpack.errors import BundleError, Cancelled, Code, printable
+from regpack.layouts import docker_archive
 from regpack.layouts._common import Entry, FileStat
 from regpack.manifest import MAX_MANIFEST_BYTES, Kind, SharedDescriptors
 from regpack.plan import PlaceBlob, Plan
@@ -770,6 +771,8 @@ def iter_members(stream: _Stream, where: Path) -> Iterator[Member]:
             long_name, pax = None, {}
             if type_ not in _PLAIN_TYPES:
                 what = _TYPE_NAMES.get(type_, f"of type {type_.decode('latin-1')!r}")
+                if docker_archive.LAYER_LINK.fullmatch(raw_name.removeprefix("./")):
+                    raise BundleError(docker_archive.REFUSAL, where, code=Code.INVALID)
                 raise BundleError(
                     f"member {printable(raw_name)[:300]!r} is {what}; a received archive may hold only files and "
                     "folders",
@@ -1374,6 +1377,10 @@ def _find_layout(source: ArchiveSource) -> tuple[str, Layout | None]:
     return "", None
 
 
+def _stem(name: str) -> str:
+    return re.sub(r"(\.tar)?(\.zst)?$", "", name)
+
+
 def read(
     path: Path,
     *,
@@ -1386,8 +1393,7 @@ def read(
     Registry storage and OCI layouts are read straight from the member index; a dir tree from a view of real
     files built for its reader. With ``hash_members`` the index reads the whole archive once and hashes its
     members (and parts) on the way, for verify: see ``open_archive``."""
-    from regpack import layouts
-    from regpack.layouts import oci, registry
+    from regpack.layouts import oci, registry, skopeo_dir
 
     source = open_archive(path, cancel, hash_members=hash_members, progress=progress)
     inner, layout = _find_layout(source)
@@ -1399,6 +1405,9 @@ def read(
             source.path,
             code=Code.EMPTY,
         )
+    if layout is Layout.SKOPEO_DIR and docker_archive.is_index(source.data.get("manifest.json", b"{")):
+        source.view.cleanup()
+        raise BundleError(docker_archive.REFUSAL, source.path, code=Code.INVALID)
     source.inner = inner
     root = f"{source.view_root}/{inner}" if inner else source.view_root
     _fill_manifests(source, layout)
@@ -1406,11 +1415,11 @@ def read(
         bundle = registry.read(Path(root), ArchiveTree(source, root))
     elif layout is Layout.OCI:
         # a tag-only reference takes the layout's folder name as repository: the archive's, at its top
-        name = None if inner else re.sub(r"(\.tar)?(\.zst)?$", "", source.path.name)
+        name = None if inner else _stem(source.path.name)
         bundle = oci.read(Path(root), ArchiveTree(source, root), name)
     else:
         _build_view(source)
-        bundle = layouts.read(Path(root), layout)
+        bundle = skopeo_dir.read(Path(root), _stem(source.path.name))  # an image at the top: the archive's name
     # Configs too, for whoever shows them (the window's details); rarely bigger than KEEP, so rarely a pass.
     configs = {
         name

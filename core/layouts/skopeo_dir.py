@@ -188,7 +188,8 @@ def read_version(folder: Path | str, bundle: Bundle, image: str, safe: SafeRoot)
     return version
 
 
-def read(root: Path) -> Bundle:
+def read(root: Path, top_name: str | None = None) -> Bundle:
+    """The dir tree at ``root``; ``top_name`` stands for the folder's name of an image at its top (an archive's)."""
     root = Path(root)
     bundle = Bundle(root, Layout.SKOPEO_DIR)
     safe = SafeRoot(root)
@@ -203,7 +204,7 @@ def read(root: Path) -> Bundle:
                     code=Code.UNFINISHED,
                 )
     for folder, names in _image_folders(root, bundle, safe):
-        relative = folder[len(top) + 1 :] if folder != top else root.name
+        relative = folder[len(top) + 1 :] if folder != top else (top_name or root.name)
         try:
             reference = parse_folder_reference(relative, folder)
         except BundleError as e:
