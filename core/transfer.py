@@ -189,16 +189,32 @@ def typed_credentials(host: str, username: str, password: str) -> Iterator[Path]
         shutil.rmtree(folder, ignore_errors=True)
 
 
+DEFAULT_RETRIES = 3
+
+
 class Skopeo:
     """Builds and runs skopeo commands. No credential ever appears in an argument: only auth file paths."""
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, *, retries: int = DEFAULT_RETRIES) -> None:
         self.binary = binary or find_binary(("skopeo",))
+        self.retries = retries  # skopeo's own: a copy that meets a network error is tried again, waiting longer
 
     def copy_argv(
         self, src: str, dest: str, *, src_access: Access, dest_access: Access, extra: Sequence[str] = ()
     ) -> list[str]:
-        return [self.binary, "copy", *extra, *src_access.args("src-"), *dest_access.args("dest-"), src, dest]
+        return [
+            self.binary,
+            "copy",
+            *self._retry(),
+            *extra,
+            *src_access.args("src-"),
+            *dest_access.args("dest-"),
+            src,
+            dest,
+        ]
+
+    def _retry(self) -> tuple[str, ...]:
+        return ("--retry-times", str(self.retries)) if self.retries else ()
 
     def copy(
         self,
@@ -219,7 +235,7 @@ class Skopeo:
         self, ref: str, access: Access, *, what: str, cancel: threading.Event | None = None
     ) -> bytes | None:
         """The raw manifest at ``ref``; None when the registry says it has no such manifest or repository."""
-        argv = [self.binary, "inspect", "--raw", *access.args(), ref]
+        argv = [self.binary, "inspect", "--raw", *self._retry(), *access.args(), ref]
         try:
             return run_tool(argv, what=what, cancel=cancel).stdout
         except ToolError as e:
@@ -228,7 +244,7 @@ class Skopeo:
             raise
 
     def list_tags(self, ref: str, access: Access, *, cancel: threading.Event | None = None) -> list[str]:
-        argv = [self.binary, "list-tags", *access.args(), ref]
+        argv = [self.binary, "list-tags", *self._retry(), *access.args(), ref]
         done = run_tool(argv, what=f"listing the tags of {ref}", cancel=cancel)
         try:
             tags = json.loads(done.stdout).get("Tags") or []

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from regpack.selection import LeftOut
-    from regpack.transfer import Access
+    from regpack.transfer import Access, Skopeo
 
 COMMANDS = ("serve", "push", "pull")
 # Unlike pack, a transfer cannot take back what already arrived; every image is whole or absent.
@@ -66,7 +66,20 @@ def _access_options(s: argparse.ArgumentParser, positive: Callable[[str], int], 
     g.add_argument("--tls-verify", default="true", choices=("true", "false"), help="verify TLS (default true)")
     g.add_argument("--cert-dir", type=Path, help="folder of CA certificates (*.crt) and client keys for TLS")
     g.add_argument("--jobs", type=positive, default=None, help=f"{jobs} (default: 4)")
+    g.add_argument(
+        "--retries",
+        type=_retries,
+        default=3,
+        metavar="N",
+        help="tries again after a network error, up to N times, waiting longer each time (default: 3; 0: never)",
+    )
     console.add_progress_options(s)
+
+
+def _retries(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"give a whole number, 0 or more, not {text[:40]!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int:
@@ -207,8 +220,9 @@ def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
     with _access(args, target.host) as access:
         try:
             result = push(
-                args.src, target, access=access, jobs=args.jobs, selection=selection, progress=bar, cancel=cancel
-            )
+                args.src, target, access=access, jobs=args.jobs, selection=selection, progress=bar, cancel=cancel,
+                skopeo=_skopeo(args),
+            )  # fmt: skip
         finally:
             bar.close()
     _report_left_out(result.left_out)
@@ -226,6 +240,12 @@ def _push(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
         if o.status in (Status.FAILED, Status.NOT_ATTEMPTED):
             sys.stderr.write(f"regpack: error: {o.image} -> {o.destination}: {o.status.value}: {o.reason}\n")
     return 0 if result.ok else 1
+
+
+def _skopeo(args: argparse.Namespace) -> Skopeo:
+    from regpack.transfer import Skopeo
+
+    return Skopeo(retries=args.retries)
 
 
 def _report_left_out(left_out: Sequence[LeftOut]) -> None:
@@ -250,7 +270,7 @@ def _pull(args: argparse.Namespace, out: TextIO, cancel: threading.Event) -> int
         try:
             result = pull(
                 args.list, args.output, platform=args.platform, access=access, jobs=args.jobs, pack=args.pack,
-                progress=bar, cancel=cancel,
+                progress=bar, cancel=cancel, skopeo=_skopeo(args),
             )  # fmt: skip
         finally:
             bar.close()

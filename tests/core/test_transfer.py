@@ -151,3 +151,10 @@ def test_transfer_progress_counts_images(monkeypatch: pytest.MonkeyPatch) -> Non
     plain = display("plain", log, unit="images")
     plain(Progress(0, 0, 3, 10, "pulling"))  # a pull knows no sizes in advance: no bytes shown
     assert log.getvalue() == "regpack: pulling · 30.0% · 3 of 10 images\n"
+
+
+def test_skopeo_is_asked_to_retry_unless_told_not_to() -> None:
+    argv = Skopeo("/usr/bin/skopeo").copy_argv("dir:/a", "docker://h/a:1", src_access=Access(), dest_access=Access())
+    assert argv[:4] == ["/usr/bin/skopeo", "copy", "--retry-times", "3"]
+    never = Skopeo("/usr/bin/skopeo", retries=0)
+    assert "--retry-times" not in never.copy_argv("dir:/a", "docker://h/a:1", src_access=Access(), dest_access=Access())
