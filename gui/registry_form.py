@@ -44,6 +44,7 @@ class RegistryDialog(QDialog):
     def __init__(self, title: str, *, typed_login: bool, tls_text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 100)  # the placeholders read whole
         self.form = QFormLayout()
         self.authfile_edit = QLineEdit()
         self.authfile_edit.setPlaceholderText("default: REGISTRY_AUTH_FILE or skopeo's auth.json")
