@@ -81,7 +81,7 @@ def _read(
     """
     path = Path(path)
     if layout is None and not path.is_dir() and archive.archive_parts(path) is not None:
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             return archive.read(path, hash_members=hash_members, progress=progress, cancel=cancel)
     layout = layout or detect(path)
     readers: dict[Layout, Callable[[Path], Bundle]] = {
@@ -90,7 +90,7 @@ def _read(
         Layout.OCI: oci.read,
     }
     reader = readers[layout]
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         return reader(path)
 
 
@@ -103,14 +103,14 @@ def readable(bundle: Bundle, location: str) -> str:
 
 
 @contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
+def cyclic_gc_paused() -> Iterator[None]:
     """Reading a big bundle builds hundreds of thousands of objects and no reference cycles: the cyclic
     collector would only walk them again and again (measured: a tenth to a quarter of the read time at 20,000
     images), so it waits until the read ends.
 
     The collector is one for the whole process, so this happens only when the process runs no other thread
     (the command line): a window's threads, or any other, keep their collector as it is, and the read then
-    simply runs with it."""
+    simply runs with it. Threads the paused work starts itself (verify's hashing pool) end inside the pause."""
     if not gc.isenabled() or not _single_threaded():
         yield
         return
