@@ -7,6 +7,7 @@ one over its member index (layouts.archive), so a reader's logic exists once for
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -94,6 +95,8 @@ class Tree(Protocol):
         ...
 
 
+_BY_NAME = operator.attrgetter("name")
+_new_tuple = tuple.__new__  # a FileStat without NamedTuple's Python-level __new__: one per blob reference
 _OPEN_PLAIN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -118,6 +121,8 @@ class SafeRoot:
         # The folder of the last file checked, and its real path: files are checked folder by folder, and a
         # folder holding one file (a registry blob's) is not worth a place in _dirs.
         self._last_folder = ("", "")
+        # The folder of the running ``scope``, as a prefix of what lies under it and as itself.
+        self._scoped = ("\0", "\0")
         # One Descriptor per blob reference for the whole read (see parse_manifest).
         self.descriptors: SharedDescriptors = {}
 
@@ -126,7 +131,7 @@ class SafeRoot:
 
     def scan(self, folder: str) -> Sequence[Entry]:
         with os.scandir(folder) as listing:
-            return sorted(listing, key=lambda e: e.name)
+            return sorted(listing, key=_BY_NAME)
 
     def listdir(self, folder: Path | str) -> list[str]:
         try:
@@ -167,9 +172,12 @@ class SafeRoot:
     def scope(self, folder: str) -> Iterator[None]:
         # A repository's folders are read once; keeping them would cost more per image than the image itself.
         marks = len(self._dirs), len(self._plain)
+        outer = self._scoped
+        self._scoped = (folder.rstrip("/") + "/", folder)
         try:
             yield
         finally:
+            self._scoped = outer
             prefix = folder.rstrip("/") + "/"
             for cache, mark in ((self._dirs, marks[0]), (self._plain, marks[1])):
                 added = list(itertools.islice(reversed(cache.keys()), max(0, len(cache) - mark)))
@@ -209,8 +217,12 @@ class SafeRoot:
         real_parent = self._real_dir(parent)
         plain = self._plain.get(parent)
         if plain is not None and name in plain:
-            # Listed as a plain folder: its real path follows from its parent's, rebuilt rather than kept.
-            return folder if real_parent == parent else f"{real_parent}/{name}"
+            # Listed as a plain folder: its real path follows from its parent's, rebuilt rather than kept,
+            # except in the folder read now (a repository), whose sub-folders are asked for again and again.
+            real = folder if real_parent == parent else f"{real_parent}/{name}"
+            if remember and (folder.startswith(self._scoped[0]) or folder == self._scoped[1]):
+                self._dirs[folder] = real
+            return real
         st = os.lstat(folder)
         if stat.S_ISLNK(st.st_mode):
             real = os.path.realpath(folder)
@@ -232,7 +244,7 @@ class SafeRoot:
         text = path if isinstance(path, str) and path[:1] == "/" else os.path.abspath(path)
         known = self._files.get(text)
         if known is not None:
-            return (text, FileStat(known)) if isinstance(known, int) else known
+            return (text, _new_tuple(FileStat, (known,))) if isinstance(known, int) else known
         parent, _, name = text.rpartition("/")
         try:
             real_parent = self._dirs.get(parent)

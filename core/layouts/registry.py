@@ -158,8 +158,9 @@ def _read_links(bundle: Bundle, safe: Tree, name: str, folder: str, kind: str) -
     """Digests of ``<folder>/<hex>/link`` files (revisions or layers), each checked against its folder name.
 
     A storage holds a link per blob per repository, tens of thousands in a big bundle: a plain folder entry is
-    read with one open (no symlink followed, no blocking on a FIFO) and one fstat; anything unusual takes the
-    careful path of read_link, which says exactly what is wrong.
+    read with one open (no symlink followed, no blocking on a FIFO) and one read, and a link that holds exactly
+    its folder's digest is taken as it is; anything unusual takes the careful path of read_link, which says
+    exactly what is wrong.
     """
     found: set[Digest] = set()
     try:
@@ -172,10 +173,17 @@ def _read_links(bundle: Bundle, safe: Tree, name: str, folder: str, kind: str) -
     if entries and not safe.folder_inside(folder):
         bundle.problem("folder links outside the bundle; not read", folder, code=Code.UNSAFE, repository=name)
         return found
+    read_plain, fullmatch, add = safe.read_plain, _LINK.fullmatch, found.add
     for entry in entries:
-        link = f"{folder}/{entry.name}/link"
+        hex_ = entry.name
+        link = f"{folder}/{hex_}/link"
+        plain_folder = entry.is_dir(follow_symlinks=False)
+        if plain_folder:
+            data = read_plain(link, MAX_LINK_BYTES)
+            if data is not None and fullmatch(data) and data[7:] == hex_.encode():
+                add(_sha256(hex_))  # the usual case: the folder's own digest, nothing more to say
+                continue
         try:
-            plain_folder = entry.is_dir(follow_symlinks=False)
             digest = _read_plain_link(safe, link) if plain_folder else None
             if digest is None:
                 if plain_folder and not safe.lexists(link):
@@ -186,23 +194,31 @@ def _read_links(bundle: Bundle, safe: Tree, name: str, folder: str, kind: str) -
         except BundleError as e:
             bundle.problem(e.reason, e.path, code=e.code_or(Code.BAD_LINK), repository=name)
             continue
-        if digest.hex != entry.name:
+        if digest.hex != hex_:
             bundle.problem(
-                f"{kind} link names {digest}, its folder says {quoted(entry.name)}",
+                f"{kind} link names {digest}, its folder says {quoted(hex_)}",
                 link,
                 code=Code.BAD_LINK,
                 repository=name,
             )
             continue
-        found.add(digest)
+        add(digest)
     return found
+
+
+def _sha256(hex_: str) -> Digest:
+    """The Digest of a link checked to hold exactly ``sha256:<hex_>``, without the named tuple's Python ``__new__``."""
+    return _new_tuple(Digest, ("sha256", hex_))
+
+
+_new_tuple = tuple.__new__
 
 
 def _read_plain_link(safe: Tree, link: str) -> Digest | None:
     """The digest in a link file that holds exactly one; None for anything else (missing, a symbolic link, not
     a regular file, other content), and then the careful read_link says what is wrong."""
     data = safe.read_plain(link, MAX_LINK_BYTES)
-    return Digest("sha256", data[7:].decode()) if data is not None and _LINK.fullmatch(data) else None
+    return _sha256(data[7:].decode()) if data is not None and _LINK.fullmatch(data) else None
 
 
 class _BlobFolders:
@@ -228,24 +244,26 @@ class _BlobFolders:
 def _read_repository(
     bundle: Bundle, safe: Tree, name: str, repo_dir: Path, blob_folders: _BlobFolders, has_signatures: bool
 ) -> None:
-    manifests_dir = repo_dir / "_manifests"
-    revisions = _read_links(bundle, safe, name, f"{os.path.abspath(manifests_dir)}/revisions/sha256", "revision")
-    layers = _read_links(bundle, safe, name, f"{os.path.abspath(repo_dir)}/_layers/sha256", "layer")
+    repo_text = os.path.abspath(repo_dir)
+    revisions = _read_links(bundle, safe, name, f"{repo_text}/_manifests/revisions/sha256", "revision")
+    layers = _read_links(bundle, safe, name, f"{repo_text}/_layers/sha256", "layer")
 
     locate = blob_folders.locate
     tagged: set[Digest] = set()
     reached: set[Digest] = set()
-    tags_dir = manifests_dir / "tags"
-    tags_text = os.path.abspath(tags_dir)
-    for tag in safe.listdir(tags_dir):
+    tags_text = f"{repo_text}/_manifests/tags"
+    for tag in _tags(safe, tags_text):
         ref = f"{name}:{tag}"
         if not valid_tag(tag):
-            bundle.problem(f"invalid tag {quoted(tag, 200)}", tags_dir / tag, ref, code=Code.BAD_NAME)
+            bundle.problem(f"invalid tag {quoted(tag, 200)}", f"{tags_text}/{tag}", ref, code=Code.BAD_NAME)
             continue
         tag_dir = f"{tags_text}/{tag}"
         current = f"{tag_dir}/current/link"
+        # The usual link (a plain file holding a digest, in folders that lie inside) in one open and one read;
+        # read_link says what is wrong with any other.
+        digest = _read_plain_link(safe, current) if safe.folder_inside(f"{tag_dir}/current") else None
         try:
-            digest = read_link(current, safe)
+            digest = digest or read_link(current, safe)
         except BundleError as e:
             bundle.problem(e.reason, e.path, ref, code=e.code_or(Code.BAD_LINK))
             continue
@@ -302,6 +320,17 @@ def _read_repository(
             untagged.append(image)
     platforms = {m.digest for img in untagged for m in img.children} | reached
     bundle.images.extend(img for img in untagged if img.digest not in platforms)
+
+
+def _tags(safe: Tree, folder: str) -> list[str]:
+    """The tag names under ``_manifests/tags`` (none when it is not there); the listing also tells ``safe``
+    which tag folders are plain, so checking each one's ``current`` folder needs no look at the tag's own."""
+    try:
+        entries = safe.scan(folder)
+    except FileNotFoundError:
+        return []
+    safe.trust_folders(folder, entries)
+    return [entry.name for entry in entries]
 
 
 def _signatures(bundle: Bundle, safe: Tree, reference: Reference) -> dict[str, Path]:
