@@ -122,9 +122,19 @@ def _hash_big(path: str, algorithm: str, stop: threading.Event, report: Progress
 
 def _hash_small(path: str, algorithm: str, size: int) -> Hashed:
     """One open, one read of ``size + 1`` bytes (one more than expected shows a file that grew), one close."""
+    return hash_small_file(path, algorithm, size)[1]
+
+
+def hash_small_file(path: str, algorithm: str, size: int, inode: bool = False) -> tuple[tuple[int, int] | None, Hashed]:
+    """``_hash_small``, and with ``inode`` the file's (device, inode) from an fstat of the open file: what tells
+    two names of one file apart from two files (None when the file could not be opened)."""
+    key = None
     try:
         fd = os.open(path, _OPEN)
         try:
+            if inode:
+                st = os.fstat(fd)
+                key = (st.st_dev, st.st_ino)
             data = os.read(fd, size + 1)
             # Asked for one byte more than expected, a regular file returning fewer is at its end; reading
             # on is only for a file that came up short (it shrank, or a network file system reads in parts).
@@ -140,7 +150,7 @@ def _hash_small(path: str, algorithm: str, size: int) -> Hashed:
         finally:
             os.close(fd)
     except OSError as e:
-        return Hashed("", 0, e.strerror or str(e))
+        return key, Hashed("", 0, e.strerror or str(e))
     new = _CONSTRUCTORS.get(algorithm)
     h = new(data) if new is not None else hashlib.new(algorithm, data)
-    return Hashed(h.hexdigest(), read)
+    return key, Hashed(h.hexdigest(), read)

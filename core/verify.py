@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from regpack import layouts
-from regpack.bundle import Bundle, Layout, Role
+from regpack.bundle import Bundle, Layout, Locations, Role
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Problem, Severity, printable, worst_by_image
+from regpack.hashing import SMALL_FILE, Hashed, hash_small_file
+from regpack.layouts import cyclic_gc_paused
+from regpack.layouts._common import FileStat, SafeRoot
 from regpack.progress import Meter, ProgressCallback
 
 # The engine (thread pools), the folder hasher and patches are imported where used: verify of an archive,
@@ -106,15 +109,41 @@ def verify(
     patch was made against) they are checked there like the patch's own blobs.
     """
     path = Path(path)
+    # The read and the hashing after it as one pause of the cyclic collector (see layouts.cyclic_gc_paused): the
+    # hashing allocates a few objects per file, enough to start a full collection over everything the read made.
+    with cyclic_gc_paused():
+        return _verify(path, fast=fast, jobs=jobs, progress=progress, cancel=cancel, base=base)
+
+
+def _verify(
+    path: Path,
+    *,
+    fast: bool,
+    jobs: int | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    base: Path | None,
+) -> Report:
     try:
-        # An archive is hashed as it is read (one read of its bytes); a folder's blobs after, in parallel.
-        bundle = layouts.read(path, progress=progress, cancel=cancel, hash_members=not fast)
+        # An archive is hashed as it is read (one read of its bytes); registry storage's small blobs as the
+        # reader checks them; the other blobs of a folder after the read, in parallel.
+        early: Mapping[str, EarlyHash] = {}
+        if not fast and path.is_dir() and layouts.detect(path) is Layout.REGISTRY:
+            from regpack.layouts import registry
+            from regpack.layouts._watch import watching
+
+            tree = _HashingRoot(path)
+            with watching(None, cancel):
+                bundle = registry.read(path, tree)
+            early = tree.hashed
+        else:
+            bundle = layouts.read(path, progress=progress, cancel=cancel, hash_members=not fast)
         if base is not None and bundle.from_base:
             from regpack.patch import resolve_base
 
             expected = dict(bundle.from_base)
             bundle = resolve_base(bundle, layouts.read(Path(base)))
-            report = verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel)
+            report = verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel, early=early)
             return replace(
                 report,
                 from_base_blobs=len(expected),
@@ -123,7 +152,37 @@ def verify(
             )
     except BundleError as e:
         return Report(path, "unknown", (Problem.of(e),), (), 0, 0, fast)
-    return verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel)
+    return verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel, early=early)
+
+
+class EarlyHash(NamedTuple):
+    """A blob file hashed while the bundle was read: its (device, inode), the algorithm, what hashing gave."""
+
+    key: tuple[int, int]
+    algorithm: str
+    hashed: Hashed
+
+
+class _HashingRoot(SafeRoot):
+    """Registry storage on disk as verify reads it: each small blob file is hashed when the reader first checks
+    it (its folder and inode are fresh then), so the hashing after the read has no stat and no pool task left
+    for it. Big blobs are left to the pool, which spreads them over the cores."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.hashed: dict[str, EarlyHash] = {}
+
+    def file(self, path: Path | str, what: str) -> tuple[str, FileStat] | None:
+        found = super().file(path, what)
+        if found is not None and what == "blob":
+            real, st = found
+            if st.st_size <= SMALL_FILE and real not in self.hashed:
+                # .../blobs/<algorithm>/<xx>/<hex>/data: the algorithm the reader expects this file to hash with
+                algorithm = real.rsplit("/", 4)[-4]
+                key, hashed = hash_small_file(real, algorithm, st.st_size, inode=True)
+                if key is not None and not hashed.error:
+                    self.hashed[real] = EarlyHash(key, algorithm, hashed)
+        return found
 
 
 def verify_bundle(
@@ -133,7 +192,9 @@ def verify_bundle(
     jobs: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    early: Mapping[str, EarlyHash] | None = None,
 ) -> Report:
+    """Verify a bundle read already; ``early``: files hashed while it was read (by their real path)."""
     findings = list(bundle.problems)
     names = tuple(img.name for img in bundle.images)
     hashed_bytes = hashed_files = 0
@@ -143,7 +204,9 @@ def verify_bundle(
         else:
             from regpack.engine import default_jobs
 
-            hashed_bytes, hashed_files, more = _hash_blobs(bundle, jobs or default_jobs(), progress, cancel)
+            hashed_bytes, hashed_files, more = _hash_blobs(
+                bundle, jobs or default_jobs(), progress, cancel, early or {}
+            )
         findings.extend(more)
     return Report(
         bundle.root,
@@ -163,8 +226,10 @@ def _hash_blobs(
     jobs: int,
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
+    early: Mapping[str, EarlyHash],
 ) -> tuple[int, int, list[Problem]]:
-    """Hash each distinct file (by inode) once; a bad file is reported for every image that uses it."""
+    """Hash each distinct file (by inode) once; a bad file is reported for every image that uses it. A file in
+    ``early`` was hashed while the bundle was read: its result is taken as it is."""
     from regpack.hashing import FileToHash, hash_files
 
     # Manifests were hashed while reading (their digest is computed from their bytes); hash config and layers.
@@ -172,23 +237,29 @@ def _hash_blobs(
     files: dict[tuple[int, int], tuple[str, Digest, int]] = {}
     # Registry storage names one file from every image that uses the blob: stat each file name once.
     inodes: dict[str, tuple[int, int] | None] = {}
+    blobs = bundle.blobs
     for image in bundle.images:
         name = image.name  # one string per image, however many files it uses
         manifest_digests = {m.digest for m in image.manifests}
-        for digest, location in image.locations.items():
+        locations = image.locations
+        for digest, location in locations.pairs() if isinstance(locations, Locations) else locations.items():
             if digest in manifest_digests:
                 continue
-            blob = bundle.blobs.get(digest)
+            blob = blobs.get(digest)
             if blob is None or blob.role is Role.MANIFEST:
                 continue
             if location in inodes:
                 key = inodes[location]
             else:
-                try:
-                    st = os.stat(location)
-                    key = inodes[location] = (st.st_dev, st.st_ino)
-                except OSError:
-                    key = inodes[location] = None  # reported while reading
+                known = early.get(location)
+                if known is not None:
+                    key = inodes[location] = known.key
+                else:
+                    try:
+                        st = os.stat(location)
+                        key = inodes[location] = (st.st_dev, st.st_ino)
+                    except OSError:
+                        key = inodes[location] = None  # reported while reading
                 if key is not None:
                     # The size reading found (and checked against the manifest): a file that changed since
                     # is reported as such, not as a digest mismatch.
@@ -197,10 +268,21 @@ def _hash_blobs(
                 users[key].append(name)
     todo = list(files.items())
     meter = Meter(progress, sum(v[2] for _, v in todo), len(todo), "verifying")
-    hashed = hash_files([FileToHash(loc, d.algorithm, size) for _, (loc, d, size) in todo], jobs, cancel, meter.add)
+    hashed: list[Hashed | None] = []
+    left: list[FileToHash] = []
+    for _, (location, digest, size) in todo:
+        known = early.get(location)
+        if known is not None and known.algorithm == digest.algorithm:
+            hashed.append(known.hashed)
+        else:
+            hashed.append(None)
+            left.append(FileToHash(location, digest.algorithm, size))
+    meter.add(sum(h.size for h in hashed if h is not None), len(todo) - len(left))
+    rest = iter(hash_files(left, jobs, cancel, meter.add))
+    results = [h if h is not None else next(rest) for h in hashed]
 
     out: list[Problem] = []
-    for (key, (location, digest, size)), (hex_, read, error) in zip(todo, hashed, strict=True):
+    for (key, (location, digest, size)), (hex_, read, error) in zip(todo, results, strict=True):
         if error is not None:
             msg = f"cannot read blob: {error}"
             out.extend(_for_users(Code.UNREADABLE, msg, location, users[key]))
