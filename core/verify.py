@@ -233,8 +233,10 @@ def _hash_blobs(
     from regpack.hashing import FileToHash, hash_files
 
     # Manifests were hashed while reading (their digest is computed from their bytes); hash config and layers.
-    users: dict[tuple[int, int], list[str]] = defaultdict(list)
-    files: dict[tuple[int, int], tuple[str, Digest, int]] = {}
+    # One check per file and digest: a file reached under several names (hard links) is hashed once, but a file
+    # that two digests name (one blob's data hard-linked to another's) is checked against each.
+    users: dict[tuple[tuple[int, int], Digest], list[str]] = defaultdict(list)
+    files: dict[tuple[tuple[int, int], Digest], tuple[str, Digest, int]] = {}
     # Registry storage names one file from every image that uses the blob: stat each file name once.
     inodes: dict[str, tuple[int, int] | None] = {}
     blobs = bundle.blobs
@@ -249,23 +251,25 @@ def _hash_blobs(
             if blob is None or blob.role is Role.MANIFEST:
                 continue
             if location in inodes:
-                key = inodes[location]
+                inode = inodes[location]
             else:
                 known = early.get(location)
                 if known is not None:
-                    key = inodes[location] = known.key
+                    inode = inodes[location] = known.key
                 else:
                     try:
                         st = os.stat(location)
-                        key = inodes[location] = (st.st_dev, st.st_ino)
+                        inode = inodes[location] = (st.st_dev, st.st_ino)
                     except OSError:
-                        key = inodes[location] = None  # reported while reading
-                if key is not None:
-                    # The size reading found (and checked against the manifest): a file that changed since
-                    # is reported as such, not as a digest mismatch.
-                    files.setdefault(key, (location, digest, blob.size))
-            if key is not None:
-                users[key].append(name)
+                        inode = inodes[location] = None  # reported while reading
+            if inode is None:
+                continue
+            key = (inode, digest)
+            if key not in files:
+                # The size reading found (and checked against the manifest): a file that changed since is
+                # reported as such, not as a digest mismatch.
+                files[key] = (location, digest, blob.size)
+            users[key].append(name)
     todo = list(files.items())
     meter = Meter(progress, sum(v[2] for _, v in todo), len(todo), "verifying")
     hashed: list[Hashed | None] = []
