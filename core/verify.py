@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from regpack import layouts
 from regpack.bundle import Bundle, Layout, Locations, Role
@@ -127,7 +127,7 @@ def _verify(
     try:
         # An archive is hashed as it is read (one read of its bytes); registry storage's small blobs as the
         # reader checks them; the other blobs of a folder after the read, in parallel.
-        early: Mapping[str, EarlyHash] = {}
+        early = EarlyHashes()
         if not fast and path.is_dir() and layouts.detect(path) is Layout.REGISTRY:
             from regpack.layouts import registry
             from regpack.layouts._watch import watching
@@ -135,7 +135,7 @@ def _verify(
             tree = _HashingRoot(path)
             with watching(None, cancel):
                 bundle = registry.read(path, tree)
-            early = tree.hashed
+            early = tree.early
         else:
             bundle = layouts.read(path, progress=progress, cancel=cancel, hash_members=not fast)
         if base is not None and bundle.from_base:
@@ -155,12 +155,28 @@ def _verify(
     return verify_bundle(bundle, fast=fast, jobs=jobs, progress=progress, cancel=cancel, early=early)
 
 
-class EarlyHash(NamedTuple):
-    """A blob file hashed while the bundle was read: its (device, inode), the algorithm, what hashing gave."""
+@dataclass(slots=True)
+class EarlyHashes:
+    """Blob files of registry storage hashed while it was read, by their real path.
 
-    key: tuple[int, int]
-    algorithm: str
-    hashed: Hashed
+    ``ok``: files whose bytes hash to the digest their path names (``blobs/<algorithm>/<xx>/<hex>/data``), of
+    the size the reader found (a set of the strings the bundle keeps anyway: a few dozen bytes a blob);
+    ``other``: what hashing gave for the rest (the algorithm, the result), a file that is damaged or changed.
+    """
+
+    ok: set[str] = field(default_factory=set)
+    other: dict[str, tuple[str, Hashed]] = field(default_factory=dict)
+
+    def __contains__(self, location: str) -> bool:
+        return location in self.ok or location in self.other
+
+    def result(self, location: str, digest: Digest, size: int) -> Hashed | None:
+        """What hashing ``location`` for ``digest`` (read at ``size`` bytes) gives; None: not hashed for it."""
+        if location in self.ok:
+            _, algorithm, _, hex_, _ = location.rsplit("/", 4)
+            return Hashed(hex_, size) if algorithm == digest.algorithm else None
+        found = self.other.get(location)
+        return found[1] if found is not None and found[0] == digest.algorithm else None
 
 
 class _HashingRoot(SafeRoot):
@@ -170,18 +186,22 @@ class _HashingRoot(SafeRoot):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.hashed: dict[str, EarlyHash] = {}
+        self.early = EarlyHashes()
 
     def file(self, path: Path | str, what: str) -> tuple[str, FileStat] | None:
         found = super().file(path, what)
         if found is not None and what == "blob":
             real, st = found
-            if st.st_size <= SMALL_FILE and real not in self.hashed:
-                # .../blobs/<algorithm>/<xx>/<hex>/data: the algorithm the reader expects this file to hash with
-                algorithm = real.rsplit("/", 4)[-4]
-                key, hashed = hash_small_file(real, algorithm, st.st_size, inode=True)
-                if key is not None and not hashed.error:
-                    self.hashed[real] = EarlyHash(key, algorithm, hashed)
+            # Only a file where the reader named it (.../blobs/<algorithm>/<xx>/<hex>/data, no symbolic link on
+            # the way): its path says which digest it must hash to.
+            if real == path and st.st_size <= SMALL_FILE and real not in self.early:
+                _, algorithm, _, hex_, _ = real.rsplit("/", 4)
+                hashed = hash_small_file(real, algorithm, st.st_size)[1]
+                if hashed.error is None:
+                    if hashed.hex == hex_ and hashed.size == st.st_size:
+                        self.early.ok.add(real)
+                    else:
+                        self.early.other[real] = (algorithm, hashed)
         return found
 
 
@@ -192,7 +212,7 @@ def verify_bundle(
     jobs: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
-    early: Mapping[str, EarlyHash] | None = None,
+    early: EarlyHashes | None = None,
 ) -> Report:
     """Verify a bundle read already; ``early``: files hashed while it was read (by their real path)."""
     findings = list(bundle.problems)
@@ -205,7 +225,7 @@ def verify_bundle(
             from regpack.engine import default_jobs
 
             hashed_bytes, hashed_files, more = _hash_blobs(
-                bundle, jobs or default_jobs(), progress, cancel, early or {}
+                bundle, jobs or default_jobs(), progress, cancel, early or EarlyHashes()
             )
         findings.extend(more)
     return Report(
@@ -221,12 +241,16 @@ def verify_bundle(
     )
 
 
+FileKey = tuple[int, int] | str
+"""A file as verify tells files apart: (device, inode), or the path of a file hashed while reading."""
+
+
 def _hash_blobs(
     bundle: Bundle,
     jobs: int,
     progress: ProgressCallback | None,
     cancel: threading.Event | None,
-    early: Mapping[str, EarlyHash],
+    early: EarlyHashes,
 ) -> tuple[int, int, list[Problem]]:
     """Hash each distinct file (by inode) once; a bad file is reported for every image that uses it. A file in
     ``early`` was hashed while the bundle was read: its result is taken as it is."""
@@ -235,10 +259,11 @@ def _hash_blobs(
     # Manifests were hashed while reading (their digest is computed from their bytes); hash config and layers.
     # One check per file and digest: a file reached under several names (hard links) is hashed once, but a file
     # that two digests name (one blob's data hard-linked to another's) is checked against each.
-    users: dict[tuple[tuple[int, int], Digest], list[str]] = defaultdict(list)
-    files: dict[tuple[tuple[int, int], Digest], tuple[str, Digest, int]] = {}
-    # Registry storage names one file from every image that uses the blob: stat each file name once.
-    inodes: dict[str, tuple[int, int] | None] = {}
+    users: dict[tuple[FileKey, Digest], list[str]] = defaultdict(list)
+    files: dict[tuple[FileKey, Digest], tuple[str, Digest, int]] = {}
+    # Registry storage names one file from every image that uses the blob: stat each file name once. A file
+    # hashed while reading is its own key (registry storage keeps a blob in one file, named by its digest).
+    inodes: dict[str, FileKey | None] = {}
     blobs = bundle.blobs
     for image in bundle.images:
         name = image.name  # one string per image, however many files it uses
@@ -253,9 +278,8 @@ def _hash_blobs(
             if location in inodes:
                 inode = inodes[location]
             else:
-                known = early.get(location)
-                if known is not None:
-                    inode = inodes[location] = known.key
+                if location in early:
+                    inode = inodes[location] = location
                 else:
                     try:
                         st = os.stat(location)
@@ -275,9 +299,9 @@ def _hash_blobs(
     hashed: list[Hashed | None] = []
     left: list[FileToHash] = []
     for _, (location, digest, size) in todo:
-        known = early.get(location)
-        if known is not None and known.algorithm == digest.algorithm:
-            hashed.append(known.hashed)
+        known = early.result(location, digest, size)
+        if known is not None:
+            hashed.append(known)
         else:
             hashed.append(None)
             left.append(FileToHash(location, digest.algorithm, size))
