@@ -170,13 +170,18 @@ class EarlyHashes:
     def __contains__(self, location: str) -> bool:
         return location in self.ok or location in self.other
 
-    def result(self, location: str, digest: Digest, size: int) -> Hashed | None:
-        """What hashing ``location`` for ``digest`` (read at ``size`` bytes) gives; None: not hashed for it."""
+    def result(self, location: str, digest: Digest) -> Hashed | None:
+        """What hashing ``location`` for ``digest`` gave: MATCHED when its bytes hash to ``digest`` at the size the
+        reader found; None when it was not hashed for this digest."""
         if location in self.ok:
             _, algorithm, _, hex_, _ = location.rsplit("/", 4)
-            return Hashed(hex_, size) if algorithm == digest.algorithm else None
+            return MATCHED if algorithm == digest.algorithm and hex_ == digest.hex else None
         found = self.other.get(location)
         return found[1] if found is not None and found[0] == digest.algorithm else None
+
+
+# A file hashed while reading that holds what its digest says: no result object kept per file.
+MATCHED = Hashed("", -1, None)
 
 
 class _HashingRoot(SafeRoot):
@@ -298,19 +303,23 @@ def _hash_blobs(
     meter = Meter(progress, sum(v[2] for _, v in todo), len(todo), "verifying")
     hashed: list[Hashed | None] = []
     left: list[FileToHash] = []
+    early_bytes = 0
     for _, (location, digest, size) in todo:
-        known = early.result(location, digest, size)
-        if known is not None:
-            hashed.append(known)
-        else:
-            hashed.append(None)
+        known = early.result(location, digest)
+        if known is None:
             left.append(FileToHash(location, digest.algorithm, size))
-    meter.add(sum(h.size for h in hashed if h is not None), len(todo) - len(left))
+        else:
+            early_bytes += size if known is MATCHED else known.size
+        hashed.append(known)
+    meter.add(early_bytes, len(todo) - len(left))
     rest = iter(hash_files(left, jobs, cancel, meter.add))
-    results = [h if h is not None else next(rest) for h in hashed]
+    results = (h if h is not None else next(rest) for h in hashed)
 
     out: list[Problem] = []
-    for (key, (location, digest, size)), (hex_, read, error) in zip(todo, results, strict=True):
+    for (key, (location, digest, size)), result in zip(todo, results, strict=True):
+        if result is MATCHED:
+            continue
+        hex_, read, error = result
         if error is not None:
             msg = f"cannot read blob: {error}"
             out.extend(_for_users(Code.UNREADABLE, msg, location, users[key]))
