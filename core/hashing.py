@@ -135,22 +135,30 @@ def hash_small_file(path: str, algorithm: str, size: int, inode: bool = False) -
             if inode:
                 st = os.fstat(fd)
                 key = (st.st_dev, st.st_ino)
-            data = os.read(fd, size + 1)
-            # Asked for one byte more than expected, a regular file returning fewer is at its end; reading
-            # on is only for a file that came up short (it shrank, or a network file system reads in parts).
-            while 0 < len(data) < size:
-                more = os.read(fd, size + 1 - len(data))
-                if not more:
-                    break
-                data += more
-            read = len(data)
-            if read > size:  # it grew: read on only to say how big it became
-                while more := os.read(fd, 1 << 16):
-                    read += len(more)
+            return key, hash_small_fd(fd, algorithm, size)
         finally:
             os.close(fd)
     except OSError as e:
         return key, Hashed("", 0, e.strerror or str(e))
+
+
+def hash_small_fd(fd: int, algorithm: str, size: int) -> Hashed:
+    """Hash an open small file of ``size`` bytes from where it is (the caller closes it)."""
+    try:
+        data = os.read(fd, size + 1)
+        # Asked for one byte more than expected, a regular file returning fewer is at its end; reading on is
+        # only for a file that came up short (it shrank, or a network file system reads in parts).
+        while 0 < len(data) < size:
+            more = os.read(fd, size + 1 - len(data))
+            if not more:
+                break
+            data += more
+        read = len(data)
+        if read > size:  # it grew: read on only to say how big it became
+            while more := os.read(fd, 1 << 16):
+                read += len(more)
+    except OSError as e:
+        return Hashed("", 0, e.strerror or str(e))
     new = _CONSTRUCTORS.get(algorithm)
     h = new(data) if new is not None else hashlib.new(algorithm, data)
-    return key, Hashed(h.hexdigest(), read)
+    return Hashed(h.hexdigest(), read)

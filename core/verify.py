@@ -18,7 +18,7 @@ from regpack import layouts
 from regpack.bundle import Bundle, Layout, Locations, Role
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Problem, Severity, printable, worst_by_image
-from regpack.hashing import SMALL_FILE, Hashed, hash_small_file
+from regpack.hashing import SMALL_FILE, Hashed, hash_small_fd, hash_small_file
 from regpack.layouts import cyclic_gc_paused
 from regpack.layouts._common import FileStat, SafeRoot
 from regpack.progress import Meter, ProgressCallback
@@ -194,20 +194,32 @@ class _HashingRoot(SafeRoot):
         self.early = EarlyHashes()
 
     def file(self, path: Path | str, what: str) -> tuple[str, FileStat] | None:
+        if what == "blob" and isinstance(path, str):
+            opened = self.open_listed(path)
+            if opened is not None:
+                fd, size = opened
+                try:
+                    if size <= SMALL_FILE:
+                        self._hashed(path, hash_small_fd(fd, path.rsplit("/", 4)[-4], size), size)
+                finally:
+                    os.close(fd)
+                return path, FileStat(size)
         found = super().file(path, what)
         if found is not None and what == "blob":
             real, st = found
             # Only a file where the reader named it (.../blobs/<algorithm>/<xx>/<hex>/data, no symbolic link on
             # the way): its path says which digest it must hash to.
             if real == path and st.st_size <= SMALL_FILE and real not in self.early:
-                _, algorithm, _, hex_, _ = real.rsplit("/", 4)
-                hashed = hash_small_file(real, algorithm, st.st_size)[1]
-                if hashed.error is None:
-                    if hashed.hex == hex_ and hashed.size == st.st_size:
-                        self.early.ok.add(real)
-                    else:
-                        self.early.other[real] = (algorithm, hashed)
+                self._hashed(real, hash_small_file(real, real.rsplit("/", 4)[-4], st.st_size)[1], st.st_size)
         return found
+
+    def _hashed(self, real: str, hashed: Hashed, size: int) -> None:
+        if hashed.error is None:
+            _, algorithm, _, hex_, _ = real.rsplit("/", 4)
+            if hashed.hex == hex_ and hashed.size == size:
+                self.early.ok.add(real)
+            else:
+                self.early.other[real] = (algorithm, hashed)
 
 
 def verify_bundle(
