@@ -194,7 +194,7 @@ class _HashingRoot(SafeRoot):
         self.early = EarlyHashes()
 
     def file(self, path: Path | str, what: str) -> tuple[str, FileStat] | None:
-        if what == "blob" and isinstance(path, str):
+        if what == "blob" and isinstance(path, str) and path not in self._files:
             opened = self.open_listed(path)
             if opened is not None:
                 fd, size = opened
