@@ -418,6 +418,7 @@ def build_image(
             if child.kind.is_list:
                 pending.append((child, ancestors | {child.digest}))
 
+    blobs = bundle.blobs
     for manifest in (top, *children):
         wanted: list[tuple[Role, Descriptor | None]] = [(Role.CONFIG, manifest.config)]
         wanted += [(Role.LAYER, d) for d in manifest.layers]
@@ -425,12 +426,18 @@ def build_image(
             if blob_ref is None or blob_ref.digest in locations:
                 continue
             path = locate_blob(blob_ref.digest)
-            try:
-                found = safe.file(path, "blob")
-            except BundleError as e:
-                code = Code.MISSING_BLOB if e.code == Code.MISSING else e.code_or(Code.UNSAFE)
-                bundle.problem(e.reason, e.path, name, code=code)
-                continue
+            known = blobs.get(blob_ref.digest)
+            if known is not None and known.file == path and known.role is not Role.MANIFEST:
+                # Checked for an image before (registry storage and OCI layouts keep a blob in one file): what
+                # the tree found then, without asking it again for each of the thousands of images sharing it.
+                found = (path, _new_tuple(FileStat, (known.size,)))
+            else:
+                try:
+                    found = safe.file(path, "blob")
+                except BundleError as e:
+                    code = Code.MISSING_BLOB if e.code == Code.MISSING else e.code_or(Code.UNSAFE)
+                    bundle.problem(e.reason, e.path, name, code=code)
+                    continue
             if found is None:
                 expected = bundle.from_base.get(blob_ref.digest)
                 if expected is not None:
