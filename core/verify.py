@@ -128,7 +128,8 @@ def _verify(
         # An archive is hashed as it is read (one read of its bytes); registry storage's small blobs as the
         # reader checks them; the other blobs of a folder after the read, in parallel.
         early = EarlyHashes()
-        if not fast and path.is_dir() and layouts.detect(path) is Layout.REGISTRY:
+        layout = layouts.detect(path) if not fast and path.is_dir() else None
+        if layout is Layout.REGISTRY:
             from regpack.layouts import registry
             from regpack.layouts._watch import watching
 
@@ -137,7 +138,7 @@ def _verify(
                 bundle = registry.read(path, tree)
             early = tree.early
         else:
-            bundle = layouts.read(path, progress=progress, cancel=cancel, hash_members=not fast)
+            bundle = layouts.read(path, layout, progress=progress, cancel=cancel, hash_members=not fast)
         if base is not None and bundle.from_base:
             from regpack.patch import resolve_base
 
