@@ -68,7 +68,7 @@ def hash_files(
             if size > SMALL_FILE:
                 result = _hash_big(path, algorithm, stop, report)
             else:
-                result = _hash_small(path, algorithm, size)
+                result = hash_small_file(path, algorithm, size)
                 done += result.size
             results[i] = result
         report(done, len(task))
@@ -120,26 +120,16 @@ def _hash_big(path: str, algorithm: str, stop: threading.Event, report: Progress
     return Hashed(hex_, read)
 
 
-def _hash_small(path: str, algorithm: str, size: int) -> Hashed:
+def hash_small_file(path: str, algorithm: str, size: int) -> Hashed:
     """One open, one read of ``size + 1`` bytes (one more than expected shows a file that grew), one close."""
-    return hash_small_file(path, algorithm, size)[1]
-
-
-def hash_small_file(path: str, algorithm: str, size: int, inode: bool = False) -> tuple[tuple[int, int] | None, Hashed]:
-    """``_hash_small``, and with ``inode`` the file's (device, inode) from an fstat of the open file: what tells
-    two names of one file apart from two files (None when the file could not be opened)."""
-    key = None
     try:
         fd = os.open(path, _OPEN)
         try:
-            if inode:
-                st = os.fstat(fd)
-                key = (st.st_dev, st.st_ino)
-            return key, hash_small_fd(fd, algorithm, size)
+            return hash_small_fd(fd, algorithm, size)
         finally:
             os.close(fd)
     except OSError as e:
-        return key, Hashed("", 0, e.strerror or str(e))
+        return Hashed("", 0, e.strerror or str(e))
 
 
 def hash_small_fd(fd: int, algorithm: str, size: int) -> Hashed:

@@ -211,7 +211,7 @@ class _HashingRoot(SafeRoot):
             # Only a file where the reader named it (.../blobs/<algorithm>/<xx>/<hex>/data, no symbolic link on
             # the way): its path says which digest it must hash to.
             if real == path and st.st_size <= SMALL_FILE and real not in self.early:
-                self._hashed(real, hash_small_file(real, real.rsplit("/", 4)[-4], st.st_size)[1], st.st_size)
+                self._hashed(real, hash_small_file(real, real.rsplit("/", 4)[-4], st.st_size), st.st_size)
         return found
 
     def _hashed(self, real: str, hashed: Hashed, size: int) -> None:

@@ -180,7 +180,7 @@ def _read_links(bundle: Bundle, safe: Tree, name: str, folder: str, kind: str) -
         plain_folder = entry.is_dir(follow_symlinks=False)
         if plain_folder:
             data = read_plain(link, MAX_LINK_BYTES)
-            if data is not None and fullmatch(data) and data[7:] == hex_.encode():
+            if data is not None and fullmatch(data) and data[7:].decode() == hex_:
                 add(_sha256(hex_))  # the usual case: the folder's own digest, nothing more to say
                 continue
         try:

@@ -131,3 +131,15 @@ def test_tag_link_that_is_a_symbolic_link_inside_the_bundle_is_followed(storage:
 @pytest.mark.parametrize("case", [c for c in corpus.CASES if c.layout == "registry"], ids=lambda c: c.id)
 def test_every_registry_case_of_the_corpus_reads_the_same(case: corpus.Case, tmp_path: Path) -> None:
     _same_as_hashing_after_the_read(case.make(tmp_path))
+
+
+def test_a_link_folder_whose_name_is_not_utf8_is_named(storage: Path) -> None:
+    # A folder under _layers/sha256 whose name is not UTF-8, holding a well-formed link: named, not a crash.
+    layers = storage / V2 / "repositories/team/app0/_layers/sha256"
+    some = next(layers.iterdir())
+    odd = corpus.raw_mkdir(layers, b"\xff" + some.name.encode()[1:])
+    (odd / "link").write_bytes((some / "link").read_bytes())
+    report = _same_as_hashing_after_the_read(storage)
+    [finding] = report.findings
+    assert (finding.code.value, finding.repository) == ("bad-link", "team/app0")
+    assert "its folder says" in finding.reason
