@@ -143,3 +143,29 @@ def test_a_link_folder_whose_name_is_not_utf8_is_named(storage: Path) -> None:
     [finding] = report.findings
     assert (finding.code.value, finding.repository) == ("bad-link", "team/app0")
     assert "its folder says" in finding.reason
+
+
+def test_a_layer_link_that_is_a_symbolic_link_out_of_the_bundle_is_refused(storage: Path, tmp_path: Path) -> None:
+    layers = storage / V2 / "repositories/team/app3/_layers/sha256"
+    link = next(layers.iterdir()) / "link"
+    outside = tmp_path / "outside-link"
+    outside.write_bytes(link.read_bytes())
+    link.unlink()
+    link.symlink_to(outside)
+    report = _same_as_hashing_after_the_read(storage)
+    assert not report.ok
+    assert [(f.code.value, f.where) for f in report.findings if f.code.value == "unsafe"] == [("unsafe", str(link))]
+
+
+def test_a_blob_reached_through_a_symbolic_link_inside_the_bundle_is_hashed(storage: Path) -> None:
+    # The data file is a symbolic link to a copy elsewhere inside the bundle: followed (it stays inside), and
+    # its bytes are checked like any other's.
+    data = _data(storage, b"layer 2 " * 200)
+    copy = storage / "elsewhere-data"
+    copy.write_bytes(b"Y" + data.read_bytes()[1:])  # and damaged: hashing must find it
+    data.unlink()
+    data.symlink_to(copy)
+    report = _same_as_hashing_after_the_read(storage)
+    assert [(f.code.value, f.image, f.where) for f in report.findings] == [
+        ("digest-mismatch", "team/app2:1.2", str(copy))
+    ]
