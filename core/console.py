@@ -73,6 +73,14 @@ class _Shown(Display):
         self.stream.flush()
 
 
+def _counted(p: Progress) -> str:
+    """Work without a total: a read counts images ("reading · 12,345 images"), anything else shows its name."""
+    head = p.message or "working"
+    if p.message != "reading" or not p.done_files:  # layouts.READING
+        return head
+    return f"{head} · {p.done_files:,} image{'s' if p.done_files != 1 else ''}"
+
+
 def _percent(p: Progress) -> str:
     return f"{p.fraction * 100:5.1f}%" if p.total_bytes or p.total_files else ""
 
@@ -91,7 +99,7 @@ class Bar(_Shown):
         p = e.progress
         head = p.message or "working"
         if not (p.total_bytes or p.total_files):
-            return head
+            return _counted(p)
         parts = [_percent(p)]
         if e.seconds_left is not None:
             parts.append(f"{human_duration(e.seconds_left)} left")
@@ -142,7 +150,8 @@ class Plain(_Shown):
         now = self.clock()
         if p == self.last:
             return
-        if new_phase or p.fraction >= 1.0 or now - self.last_time >= self.interval:
+        ended = p.fraction >= 1.0 and bool(p.total_bytes or p.total_files)  # a count without a total never ends
+        if new_phase or ended or now - self.last_time >= self.interval:
             self._print(e)
             self.last_time = now
         else:
@@ -150,8 +159,11 @@ class Plain(_Shown):
 
     def _print(self, e: Estimate) -> None:
         p = e.progress
-        parts = [_percent(p).strip(), e.text(self.unit)] if p.total_bytes or p.total_files else []
-        self.write(f"regpack: {' · '.join([p.message or 'working', *filter(None, parts)])}\n")
+        if not (p.total_bytes or p.total_files):
+            self.write(f"regpack: {_counted(p)}\n")
+        else:
+            parts = [_percent(p).strip(), e.text(self.unit)]
+            self.write(f"regpack: {' · '.join([p.message or 'working', *filter(None, parts)])}\n")
         self.last, self.pending = p, None
 
     def close(self) -> None:

@@ -168,7 +168,7 @@ def _run(
 ) -> JobResult:
     started = time.monotonic()
     selection = selection or Selection()
-    bundle = layouts.read(Path(src))
+    bundle = layouts.read(Path(src), progress=progress, cancel=cancel)  # "reading N images" before the plan
     chosen = select(bundle, selection)
     if selection.skip_broken:
         # Broken content is found only by hashing: do it before anything is written, so that the images whose
@@ -314,7 +314,7 @@ def pack_archive(
     if compression is None:
         raise BundleError("an archive name ends in .tar or .tar.zst", dest)
     inventory = base_inventory(base) if base is not None else None
-    chosen = select(layouts.read(Path(src)), selection or Selection())
+    chosen = select(layouts.read(Path(src), progress=progress, cancel=cancel), selection or Selection())
     selected = chosen.bundle.check()
     if not selected.images:
         raise BundleError("no image left to carry: " + _left_out_summary(chosen), Path(src))

@@ -134,11 +134,13 @@ def _verify(
             from regpack.layouts._watch import watching
 
             tree = _HashingRoot(path)
-            with watching(None, cancel):
+            with watching(progress, cancel):  # "reading N images" while the small blobs are hashed
                 bundle = registry.read(path, tree)
             early = tree.early
         else:
-            bundle = layouts.read(path, layout, progress=progress, cancel=cancel, hash_members=not fast)
+            # an archive's progress is its bytes, read and hashed in one pass; a folder's the images read
+            archive = not fast and not path.is_dir()
+            bundle = layouts.read(path, layout, progress=progress, cancel=cancel, hash_members=archive)
         if base is not None and bundle.from_base:
             from regpack.patch import resolve_base
 

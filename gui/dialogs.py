@@ -430,6 +430,7 @@ class ProgressPanel(QWidget):
         self.show()
 
     def update_progress(self, estimate: Estimate) -> None:
+        self.bar.show()  # after a count without a total (a read), the bar of a phase that has one
         if estimate.fraction >= 0:
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(estimate.fraction * 1000))

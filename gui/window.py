@@ -83,7 +83,7 @@ from regpack.gui.sizes import human_size
 from regpack.gui.theme import set_text_color, status_colors
 from regpack.gui.verify_view import VerifyView
 from regpack.jobs import JobResult
-from regpack.layouts import read
+from regpack.layouts import READING, read
 from regpack.progress import Estimate, Progress, ProgressCallback
 from regpack.pull import PullResult
 from regpack.push import PushResult
@@ -1103,7 +1103,8 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _job_progress(self, job: Job, estimate: Estimate) -> None:
-        if job.kind is JobKind.LOAD:
+        p = estimate.progress
+        if job.kind is JobKind.LOAD or (p.message == READING and not (p.total_bytes or p.total_files)):
             count = estimate.progress.done_files
             self.progress.show_activity(f"{estimate.progress.message} {count:,} image{'s' if count != 1 else ''}…")
             return

@@ -12,6 +12,7 @@ from pathlib import Path
 from regpack.bundle import Bundle, Layout
 from regpack.errors import BundleError, Code
 from regpack.layouts import archive, docker_archive, oci, registry, skopeo_dir
+from regpack.layouts._watch import READING as READING  # the message of a read's progress events
 from regpack.layouts._watch import watching
 from regpack.progress import ProgressCallback
 

@@ -15,9 +15,11 @@ from tests.core.conftest import BASE, sha, write_dir_image
 
 ROOT = Path(__file__).resolve().parents[2]
 # Verifying an archive counts the archive's bytes read (its files are known only once it is read).
+# Reading counts the images read so far (there is no total before the end).
 PLAIN = re.compile(
     r"^regpack: ((packing|unpacking|verifying)(: creating folders)? · \d+\.\d% · .* of \d+ files"
-    r"|verifying · \d+\.\d% · \S+ \S+ of \S+ \S+)"
+    r"|verifying · \d+\.\d% · \S+ \S+ of \S+ \S+"
+    r"|reading · [\d,]+ images?$)"
 )
 
 
@@ -51,7 +53,12 @@ def test_plain_progress_lines_on_a_pipe(dir_bundle: Path, tmp_path: Path, output
     files = sum(1 for p in (tmp_path / "folder").rglob("*") if p.is_file())
     assert "regpack: packing · 100.0% · " in run.stderr and f" of {files} files" in run.stderr
     assert lines[-1].startswith("regpack: verifying · 100.0% · "), run.stderr  # writing ends before the check
+    assert lines[0] == "regpack: reading · 1 image" and "regpack: reading · 5 images" in lines  # the read first
     assert run.stdout.startswith("packed 5 images into ")  # the summary stays on stdout
+    again = regpack("verify", tmp_path / "folder", "--progress", "plain", interval="0")  # registry storage
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines()[:1] == ["regpack: reading · 1 image"], again.stderr
+    assert "regpack: reading · 5 images" in again.stderr.splitlines()
 
 
 def test_auto_on_a_pipe_is_plain(dir_bundle: Path, tmp_path: Path) -> None:

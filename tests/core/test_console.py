@@ -107,6 +107,30 @@ def test_bar_fits_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     assert line.startswith("pushing [#.........]  10.0% 9 seconds left")  # the bar shrinks, time left stays
 
 
+def test_a_read_counts_images_in_lines_and_in_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read has no total (layouts.read counts images as it goes): its count is shown, the interval kept."""
+    clock, out = Clock(), io.StringIO()
+    plain = Plain(out, interval=5.0, clock=clock)
+    for n in range(1, 5001):
+        if n % 1000 == 0:
+            clock.now += 1  # 5,000 images in 5 seconds, reported on every image
+        plain(Progress(0, 0, n, 0, "reading"))
+    plain(Progress(0, 8 * MiB, 0, 100, "verifying"))
+    plain.close()
+    assert out.getvalue().splitlines() == [
+        "regpack: reading · 1 image",
+        "regpack: reading · 5,000 images",  # after 5 seconds
+        "regpack: verifying · 0.0% · 0 Bytes of 8.0 MiB · 0 of 100 files",
+    ]
+    monkeypatch.setenv("COLUMNS", "80")
+    out = io.StringIO()
+    bar = Bar(out, clock=clock)
+    bar(Progress(0, 0, 12_345, 0, "reading"))
+    assert screen(out.getvalue()).rstrip() == "reading · 12,345 images"
+    bar(Progress(0, 0, 0, 0, "preparing"))  # anything else without a total: its name
+    assert screen(out.getvalue()).rstrip() == "preparing"
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

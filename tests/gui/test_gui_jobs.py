@@ -13,6 +13,7 @@ from regpack.gui.dialogs import PACK, UNPACK, JobOptions
 from regpack.gui.models import OBJECT_ROLE, VerifyModel
 from regpack.gui.theme import status_colors
 from regpack.gui.window import MainWindow
+from regpack.layouts import READING
 from regpack.verify import verify
 
 
@@ -91,7 +92,7 @@ def test_cancel_mid_job_leaves_no_destination(
     def pack_waiting_for_cancel(src, dest, *, progress, cancel, **options):
         def hook(p):
             progress(p)
-            if not reported.is_set():
+            if not reported.is_set() and p.message != READING:  # writing, not the read before it
                 seen.append(p)
                 reported.set()
                 cancel.wait(30)
@@ -248,7 +249,7 @@ def test_cancel_while_removing_the_partial_output_frees_the_window(
     def pack_parked(src, dest, *, progress, cancel, **options):  # type: ignore[no-untyped-def]
         def hook(p):  # type: ignore[no-untyped-def]
             progress(p)
-            if not parked.is_set():
+            if not parked.is_set() and p.message != READING:  # writing, not the read before it
                 parked.set()
                 cancel.wait(30)
 
