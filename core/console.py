@@ -127,7 +127,10 @@ class Bar(_Shown):
 
 
 class Plain(_Shown):
-    """A line every ``interval`` seconds, and at the start and end of each phase, for logs."""
+    """A line every ``interval`` seconds, and at the start and end of each phase, for logs.
+
+    A phase without a total (a read, counting images) stays silent for its first ``interval``: a quick read
+    adds no lines to a log, a long one says every ``interval`` how far it got, and then how it ended."""
 
     def __init__(
         self,
@@ -141,21 +144,36 @@ class Plain(_Shown):
         self.last_time = float("-inf")
         self.last: Progress | None = None  # the event printed last
         self.pending: Estimate | None = None  # the newest event not printed yet
+        self.phase_start = float("-inf")
+        self.phase_shown = False  # a line of this phase was printed
 
     def __call__(self, p: Progress) -> None:
-        new_phase = p.message != self.phase
-        if new_phase and self.pending is not None:
-            self._print(self.pending)  # how the phase before ended
-        e = self.estimate(p)
         now = self.clock()
+        if p.message != self.phase:
+            self._end_phase()  # how the phase before ended
+            self.phase_start, self.phase_shown = now, False
+            new_phase = True
+        else:
+            new_phase = False
+        e = self.estimate(p)
         if p == self.last:
             return
-        ended = p.fraction >= 1.0 and bool(p.total_bytes or p.total_files)  # a count without a total never ends
-        if new_phase or ended or now - self.last_time >= self.interval:
+        if not (p.total_bytes or p.total_files):  # a count: never at its start, never "finished"
+            due = now - self.phase_start >= self.interval and now - self.last_time >= self.interval
+        else:
+            due = new_phase or p.fraction >= 1.0 or now - self.last_time >= self.interval
+        if due:
             self._print(e)
             self.last_time = now
         else:
             self.pending = e
+
+    def _end_phase(self) -> None:
+        if self.pending is not None:
+            p = self.pending.progress
+            if self.phase_shown or p.total_bytes or p.total_files:
+                self._print(self.pending)
+            self.pending = None
 
     def _print(self, e: Estimate) -> None:
         p = e.progress
@@ -164,11 +182,10 @@ class Plain(_Shown):
         else:
             parts = [_percent(p).strip(), e.text(self.unit)]
             self.write(f"regpack: {' · '.join([p.message or 'working', *filter(None, parts)])}\n")
-        self.last, self.pending = p, None
+        self.last, self.pending, self.phase_shown = p, None, True
 
     def close(self) -> None:
-        if self.pending is not None:
-            self._print(self.pending)
+        self._end_phase()
 
 
 def display(mode: str, stream: TextIO | None = None, unit: str = "files") -> Display:

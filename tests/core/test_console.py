@@ -108,20 +108,28 @@ def test_bar_fits_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_read_counts_images_in_lines_and_in_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A read has no total (layouts.read counts images as it goes): its count is shown, the interval kept."""
+    """A read has no total (layouts.read counts images as it goes): in a log, a long read says every interval
+    how far it got and how it ended; a quick one says nothing. The bar shows the count."""
     clock, out = Clock(), io.StringIO()
     plain = Plain(out, interval=5.0, clock=clock)
-    for n in range(1, 5001):
+    for n in range(1, 12_001):
         if n % 1000 == 0:
-            clock.now += 1  # 5,000 images in 5 seconds, reported on every image
+            clock.now += 1  # 12,000 images in 12 seconds, reported on every image
         plain(Progress(0, 0, n, 0, "reading"))
     plain(Progress(0, 8 * MiB, 0, 100, "verifying"))
     plain.close()
     assert out.getvalue().splitlines() == [
-        "regpack: reading · 1 image",
-        "regpack: reading · 5,000 images",  # after 5 seconds
+        "regpack: reading · 5,000 images",  # after 5 seconds, not at the start
+        "regpack: reading · 10,000 images",
+        "regpack: reading · 12,000 images",  # how the read ended
         "regpack: verifying · 0.0% · 0 Bytes of 8.0 MiB · 0 of 100 files",
     ]
+    out = io.StringIO()
+    plain = Plain(out, interval=5.0, clock=clock)
+    for n in range(1, 2001):
+        plain(Progress(0, 0, n, 0, "reading"))  # quick
+    plain.close()  # a failed job's read: no line either
+    assert out.getvalue() == ""
     monkeypatch.setenv("COLUMNS", "80")
     out = io.StringIO()
     bar = Bar(out, clock=clock)
