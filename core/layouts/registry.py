@@ -4,11 +4,11 @@ The reader reaches files only through a ``Tree``: a folder on disk (SafeRoot) or
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from array import array
 from collections.abc import Iterator
-from itertools import groupby
 from pathlib import Path
 
 from regpack.bundle import Bundle, Image, Layout
@@ -434,23 +434,24 @@ class RepositoryLinks:
         images = bundle.images
         # Stable: a repository's images keep the bundle's order, so a clash names the same image as in order.
         self._order = array("I", sorted(range(len(images)), key=lambda i: images[i].repository))
-        self.files = self.total_bytes = 0
         files = size = 0
-        for op in self:
-            files += 1
-            size += len(op.data)
+        for _, revisions, layers, tags in self._repositories():
+            files += len(revisions) + len(layers) + 2 * len(tags)
+            size += sum(_link_size(d) for d in itertools.chain(revisions, layers))
+            size += 2 * sum(_link_size(top) for top, _ in tags.values())
         self.files, self.total_bytes = files, size
 
-    def __iter__(self) -> Iterator[WriteFile]:
+    def _repositories(self) -> Iterator[tuple[str, dict[Digest, None], dict[Digest, None], dict[str, _Tag]]]:
+        """Per repository, its folder and what it links: revisions, blobs, tags (each once, in order)."""
         images = self._bundle.images
         blobs = self._bundle.blobs
         with_base = bool(self._bundle.from_base)
-        for repository, indices in groupby(self._order, key=lambda i: images[i].repository):
+        for repository, indices in itertools.groupby(self._order, key=lambda i: images[i].repository):
             repo = f"{self.prefix}{repository}"
             check_relative(repo)
             revisions: dict[Digest, None] = {}
             layers: dict[Digest, None] = {}
-            tags: dict[str, tuple[Digest, str]] = {}  # tag -> (top manifest, image)
+            tags: dict[str, _Tag] = {}
             for i in indices:
                 image = images[i]
                 for manifest in image.manifests:
@@ -471,16 +472,27 @@ class RepositoryLinks:
                         None,
                         image.name,
                     )
+                check_relative(f"{repo}/_manifests/tags/{tag}")
+            yield repo, revisions, layers, tags
+
+    def __iter__(self) -> Iterator[WriteFile]:
+        for repo, revisions, layers, tags in self._repositories():
             for digest in revisions:
                 yield WriteFile(f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", link_text(digest))
             for digest in layers:
                 yield WriteFile(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest))
             for tag, (top, _) in tags.items():
                 folder = f"{repo}/_manifests/tags/{tag}"
-                check_relative(folder)
                 data = link_text(top)
                 yield WriteFile(f"{folder}/current/link", data)
                 yield WriteFile(f"{folder}/index/{top.algorithm}/{top.hex}/link", data)
+
+
+_Tag = tuple[Digest, str]  # a tag's top manifest, and the image that named it first
+
+
+def _link_size(digest: Digest) -> int:
+    return len(digest.algorithm) + 1 + len(digest.hex)
 
 
 def blob_rel(digest: Digest) -> str:
