@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -421,19 +420,18 @@ class RepositoryLinks:
 
     A repository's links are its manifests' revisions, its blobs' ``_layers`` links (a patch's blobs that its
     base holds too) and its tags (``current`` and the tag's index), each once however many of its images name
-    it. Kept: the bundle and the images' order by repository (4 bytes an image), not a name per link file (a
-    plan of 100,000 images would hold about a million). Made once here to count them and to refuse a tag two
+    it. Kept: the bundle and its images in order of repository (8 bytes an image), not a name per link file (a
+    plan of 100,000 images would hold about a million). Walked once here to count them and to refuse a tag two
     images claim, before anything is written.
     """
 
-    __slots__ = ("_bundle", "_order", "files", "prefix", "total_bytes")
+    __slots__ = ("_bundle", "_images", "files", "prefix", "total_bytes")
 
     def __init__(self, bundle: Bundle, v2: str) -> None:
         self._bundle = bundle
         self.prefix = f"{v2}/repositories/"
-        images = bundle.images
         # Stable: a repository's images keep the bundle's order, so a clash names the same image as in order.
-        self._order = array("I", sorted(range(len(images)), key=lambda i: images[i].repository))
+        self._images = tuple(sorted(bundle.images, key=_repository))
         files = size = 0
         for _, revisions, layers, tags in self._repositories():
             files += len(revisions) + len(layers) + 2 * len(tags)
@@ -443,17 +441,15 @@ class RepositoryLinks:
 
     def _repositories(self) -> Iterator[tuple[str, dict[Digest, None], dict[Digest, None], dict[str, _Tag]]]:
         """Per repository, its folder and what it links: revisions, blobs, tags (each once, in order)."""
-        images = self._bundle.images
         blobs = self._bundle.blobs
         with_base = bool(self._bundle.from_base)
-        for repository, indices in itertools.groupby(self._order, key=lambda i: images[i].repository):
+        for repository, images in itertools.groupby(self._images, key=_repository):
             repo = f"{self.prefix}{repository}"
             check_relative(repo)
             revisions: dict[Digest, None] = {}
             layers: dict[Digest, None] = {}
             tags: dict[str, _Tag] = {}
-            for i in indices:
-                image = images[i]
+            for image in images:
                 for manifest in image.manifests:
                     revisions[manifest.digest] = None
                 for digest in image.blob_digests():
@@ -489,6 +485,10 @@ class RepositoryLinks:
 
 
 _Tag = tuple[Digest, str]  # a tag's top manifest, and the image that named it first
+
+
+def _repository(image: Image) -> str:
+    return image.repository
 
 
 def _link_size(digest: Digest) -> int:
