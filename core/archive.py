@@ -133,7 +133,7 @@ def archive_entries(plan: Plan, is_head: Callable[[PlaceBlob], bool]) -> list[En
     ``is_head`` selects), then the other blobs (layers). Each folder comes once, just before the first entry
     inside it. A reader learns every image from the head of the archive without reading a layer.
     """
-    head: list[tuple[str, PlaceBlob | WriteFile]] = list(plan.files.items())
+    head: list[tuple[str, PlaceBlob | WriteFile]] = [(op.dst, op) for op in plan.small_files()]
     tail: list[tuple[str, PlaceBlob | WriteFile]] = []
     for dst, blob in plan.blobs.items():
         (head if is_head(blob) else tail).append((dst, blob))

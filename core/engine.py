@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
 import secrets
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,7 +181,7 @@ def _copy_file(src: str, target: str, cancel: threading.Event, meter: Meter) -> 
         os.close(fd_src)
 
 
-def _batches(ops: list[PlaceBlob | WriteFile]) -> Iterator[list[PlaceBlob | WriteFile]]:
+def _batches(ops: Iterable[PlaceBlob | WriteFile]) -> Iterator[list[PlaceBlob | WriteFile]]:
     batch: list[PlaceBlob | WriteFile] = []
     size = 0
     for op in ops:
@@ -199,26 +198,42 @@ def _size(op: PlaceBlob) -> int:
     return op.size
 
 
+def _plan_order(plan: Plan) -> Iterator[PlaceBlob | WriteFile]:
+    """Big blobs first, so the pool does not end waiting on one large copy started last; the small files after
+    them, made as they are taken. Sorting the blobs alone keeps no sort key per small file (a big pack has
+    millions)."""
+    blobs = sorted(plan.blobs.values(), key=_size, reverse=True)  # stable: blobs of one size stay in plan order
+    yield from blobs
+    del blobs
+    yield from plan.small_files()
+
+
 def _run_ops(
     root: str,
-    ops: list[PlaceBlob | WriteFile],
+    ops: Iterable[PlaceBlob | WriteFile],
     copy: bool,
     jobs: int,
     meter: Meter,
     cancel: threading.Event,
 ) -> _Runner:
-    # Big blobs first, so the pool does not end waiting on one large copy started last; small files after them,
-    # in plan order. Sorting the blobs alone keeps no sort key per small file (a big pack has millions).
-    blobs = [op for op in ops if isinstance(op, PlaceBlob)]
-    blobs.sort(key=_size, reverse=True)  # stable: blobs of one size stay in plan order
-    ops = [*blobs, *(op for op in ops if not isinstance(op, PlaceBlob))]
-    del blobs
+    """Run ``ops`` in batches on ``jobs`` threads, a few batches a thread queued at a time: the operations are
+    taken from ``ops`` as the work goes, never all held at once."""
     runner = _Runner(copy, meter, cancel)
+    window = jobs * _QUEUED_BATCHES
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="regpack") as pool:
-        futures: list[Future[None]] = [pool.submit(runner.run_batch, root, b) for b in _batches(ops)]
+        running: set[Future[None]] = set()
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        except BaseException:  # KeyboardInterrupt in the waiting thread: stop the workers, then unwind
+            for batch in _batches(ops):
+                if cancel.is_set():
+                    break  # the workers stop at their next file; what they raise is reported below
+                running.add(pool.submit(runner.run_batch, root, batch))
+                if len(running) >= window:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    if any(f.exception() is not None for f in done):
+                        running |= done  # reported below with the others
+                        break
+            done, _ = wait(running, return_when=FIRST_EXCEPTION)
+        except BaseException:  # KeyboardInterrupt in the waiting thread, or a plan that fails: stop the workers
             cancel.set()
             raise
         failed = next((f for f in done if f.exception() is not None), None)
@@ -229,6 +244,9 @@ def _run_ops(
             assert exc is not None
             raise exc
     return runner
+
+
+_QUEUED_BATCHES = 4
 
 
 def _wrap_os_error(e: OSError, dest: Path, staging: Path | None = None) -> RegpackError:
@@ -273,7 +291,7 @@ def execute(
             progress(Progress(0, plan.total_bytes, 0, plan.total_files, f"{message}: creating folders"))
         _make_directories(staging, plan, cancel)
         meter = Meter(progress, plan.total_bytes, plan.total_files, message)
-        runner = _run_ops(str(staging), plan.operations(), copy, jobs, meter, cancel)
+        runner = _run_ops(str(staging), _plan_order(plan), copy, jobs, meter, cancel)
         if cancel.is_set():
             raise Cancelled()
         meter.finish()  # before the check, which reports its own phase
@@ -458,7 +476,7 @@ def _merge(
         )
         _make_directories(staging, sub, cancel)
         meter = Meter(progress, sub.total_bytes, sub.total_files, message)
-        runner = _run_ops(str(staging), todo, copy, jobs, meter, cancel)
+        runner = _run_ops(str(staging), _plan_order(sub), copy, jobs, meter, cancel)
         if cancel.is_set():
             raise Cancelled()
         # Blobs first, then per-repository links, then revisions, then tags: a crash part-way leaves only
@@ -505,7 +523,7 @@ def _make_directories(root: Path, plan: Plan, cancel: threading.Event) -> None:
     """
     base = str(root)
     recent: set[str] = set()
-    for n, dst in enumerate(itertools.chain(plan.blobs, plan.files)):
+    for n, dst in enumerate(plan.destinations()):
         if not n % 512 and cancel.is_set():
             raise Cancelled()
         folder = dst.rpartition("/")[0]

@@ -138,7 +138,7 @@ def _from_archive(
             near.parent.mkdir(parents=True, exist_ok=True)
             part, folder = materialize(archive, Plan(plan.images, mine, {}), near, progress=progress, cancel=cancel)
             folders.append(folder)
-            plan = Plan(plan.images, {**plan.blobs, **part.blobs}, dict(plan.files))
+            plan = plan.with_blobs({**plan.blobs, **part.blobs})
         return plan, folders
     except BaseException as e:
         for folder in folders:

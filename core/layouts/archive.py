@@ -1612,7 +1612,7 @@ def materialize(
         _each_wanted(source, set(sources), write, meter, cancel)
         meter.finish()
         blobs = {dst: PlaceBlob(local[op.src], dst, op.size) for dst, op in plan.blobs.items()}
-        return Plan(plan.images, blobs, dict(plan.files)), folder
+        return plan.with_blobs(blobs), folder
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
