@@ -66,3 +66,41 @@ print("threads", calls, gc.isenabled(), all(seen))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == ["alone ['disable', 'enable'] True", "threads [] True True"]
+
+
+def test_a_read_beside_other_threads_promotes_what_it_built_and_leaves_nothing_frozen(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.sample import make_synthetic
+
+    bundle = make_synthetic(tmp_path / "b", 7, seed=3)
+    code = f"""
+import gc, threading
+from pathlib import Path
+from regpack import layouts
+from regpack.layouts import _watch
+_watch.PROMOTE_EVERY = 3
+calls = []
+for name in ("collect", "freeze", "unfreeze", "disable", "set_threshold"):
+    real = getattr(gc, name)
+    setattr(gc, name, lambda *a, _real=real, _name=name: (calls.append((_name, *a)), _real(*a))[1])
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)  # another thread, as a window's
+other.start()
+thresholds = gc.get_threshold()
+images = len(layouts.read(Path({str(bundle)!r})).images)
+print(images, calls, gc.isenabled(), gc.get_freeze_count(), gc.get_threshold() == thresholds)
+calls.clear()
+kept = [object() for _ in range(10)]
+gc.freeze()  # frozen on purpose by the program: a read must not unfreeze it
+frozen = gc.get_freeze_count()
+layouts.read(Path({str(bundle)!r}))
+print(calls == [("freeze",)], gc.get_freeze_count() == frozen)
+stop.set()
+other.join()
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    once = "('collect', 0), ('freeze',), ('unfreeze',)"
+    assert run.stdout.splitlines() == [f"7 [{once}, {once}] True 0 True", "True True"]
