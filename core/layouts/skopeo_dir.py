@@ -160,6 +160,11 @@ def manifest_file_name(digest: Digest) -> str:
 
 def read_version(folder: Path | str, bundle: Bundle, image: str, safe: SafeRoot) -> str:
     path = f"{folder}/version"
+    # Nearly always a plain file holding a known version: one open (no symbolic link followed) and one read.
+    # Anything else (missing, a link, not a file, unknown text) takes the careful way, which says what it is.
+    version = KNOWN_VERSIONS.get(safe.read_plain(path, 64) or b"")
+    if version is not None:
+        return version
     try:
         found = safe.file(path, "version file")
     except BundleError as e:
@@ -229,11 +234,11 @@ def read_image_folder(
     version = read_version(base, bundle, name, safe)
     signatures: dict[str, Path] = {}
     try:
-        entries = sorted(names if names is not None else os.listdir(folder))
+        entries = names if names is not None else os.listdir(folder)
     except OSError as e:
         bundle.problem(f"cannot list image folder: {e.strerror or e}", folder, name, code=Code.UNREADABLE)
         return None
-    for entry in entries:
+    for entry in sorted(e for e in entries if "signature-" in e):  # a substring test before the pattern
         if _SIGNATURE.fullmatch(entry):
             try:
                 found = safe.file(f"{base}/{entry}", "signature")

@@ -141,6 +141,24 @@ def test_stale_untagged_revision_warns_but_does_not_block(tmp_path: Path) -> Non
     assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["app:1"]
 
 
+def test_a_version_file_linked_outside_the_bundle_is_reported_even_when_it_reads_right(tmp_path: Path) -> None:
+    # The quick way to a version (one open that follows no link) must not accept a link the careful way refuses.
+    written = write_dir_image(tmp_path / "b" / "app:1", "app", [b"layer"])
+    outside = tmp_path / "elsewhere"
+    outside.write_bytes(b"Directory Transport Version: 1.1\n")
+    (written.folder / "version").unlink()
+    (written.folder / "version").symlink_to(outside)
+    bundle = layouts.read(tmp_path / "b")
+    assert [(p.code, p.image) for p in bundle.problems] == [("bad-version", "app:1")]
+    assert "outside the bundle" in bundle.problems[0].reason
+    inside = written.folder / "version.real"
+    inside.write_bytes(b"Directory Transport Version: 1.0\n")
+    (written.folder / "version").unlink()
+    (written.folder / "version").symlink_to(inside.name)  # a link inside: followed, as before
+    codes = {p.code for p in layouts.read(tmp_path / "b").problems}
+    assert codes == {"missing-blob"}  # read as 1.0, which names blobs <hex>.tar: those are not there
+
+
 def test_reading_hands_the_cyclic_collector_back(dir_bundle: Path, tmp_path: Path) -> None:
     import gc
 
