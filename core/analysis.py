@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from regpack.bundle import Blob, Bundle, Image, Role
 from regpack.digest import Digest
+from regpack.errors import Cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +53,20 @@ class Analysis:
         raise KeyError(image.name)
 
 
-def analyse(bundle: Bundle) -> Analysis:
+_CANCEL_EVERY = 4096  # blobs between two looks at cancel where the work per blob is a few dict lookups
+
+
+def analyse(bundle: Bundle, *, cancel: threading.Event | None = None) -> Analysis:
+    """Who shares what in ``bundle``. ``cancel`` stops it (Cancelled) within an image, or within a few
+    thousand blobs of the table of users, which is seconds of work for 100,000 images."""
+    if cancel is None:
+        cancel = _NEVER
     blobs = bundle.blobs
     users: dict[Digest, list[Image]] = {}
     needs: list[list[Digest]] = []
     for image in bundle.images:
+        if cancel.is_set():
+            raise Cancelled()
         digests = [d for d in image.all_digests() if d in blobs]
         needs.append(digests)
         for d in digests:
@@ -71,15 +82,26 @@ def analyse(bundle: Bundle) -> Analysis:
     stats: list[ImageStats] = []
     dir_bytes = 0
     for image, digests in zip(bundle.images, needs, strict=True):
+        if cancel.is_set():
+            raise Cancelled()
         total = sum(size[d] for d in digests)
         unique = sum(size[d] for d in digests if len(users[d]) == 1)
         layers = sum(1 for d in digests if d in layer)
         stats.append(ImageStats(image, layers, total, unique, total - unique))
         dir_bytes += total
-    usage = [BlobUsage(blobs[d], tuple(imgs)) for d, imgs in users.items()]
+    usage: list[BlobUsage] = []
+    for d, imgs in users.items():
+        if len(usage) % _CANCEL_EVERY == 0 and cancel.is_set():
+            raise Cancelled()
+        usage.append(BlobUsage(blobs[d], tuple(imgs)))
     usage.sort(key=lambda u: (-u.count, -u.blob.size, u.blob.digest))
+    if cancel.is_set():
+        raise Cancelled()
     packed = sum(size[d] for d in users)
     return Analysis(tuple(stats), tuple(usage), dir_bytes, packed)
+
+
+_NEVER = threading.Event()  # the cancel of an analysis nobody cancels: never set
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ def load_bundle(
 ) -> Loaded:
     """Read and analyse a bundle (runs on a worker thread: no Qt here). ``on_read`` hears of the bundle as soon
     as it is read, before the analysis (the window shows the images then); ``cancel`` stops the read between
-    two images, and the job after the analysis."""
+    two images, and the analysis within an image."""
     bundle = read(path, progress=progress, cancel=cancel)
     if cancel is not None and cancel.is_set():
         raise Cancelled()
@@ -121,9 +121,7 @@ def load_bundle(
     if progress is not None:
         count = len(bundle.images)
         progress(Progress(0, 0, count, count, ANALYSING))
-    analysis = analyse(bundle)
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
+    analysis = analyse(bundle, cancel=cancel)
     return Loaded(path, bundle, analysis, archive_facts(bundle))
 
 

@@ -204,9 +204,9 @@ def parked_analysis(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     release = threading.Event()
     real = regpack.gui.window.analyse
 
-    def analyse_when_released(bundle):  # type: ignore[no-untyped-def]
+    def analyse_when_released(bundle, *, cancel=None):  # type: ignore[no-untyped-def]
         assert release.wait(30)
-        return real(bundle)
+        return real(bundle, cancel=cancel)
 
     monkeypatch.setattr(regpack.gui.window, "analyse", analyse_when_released)
     return release
@@ -308,6 +308,61 @@ def test_cancel_after_the_images_are_shown_brings_back_what_was_open(
     assert not loaded and window.proxy.rowCount() == 4
     open_and_wait(window, synthetic_bundle)  # and the same bundle opens fine afterwards
     assert window.proxy.rowCount() == 40
+
+
+def test_cancel_while_analysing_stops_the_analysis_and_keeps_the_open_bundle(
+    open_and_wait, qtbot, window: MainWindow, sample_bundle: Path, synthetic_bundle: Path, monkeypatch
+) -> None:
+    open_and_wait(window, sample_bundle)
+    layers_before = window.blob_model.rowCount()
+    real = regpack.gui.window.analyse
+    midway = threading.Event()  # the analysis has done 25 of the 40 images and waits for the user
+    looks: list[int] = []
+    outcome: list[object] = []
+
+    class PressedMidway(threading.Event):
+        """The window's cancel as the analysis sees it: at its 25th look it waits until the user has decided."""
+
+        def __init__(self, window_cancel: threading.Event) -> None:
+            super().__init__()
+            self.window_cancel = window_cancel
+
+        def is_set(self) -> bool:
+            looks.append(1)
+            if len(looks) == 25:
+                midway.set()
+                self.window_cancel.wait(30)
+            return self.window_cancel.is_set()
+
+    def analyse_watched(bundle, *, cancel):  # type: ignore[no-untyped-def]
+        try:
+            outcome.append(real(bundle, cancel=PressedMidway(cancel)))
+        except BaseException as e:
+            outcome.append(e)
+            raise
+        return outcome[-1]
+
+    monkeypatch.setattr(regpack.gui.window, "analyse", analyse_watched)
+    loaded: list[object] = []
+    window.bundle_loaded.connect(loaded.append)
+    assert window.open_bundle(synthetic_bundle)
+    qtbot.waitUntil(midway.is_set, timeout=30_000)
+    qtbot.waitUntil(lambda: window.progress.detail.text() == "analysing 40 images…", timeout=10_000)
+    assert window.proxy.rowCount() == 40 and window.progress.cancel_button.isEnabled()
+    with qtbot.waitSignal(window.jobs.cancelled, timeout=5000):
+        window.progress.cancel_button.click()
+    # free at once, on what was open before, every view usable
+    assert not window.busy() and window.open_action.isEnabled() and window.pack_action.isEnabled()
+    assert window.bundle is not None and window.bundle.root == sample_bundle and window.proxy.rowCount() == 4
+    assert window.analysis is not None and window.blob_model.rowCount() == layers_before
+    assert "cancelled" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.jobs.detached, timeout=30_000)  # the analysing thread has ended ...
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)  # ... stopped inside the analysis ...
+    assert len(looks) == 25  # ... at the very image where it saw the cancel, not after the rest
+    qtbot.wait(100)
+    assert not loaded and window.proxy.rowCount() == 4
+    window.search.setText("web")  # and the window answers
+    assert window.proxy.rowCount() == 1
 
 
 def test_cancelling_the_first_open_leaves_the_window_empty(
