@@ -24,7 +24,9 @@ Then it packs the first bundle through the window's job controller (offscreen, i
 button does) and presses Cancel once a third of the bytes are done: it reports the cancel latency (Cancel
 pressed -> the job reported cancelled and the window free again) and the time until the partial output is
 gone from disk (removed in the background). It also opens the bundle in a window in this process and presses
-Cancel at the first "reading" progress: Cancel -> window free, and Cancel -> the reading thread has stopped.
+Cancel at the first "reading" progress: Cancel -> window free, and Cancel -> the reading thread has stopped; and
+again with Cancel pressed half-way through the analysis (half of core's analyse time after "analysing"): Cancel
+-> window free, Cancel -> the analysing thread has stopped (core alone reports the same for analyse() itself).
 
     python -m bench.gui_load [--images 2000 [10000 ...]] [--runs 3] [--keep DIR] [--copy] [--no-jobs]
 """
@@ -46,15 +48,25 @@ from tests.support.sample import SAMPLE_DIR, make_synthetic
 REPO = Path(__file__).resolve().parents[1]
 
 CORE_ALONE = """
-import json, resource, sys, time
+import json, resource, sys, threading, time
 from pathlib import Path
 from regpack.analysis import analyse
+from regpack.errors import Cancelled
 from regpack.layouts import read
 t = time.perf_counter(); bundle = read(Path(sys.argv[1])); t_read = time.perf_counter() - t
 t = time.perf_counter(); analysis = analyse(bundle); t_analyse = time.perf_counter() - t
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+# Cancel set from another thread half-way through a second analysis: seconds until analyse() raised.
+cancel, pressed = threading.Event(), []
+timer = threading.Timer(t_analyse / 2, lambda: (pressed.append(time.perf_counter()), cancel.set()))
+timer.start()
+try:
+    analyse(bundle, cancel=cancel)
+    stop = float("nan")  # finished before the cancel
+except Cancelled:
+    stop = time.perf_counter() - pressed[0]
 print(json.dumps({"read_s": t_read, "analyse_s": t_analyse, "blobs": len(bundle.blobs), "rss_kib": hwm,
-                  "saved_percent": analysis.saved_percent}))
+                  "saved_percent": analysis.saved_percent, "cancel_analyse_s": stop}))
 """
 
 
@@ -194,6 +206,76 @@ def cancel_open(bundle: Path) -> dict[str, float]:
     return {"free_s": marks["free"] - marks["cancel"], "stopped_s": marks["stopped"] - marks["cancel"]}
 
 
+def cancel_analysis(bundle: Path, delay: float) -> dict[str, float]:
+    """Open ``bundle`` in a window, press Cancel ``delay`` seconds after the analysis began ("analysing"):
+    seconds until the window is free again, and until the analysing thread has stopped. NaN for the latter when
+    the analysis had ended before the cancel reached it."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    import regpack.gui.window
+    from regpack.errors import Cancelled
+    from regpack.gui.jobs import Job, JobKind
+    from regpack.gui.window import ANALYSING, MainWindow
+    from regpack.progress import Estimate
+
+    app = QApplication.instance() or QApplication([])
+    real = regpack.gui.window.analyse
+    outcome: list[object] = []
+
+    def analyse_noting(bundle: object, *, cancel: object) -> object:  # what ended the analysis
+        try:
+            outcome.append(real(bundle, cancel=cancel))  # type: ignore[arg-type]
+        except Cancelled as e:
+            outcome.append(e)
+            raise
+        return outcome[-1]
+
+    regpack.gui.window.analyse = analyse_noting  # type: ignore[assignment]
+    window = MainWindow()
+    window.show()
+    marks: dict[str, float] = {}
+    loop = QEventLoop()
+
+    def press() -> None:
+        marks["cancel"] = time.perf_counter()
+        window.progress.cancel_button.click()
+        marks["free"] = time.perf_counter() if not window.busy() else float("nan")
+        poll.start(2)
+
+    def on_progress(job: Job, estimate: Estimate) -> None:
+        if job.kind is JobKind.LOAD and estimate.progress.message == ANALYSING and "at" not in marks:
+            marks["at"] = time.perf_counter()
+            QTimer.singleShot(int(delay * 1000), press)
+
+    def poll_thread() -> None:
+        if not window.jobs.detached:
+            marks["stopped"] = time.perf_counter()
+            loop.quit()
+
+    poll = QTimer()
+    poll.timeout.connect(poll_thread)
+    window.jobs.progress.connect(on_progress)
+    window.bundle_loaded.connect(lambda loaded: loop.quit())
+    try:
+        window.open_bundle(bundle)
+        QTimer.singleShot(600_000, loop.quit)
+        loop.exec()
+    finally:
+        regpack.gui.window.analyse = real
+        poll.stop()
+        window.close()
+    del app
+    if "stopped" not in marks:
+        raise SystemExit(f"cancel bench: the analysis was not cancelled ({marks})")
+    mid = bool(outcome) and isinstance(outcome[0], Cancelled)
+    return {
+        "free_s": marks["free"] - marks["cancel"],
+        "stopped_s": marks["stopped"] - marks["cancel"] if mid else float("nan"),
+    }
+
+
 def summarize(label: str, runs: list[dict[str, float]]) -> None:
     def med(key: str) -> float:
         return statistics.median(r[key] for r in runs)
@@ -213,11 +295,11 @@ def summarize(label: str, runs: list[dict[str, float]]) -> None:
 
 def summarize_cancel(label: str, runs: list[dict[str, float]], first: str, second: str, words: tuple[str, str]) -> None:
     a = [r[first] for r in runs]
-    b = [r[second] for r in runs]
-    print(
-        f"{label:<28} {words[0]}: median {statistics.median(a):6.3f} s (max {max(a):.3f});  "
-        f"{words[1]}: median {statistics.median(b):6.2f} s (max {max(b):.2f})"
-    )
+    b = [r[second] for r in runs if r[second] == r[second]]  # NaN: the work had ended before the cancel
+    second_text = f"median {statistics.median(b):6.3f} s (max {max(b):.3f})" if b else "ended before the cancel"
+    left = f" in {len(b)} of {len(runs)} runs" if len(b) < len(runs) else ""
+    first_text = f"median {statistics.median(a):6.3f} s (max {max(a):.3f})"
+    print(f"{label:<28} {words[0]}: {first_text};  {words[1]}: {second_text}{left}")
 
 
 def main() -> int:
@@ -244,12 +326,15 @@ def main() -> int:
                 f"(ready in {time.perf_counter() - t:.1f} s) at {bundle}"
             )
         load = os.getloadavg()
+        analyse_s: dict[int, float] = {}
         for count, bundle in bundles.items():
             core = core_alone(bundle)
+            analyse_s[count] = core["analyse_s"]
             print(
                 f"core alone, {count} images (own process): read {core['read_s']:.2f} s, analyse "
-                f"{core['analyse_s']:.2f} s, peak RSS {core['rss_kib'] / 1024:.1f} MiB; {int(core['blobs'])} "
-                f"distinct blobs, saving {core['saved_percent']:.1f}%"
+                f"{core['analyse_s']:.2f} s (cancelled half-way: stopped {core['cancel_analyse_s'] * 1000:.1f} ms "
+                f"after), peak RSS {core['rss_kib'] / 1024:.1f} MiB; {int(core['blobs'])} distinct blobs, saving "
+                f"{core['saved_percent']:.1f}%"
             )
         summarize("sample (Qt start-up)", [launch(SAMPLE_DIR) for _ in range(args.runs)])
         for count, bundle in bundles.items():
@@ -259,6 +344,10 @@ def main() -> int:
             opens = [cancel_open(first) for _ in range(args.runs)]
             words = ("window free", "read stopped")
             summarize_cancel("cancel open (at 1st image)", opens, "free_s", "stopped_s", words)
+            delay = analyse_s[next(iter(bundles))] / 2
+            analysing = [cancel_analysis(first, delay) for _ in range(args.runs)]
+            words = ("window free", "analysis stopped")
+            summarize_cancel(f"cancel analysis (+{delay:.2f} s)", analysing, "free_s", "stopped_s", words)
             mode = "copy" if args.copy else "hard links"
             cancels = [cancel_pack(first, Path(tmp) / f"packed-{i}", copy=args.copy) for i in range(args.runs)]
             summarize_cancel(
