@@ -25,7 +25,7 @@ button does) and presses Cancel once a third of the bytes are done: it reports t
 pressed -> the job reported cancelled and the window free again) and the time until the partial output is
 gone from disk (removed in the background). It also opens the bundle in a window in this process and presses
 Cancel at the first "reading" progress: Cancel -> window free, and Cancel -> the reading thread has stopped; and
-again with Cancel pressed half-way through the analysis (half of core's analyse time after "analysing"): Cancel
+again with Cancel pressed a third of core's analyse time after "analysing" (mid-analysis): Cancel
 -> window free, Cancel -> the analysing thread has stopped (core alone reports the same for analyse() itself).
 
     python -m bench.gui_load [--images 2000 [10000 ...]] [--runs 3] [--keep DIR] [--copy] [--no-jobs]
@@ -239,6 +239,8 @@ def cancel_analysis(bundle: Path, delay: float) -> dict[str, float]:
     loop = QEventLoop()
 
     def press() -> None:
+        if "loaded" in marks:
+            return
         marks["cancel"] = time.perf_counter()
         window.progress.cancel_button.click()
         marks["free"] = time.perf_counter() if not window.busy() else float("nan")
@@ -257,7 +259,12 @@ def cancel_analysis(bundle: Path, delay: float) -> dict[str, float]:
     poll = QTimer()
     poll.timeout.connect(poll_thread)
     window.jobs.progress.connect(on_progress)
-    window.bundle_loaded.connect(lambda loaded: loop.quit())
+
+    def on_loaded(loaded: object) -> None:  # done before Cancel was pressed
+        marks["loaded"] = time.perf_counter()
+        loop.quit()
+
+    window.bundle_loaded.connect(on_loaded)
     try:
         window.open_bundle(bundle)
         QTimer.singleShot(600_000, loop.quit)
@@ -267,6 +274,8 @@ def cancel_analysis(bundle: Path, delay: float) -> dict[str, float]:
         poll.stop()
         window.close()
     del app
+    if "cancel" not in marks:  # the analysis was done before Cancel was pressed: nothing to measure
+        return {"free_s": float("nan"), "stopped_s": float("nan")}
     if "stopped" not in marks:
         raise SystemExit(f"cancel bench: the analysis was not cancelled ({marks})")
     mid = bool(outcome) and isinstance(outcome[0], Cancelled)
@@ -294,11 +303,13 @@ def summarize(label: str, runs: list[dict[str, float]]) -> None:
 
 
 def summarize_cancel(label: str, runs: list[dict[str, float]], first: str, second: str, words: tuple[str, str]) -> None:
-    a = [r[first] for r in runs]
-    b = [r[second] for r in runs if r[second] == r[second]]  # NaN: the work had ended before the cancel
-    second_text = f"median {statistics.median(b):6.3f} s (max {max(b):.3f})" if b else "ended before the cancel"
-    left = f" in {len(b)} of {len(runs)} runs" if len(b) < len(runs) else ""
-    first_text = f"median {statistics.median(a):6.3f} s (max {max(a):.3f})"
+    def text(values: list[float]) -> str:
+        return f"median {statistics.median(values):6.3f} s (max {max(values):.3f})" if values else "-"
+
+    a = [r[first] for r in runs if r[first] == r[first]]  # NaN: the work had ended before the cancel
+    b = [r[second] for r in runs if r[second] == r[second]]
+    first_text, second_text = text(a), text(b)
+    left = f" ({len(runs) - len(b)} of {len(runs)} runs ended before the cancel)" if len(b) < len(runs) else ""
     print(f"{label:<28} {words[0]}: {first_text};  {words[1]}: {second_text}{left}")
 
 
@@ -344,7 +355,7 @@ def main() -> int:
             opens = [cancel_open(first) for _ in range(args.runs)]
             words = ("window free", "read stopped")
             summarize_cancel("cancel open (at 1st image)", opens, "free_s", "stopped_s", words)
-            delay = analyse_s[next(iter(bundles))] / 2
+            delay = analyse_s[next(iter(bundles))] / 3
             analysing = [cancel_analysis(first, delay) for _ in range(args.runs)]
             words = ("window free", "analysis stopped")
             summarize_cancel(f"cancel analysis (+{delay:.2f} s)", analysing, "free_s", "stopped_s", words)
