@@ -10,10 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from regpack.bundle import Bundle, Layout
+from regpack.collector import promoting
 from regpack.errors import BundleError, Code
 from regpack.layouts import archive, docker_archive, oci, registry, skopeo_dir
 from regpack.layouts._watch import READING as READING  # the message of a read's progress events
-from regpack.layouts._watch import promoting, watching
+from regpack.layouts._watch import watching
 from regpack.progress import ProgressCallback
 
 
@@ -112,7 +113,7 @@ def cyclic_gc_paused() -> Iterator[None]:
     The collector is one for the whole process, so this happens only when the process runs no other thread
     (the command line): a window's threads, or any other, keep their collector running. There the read
     instead moves what it built into the oldest generation every few hundred images, after a young
-    collection (``_watch.promoting``): measured on the window's worker thread, 10,000 images, the collector's
+    collection (``collector.promoting``): measured on the window's worker thread, 10,000 images, the collector's
     share of the read fell from 0.12-0.22 s to about 0.03 s. Threads the paused work starts itself (verify's
     hashing pool) end inside the pause."""
     if not gc.isenabled():

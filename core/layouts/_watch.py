@@ -8,12 +8,12 @@ their own counts. A nested read (an archive reads the folder layout it holds) co
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from regpack import collector
 from regpack.errors import Cancelled
 from regpack.progress import UPDATE_INTERVAL, Progress, ProgressCallback
 
@@ -51,46 +51,7 @@ def next_image() -> None:
     watch: _Watch | None = getattr(_local, "watch", None)
     if watch is not None:
         watch.next_image()
-    left: int = getattr(_local, "promote_in", 0)
-    if left:
-        if left == 1:
-            _promote()
-            left = PROMOTE_EVERY + 1
-        _local.promote_in = left - 1
-
-
-PROMOTE_EVERY = 200  # images between two promotions (about 3,000 objects the read keeps)
-
-
-def _promote() -> None:
-    """Move what the read built so far into the collector's oldest generation without walking it.
-
-    A gen-0 collection first, so that the youngest objects of every thread are examined as usual (garbage
-    among them freed); then freeze + unfreeze splices the young generations into the oldest one. The read's
-    objects (tens of thousands, no cycles among them) are then no longer walked by the young collections over
-    and over, nor counted towards the full collections that the growth of the oldest generation triggers.
-    Left alone when the collector is off, or when objects are frozen already (someone froze them on purpose:
-    unfreezing would undo that)."""
-    if not gc.isenabled() or gc.get_freeze_count():
-        return
-    gc.collect(0)
-    gc.freeze()
-    gc.unfreeze()
-
-
-@contextmanager
-def promoting() -> Iterator[None]:
-    """Inside the block, every ``PROMOTE_EVERY`` images read on this thread are promoted (``_promote``): for a
-    read in a process with other threads (the window), where the collector cannot be paused for one thread.
-    Nothing stays frozen between two images, and the collector's thresholds are not touched: other threads'
-    objects are collected as before, theirs only reach the oldest generation a little earlier when they
-    survive a young collection at one of these moments."""
-    outer = getattr(_local, "promote_in", 0)
-    _local.promote_in = PROMOTE_EVERY
-    try:
-        yield
-    finally:
-        _local.promote_in = outer
+    collector.built()
 
 
 @contextmanager

@@ -79,8 +79,8 @@ def test_a_read_beside_other_threads_promotes_what_it_built_and_leaves_nothing_f
 import gc, threading
 from pathlib import Path
 from regpack import layouts
-from regpack.layouts import _watch
-_watch.PROMOTE_EVERY = 3
+from regpack import collector
+collector.PROMOTE_EVERY = 3
 calls = []
 for name in ("collect", "freeze", "unfreeze", "disable", "set_threshold"):
     real = getattr(gc, name)
