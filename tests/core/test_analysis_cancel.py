@@ -60,3 +60,17 @@ def test_cancel_reaches_the_table_of_blobs_and_the_end(bundle, monkeypatch) -> N
     assert [(s.image.name, s.total_bytes, s.unique_bytes) for s in again.images] == [
         (s.image.name, s.total_bytes, s.unique_bytes) for s in whole.images
     ]
+
+
+def test_the_analysis_promotes_what_it_builds_as_it_goes(bundle, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from regpack import collector
+
+    promoted: list[int] = []
+    monkeypatch.setattr(collector, "PROMOTE_EVERY", 20)
+    monkeypatch.setattr(collector, "_promote", lambda: promoted.append(1))
+    whole = analyse(bundle)
+    # 60 images twice (120 items) and the blob table (32 items per 256 blobs, at least one batch)
+    assert len(promoted) >= 120 // 20 and whole.dir_bytes > 0
+    before = len(promoted)
+    collector.built(1000)  # outside an analysis (or a read) nothing is promoted
+    assert len(promoted) == before
