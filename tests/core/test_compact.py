@@ -104,3 +104,34 @@ other.join()
     assert run.returncode == 0, run.stderr
     once = "('collect', 0), ('freeze',), ('unfreeze',)"
     assert run.stdout.splitlines() == [f"7 [{once}, {once}] True 0 True", "True True"]
+
+
+def test_garbage_of_other_threads_is_collected_not_promoted_by_a_read(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.sample import make_synthetic
+
+    bundle = make_synthetic(tmp_path / "b", 7, seed=3)
+    code = f"""
+import gc, threading, weakref
+from pathlib import Path
+from regpack import collector, layouts
+collector.PROMOTE_EVERY = 3
+gc.collect()
+gc.set_threshold(10**6)  # no collection of its own during this small read: only what the read does
+class Node:
+    pass
+def garbage_cycle():
+    node = Node()
+    node.me = node
+    return weakref.ref(node)
+young = garbage_cycle()  # the window thread's garbage, young when the read begins
+reader = threading.Thread(target=lambda: layouts.read(Path({str(bundle)!r})))  # a read on a worker, as the window's
+reader.start()
+reader.join()
+print(young() is None)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True"]  # examined by a young collection before the promotion, and freed
