@@ -261,6 +261,11 @@ def pack(
     ``dest`` holds every blob the patch needs from its base (hashing them too with ``verify``); the tags the
     patch moves are moved, as ``move_tags`` does for any bundle merged into a storage.
     """
+    if os.fspath(dest).lower().endswith((".tar.gz", ".tgz")):
+        raise BundleError(
+            "regpack writes .tar and .tar.zst archives (it reads .tar.gz; -o NAME.tar.zst for a compressed one)",
+            Path(dest),
+        )
     if archive_format(dest) is not None:
         if merge:
             raise BundleError("--merge writes into a registry storage folder, not an archive", dest)

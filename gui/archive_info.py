@@ -15,7 +15,7 @@ from regpack.errors import BundleError
 from regpack.gui.sizes import human_size
 
 # What File > Open archive offers: plain and zstd tars, and the first part of a split archive.
-ARCHIVE_PATTERNS = ("*.tar", "*.tar.zst", "*.tzst", "*.tar.zstd", "*.000")
+ARCHIVE_PATTERNS = ("*.tar", "*.tar.zst", "*.tzst", "*.tar.zstd", "*.tar.gz", "*.tgz", "*.000")
 ARCHIVE_FILTER = f"Archives ({' '.join(ARCHIVE_PATTERNS)})"
 ARCHIVE_SUFFIXES = tuple(p[1:] for p in ARCHIVE_PATTERNS)
 

@@ -124,7 +124,7 @@ def archive_name(parts: list[Path]) -> Path:
 
 
 def sniff(path: Path) -> str | None:
-    """ "tar" or "zstd" when ``path`` (a file) starts like one; None otherwise."""
+    """ "tar", "zstd" or "gzip" when ``path`` (a file) starts like one; None otherwise."""
     try:
         with open(path, "rb") as f:
             head = f.read(BLOCK)
@@ -141,7 +141,7 @@ def sniff(path: Path) -> str | None:
 
 def detect(path: Path) -> bool:
     parts = archive_parts(path)
-    return parts is not None and sniff(parts[0]) in ("tar", "zstd")
+    return parts is not None and sniff(parts[0]) in ("tar", "zstd", "gzip")
 
 
 # --- the raw byte stream: parts one after the other, hashed per part if asked -----------------------------
@@ -387,29 +387,75 @@ class _ReadAhead:
 # --- the tar stream: plain, or decompressed ---------------------------------------------------------------
 
 
+class _Gunzip:
+    """A gzip member's decompressor with the zstd decompressor's interface (``decompress(data, max_length)``,
+    ``eof``, ``needs_input``, ``unused_data``): zlib hands back the input it did not use, kept here until the
+    next call, as the zstd decompressor keeps its own."""
+
+    __slots__ = ("_d", "_tail")
+
+    def __init__(self) -> None:
+        self._d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # a gzip header and trailer, checked
+        self._tail = b""
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._d.eof)
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail and not self._d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return bytes(self._d.unused_data)
+
+    def decompress(self, data: bytes | memoryview, max_length: int) -> bytes:
+        given = self._tail + bytes(data) if self._tail else data
+        out = self._d.decompress(given, max_length)
+        self._tail = bytes(self._d.unconsumed_tail)
+        return bytes(out)
+
+
+class _Codec:
+    """How the stream decompresses: one of zstd's frames or gzip's members after the other, as ``zstd -d`` and
+    ``gzip -d`` read concatenated ones."""
+
+    __slots__ = ("error", "make", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "gzip":
+            self.make: Callable[[], Any] = _Gunzip
+            self.error: type[Exception] = zlib.error
+        else:
+            from regpack.archive import zstd_module
+
+            zstd = zstd_module()
+            self.make, self.error = zstd.ZstdDecompressor, zstd.ZstdError
+
+
 class _Stream:
     """The tar bytes: ``read`` gives ``n`` bytes (fewer only at the end), ``read_some`` a view without a copy
     where it can, ``skip`` moves on. A plain tar is the raw stream itself (no buffer of its own)."""
 
-    def __init__(self, raw: _Raw, compressed: bool, seekable: bool, where: Path) -> None:
+    def __init__(self, raw: _Raw, compression: str, seekable: bool, where: Path) -> None:
         self.raw = raw
         self.where = where
         self.pos = 0
+        compressed = compression != "tar"
         self.seekable = seekable and not compressed
-        self.buf = b""  # zstd: bytes decompressed ahead; the unread ones start at off
+        self.buf = b""  # compressed: bytes decompressed ahead; the unread ones start at off
         self.off = 0
         self.decompressor: Any = None
         self.raw_in = 0
         self.leftover = b""
         self.mid_frame = False
-        self.frames: list[tuple[int, int]] = []  # (compressed start, decompressed start) of each frame
+        self.frames: list[tuple[int, int]] = []  # (compressed start, decompressed start) of each zstd frame
         if compressed:
-            from regpack.archive import zstd_module
-
-            zstd = zstd_module()
-            self.zstd = zstd
-            self.decompressor = zstd.ZstdDecompressor()
-            if seekable:
+            self.codec = _Codec(compression)
+            self.decompressor = self.codec.make()
+            if seekable and compression == "zstd":
                 self.frames = _seek_table(raw)
 
     def _fill(self, want: int) -> None:
@@ -418,9 +464,9 @@ class _Stream:
             self.buf, self.off = self.buf[self.off :], 0
         while len(self.buf) < want:
             d = self.decompressor
-            if d.eof:  # the next frame, as zstd -d reads concatenated frames
+            if d.eof:  # the next frame (member), as zstd -d (gzip -d) reads concatenated ones
                 self.leftover = d.unused_data
-                self.decompressor = d = self.zstd.ZstdDecompressor()
+                self.decompressor = d = self.codec.make()
                 self.mid_frame = False
             data: bytes | memoryview = b""
             if d.needs_input:
@@ -429,21 +475,26 @@ class _Stream:
                 if not data:
                     if self.mid_frame:
                         raise BundleError(
-                            "the zstd stream is truncated (it ends inside a frame)", self.where, code=Code.TRUNCATED
+                            f"the {self.codec.name} stream is truncated (it ends inside a "
+                            f"{'member' if self.codec.name == 'gzip' else 'frame'})",
+                            self.where,
+                            code=Code.TRUNCATED,
                         )
                     return
                 self.raw_in = self.raw.offset
             try:
                 out = d.decompress(data, max_length=ZSTD_OUT)
-            except self.zstd.ZstdError as e:
-                raise BundleError(f"the zstd stream is damaged: {e}", self.where, code=Code.CORRUPT) from None
+            except self.codec.error as e:
+                raise BundleError(
+                    f"the {self.codec.name} stream is damaged: {e}", self.where, code=Code.CORRUPT
+                ) from None
             self.mid_frame = not d.eof
             self.buf += out
             produced = self.pos + len(self.buf)
             if produced > BOMB_FLOOR and produced > BOMB_RATIO * max(self.raw_in, 1):
                 raise BundleError(
-                    f"the zstd stream expands more than {BOMB_RATIO}:1 ({produced} bytes from {self.raw_in}); "
-                    "refusing it as a decompression bomb",
+                    f"the {self.codec.name} stream expands more than {BOMB_RATIO}:1 ({produced} bytes from "
+                    f"{self.raw_in}); refusing it as a decompression bomb",
                     self.where,
                     code=Code.UNSAFE,
                 )
@@ -495,7 +546,7 @@ class _Stream:
         if d_start <= self.pos + len(self.buf) - self.off:
             return  # already there: decompressing on is the way
         self.raw.seek(c_start)
-        self.decompressor = self.zstd.ZstdDecompressor()
+        self.decompressor = self.codec.make()
         self.leftover, self.mid_frame = b"", False
         self.buf, self.off = b"", 0
         self.pos = d_start
@@ -892,7 +943,7 @@ class ArchiveSource:
 
     path: Path  # the archive's name (for split archives, without .000)
     parts: list[Path]
-    compression: str  # "tar" | "zstd"
+    compression: str  # "tar" | "zstd" | "gzip"
     members: dict[str, Member]
     view: _View
     inner: str = ""  # where the layout sits inside the archive ("" = at its top)
@@ -935,7 +986,7 @@ class ArchiveSource:
         return Path(f"{self.path}:{name}") if name else self.path
 
     def describe(self) -> str:
-        kind = "zstd-compressed tar" if self.compression == "zstd" else "tar"
+        kind = f"{self.compression}-compressed tar" if self.compression != "tar" else "tar"
         parts = f", {len(self.parts)} parts" if len(self.parts) > 1 else ""
         where = f", at {self.inner}/" if self.inner else ""
         return f"{kind}{parts}{where}"
@@ -944,7 +995,7 @@ class ArchiveSource:
         self, *, hash_parts: bool = False, seekable: bool = True, ahead: bool = False
     ) -> tuple[_Raw, _Stream]:
         raw = _Raw(self.parts, hash_parts, ahead)
-        return raw, _Stream(raw, self.compression == "zstd", seekable and not (hash_parts or ahead), self.path)
+        return raw, _Stream(raw, self.compression, seekable and not (hash_parts or ahead), self.path)
 
     @property
     def sidecar(self) -> Path:
@@ -1031,10 +1082,8 @@ def open_archive(
     name = archive_name(parts)
     if sum(p.stat().st_size for p in parts) == 0:
         raise BundleError("the archive is empty", name, code=Code.EMPTY)
-    if kind == "gzip":
-        raise BundleError("a gzip archive; regpack reads .tar and .tar.zst (zstd)", name)
     if kind is None:
-        raise BundleError("not a tar or zstd archive, and not a folder", name)
+        raise BundleError("not a tar, zstd or gzip archive, and not a folder", name)
     parent = _view_parent()
     _remove_stale_views(parent or tempfile.gettempdir())
     view = _View(tempfile.mkdtemp(prefix=f"{VIEW_PREFIX}{os.getpid()}-", dir=parent))
@@ -1378,7 +1427,7 @@ def _find_layout(source: ArchiveSource) -> tuple[str, Layout | None]:
 
 
 def _stem(name: str) -> str:
-    return re.sub(r"(\.tar)?(\.zst)?$", "", name)
+    return re.sub(r"(\.tgz|(\.tar)?(\.zst|\.gz)?)$", "", name)
 
 
 def read(

@@ -1377,12 +1377,25 @@ def case_archive_zstd_bomb(work: Path) -> Path:
     return path
 
 
-@case("archive", ["invalid"], ["gzip"], ARCHIVE + ".gz")
-def case_archive_gzip(work: Path) -> Path:
+@case("archive", ["truncated"], ["gzip", "truncated"], "bundle.tar.gz")
+def case_archive_gzip_truncated(work: Path) -> Path:
     import gzip
 
-    path = work / (ARCHIVE + ".gz")
-    path.write_bytes(gzip.compress(_tar_bytes(_storage_entries(work))))
+    data = gzip.compress(_tar_bytes(_storage_entries(work)))
+    path = work / "bundle.tar.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return path
+
+
+@case("archive", ["corrupt"], ["gzip", "damaged"], "bundle.tar.gz")
+def case_archive_gzip_damaged(work: Path) -> Path:
+    """A byte of the compressed stream changed: the deflate data, or the CRC gzip keeps of it, says so."""
+    import gzip
+
+    data = bytearray(gzip.compress(_tar_bytes(_storage_entries(work))))
+    data[len(data) // 2] ^= 0xFF
+    path = work / "bundle.tar.gz"
+    path.write_bytes(bytes(data))
     return path
 
 
@@ -1420,6 +1433,17 @@ def case_archive_zstd_frames(work: Path) -> Path:
     cut = len(data) // 3
     path = work / "bundle.tar.zst"
     path.write_bytes(zstd.compress(data[:cut]) + zstd.compress(data[cut:]))  # type: ignore[attr-defined]
+    return path
+
+
+@case("archive", why="a gzip archive of two members, as tar -czf and concatenated gzip files give")
+def case_archive_gzip_members(work: Path) -> Path:
+    import gzip
+
+    data = _tar_bytes(_storage_entries(work))
+    cut = len(data) // 3
+    path = work / "bundle.tar.gz"
+    path.write_bytes(gzip.compress(data[:cut]) + gzip.compress(data[cut:]))
     return path
 
 

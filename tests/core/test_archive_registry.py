@@ -82,7 +82,7 @@ def test_every_registry_case_that_fits_in_an_archive_is_compared() -> None:
     assert any(c.is_error and not c.deep for c in REGISTRY_CASES)
 
 
-@pytest.mark.parametrize("flags", [(), ("--zstd",)], ids=["tar", "tar.zst"])
+@pytest.mark.parametrize("flags", [(), ("--zstd",), ("--gzip",)], ids=["tar", "tar.zst", "tar.gz"])
 def test_storage_of_nested_repositories_and_api_deletes_reads_the_same(
     dir_bundle: Path, tmp_path: Path, flags: tuple[str, ...]
 ) -> None:
@@ -100,7 +100,8 @@ def test_storage_of_nested_repositories_and_api_deletes_reads_the_same(
     (repos / "alpine/_uploads/0a1b/").mkdir(parents=True)
     (repos / "alpine/_uploads/0a1b/data").write_bytes(b"x" * 100)
     folder = layouts.read(root)
-    archive = gnu_tar(root, tmp_path / ("storage.tar" + (".zst" if flags else "")), *flags)
+    suffix = {(): "", ("--zstd",): ".zst", ("--gzip",): ".gz"}[flags]
+    archive = gnu_tar(root, tmp_path / ("storage.tar" + suffix), *flags)
     from_archive = layouts.read(archive)
     assert outcome(from_archive, f"{archive}:") == outcome(folder, str(root))
     assert {i.name for i in from_archive.images} >= {"alpine:3.19", "a/b/c:1", "multi:2"}
@@ -169,7 +170,7 @@ def test_what_plans_and_the_window_open_by_name_is_written_on_demand(dir_bundle:
     assert tree(tmp_path / "again") == tree(tmp_path / "storage")
 
 
-@pytest.mark.parametrize("suffix", ["tar", "tar.zst"])
+@pytest.mark.parametrize("suffix", ["tar", "tar.zst", "tar.gz", "tgz"])
 def test_an_oci_layout_is_read_from_the_index_and_named_as_its_folder_is(tmp_path: Path, suffix: str) -> None:
     """A tag-only reference takes the layout's folder name as repository; at the top of an archive, the
     archive's name (not the name of a scratch folder)."""
@@ -178,7 +179,7 @@ def test_an_oci_layout_is_read_from_the_index_and_named_as_its_folder_is(tmp_pat
     base = ob.layer(ob.text_files("base"))
     index = ob.index([ob.image([base]), ob.image([base, ob.layer(ob.text_files("arm"))], architecture="arm64")])
     layout = ob.write_oci_layout(tmp_path / "release", {"1.0": ob.image([base]), "team/app:2": index})
-    flags = ("--zstd",) if suffix == "tar.zst" else ()
+    flags = {"tar": (), "tar.zst": ("--zstd",), "tar.gz": ("--gzip",), "tgz": ("--gzip",)}[suffix]
     archive = gnu_tar(layout, tmp_path / f"release.{suffix}", *flags)
     bundle = layouts.read(archive).check()
     assert outcome(bundle, f"{archive}:") == outcome(layouts.read(layout), str(layout))

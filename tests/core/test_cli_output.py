@@ -194,3 +194,17 @@ def test_pack_json_of_an_archive(dir_bundle: Path, tmp_path: Path) -> None:
     assert summary["verified_files"] == len(blobs) - 6  # the manifests aside, as for a folder
     to_stdout = regpack("pack", dir_bundle, "-o", "-", "--json")
     assert to_stdout.returncode == 2 and to_stdout.stdout == "" and "-o -" in to_stdout.stderr
+
+
+def test_a_gzip_archive_is_read_and_never_written(dir_bundle: Path, tmp_path: Path) -> None:
+    """`tar -czf` is how many bundles travel: read like .tar.zst; written, never (.tar.zst is offered)."""
+    regpack("pack", dir_bundle, "-o", tmp_path / "storage", "-q")
+    subprocess.run(["tar", "-czf", tmp_path / "storage.tgz", "-C", tmp_path / "storage", "."], check=True)
+    shown = regpack("inspect", tmp_path / "storage.tgz", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["archive"]["compression"] == "gzip"
+    checked = regpack("verify", tmp_path / "storage.tgz")
+    assert checked.returncode == 0 and "5 images" in checked.stdout, checked.stdout + checked.stderr
+    refused = regpack("pack", dir_bundle, "-o", tmp_path / "again.tar.gz")
+    assert refused.returncode == 1 and ".tar.zst" in refused.stderr and "Traceback" not in refused.stderr
+    assert not list(tmp_path.glob("again*"))
