@@ -33,6 +33,21 @@ def test_window_opens_a_zstd_archive(open_and_wait, window, synthetic_bundle: Pa
     assert window.bundle is not None and window.bundle.root == archive
 
 
+def test_window_opens_a_gzip_archive_and_verifies_it(
+    open_and_wait, window, qtbot, sample_bundle: Path, tmp_path: Path
+) -> None:
+    pack(sample_bundle, tmp_path / "storage")
+    archive = tmp_path / "release.tgz"
+    subprocess.run(["tar", "-czf", archive, "-C", tmp_path / "storage", "."], check=True)
+    open_and_wait(window, archive)
+    shown = sorted(window.proxy.index(r, 0).data(OBJECT_ROLE).image.name for r in range(window.proxy.rowCount()))
+    assert shown == SAMPLE_IMAGES
+    assert window.bundle is not None and window.bundle.root == archive
+    with qtbot.waitSignal(window.job_ended, timeout=60_000):
+        window.verify_action.trigger()
+    assert window.verify_view.report is not None and window.verify_view.report.ok
+
+
 def fill_pack_dialog(window: MainWindow, output: str, dest: Path, split: str = "") -> None:
     window.pack_action.trigger()
     dialog = window.job_dialog
@@ -230,7 +245,7 @@ def test_file_open_archive_offers_archives_and_opens_the_chosen_one(
     dialog = window.archive_dialog
     assert dialog is not None and dialog.isVisible()
     offered = dialog.nameFilters()[0]
-    for pattern in ("*.tar", "*.tar.zst", "*.000"):
+    for pattern in ("*.tar", "*.tar.zst", "*.tar.gz", "*.000"):
         assert pattern in offered
     with qtbot.waitSignal(window.bundle_loaded, timeout=30_000):
         dialog.selectFile(str(archive))
@@ -239,10 +254,10 @@ def test_file_open_archive_offers_archives_and_opens_the_chosen_one(
 
 
 def test_archive_names_that_a_drop_accepts(tmp_path: Path) -> None:
-    for name in ("a.tar", "b.tar.zst", "c.TZST", "d.tar.000", "e.tar.zst.000"):
+    for name in ("a.tar", "b.tar.zst", "c.TZST", "d.tar.000", "e.tar.zst.000", "f.tar.gz", "f.tgz"):
         (tmp_path / name).write_bytes(b"x")
         assert looks_like_archive(tmp_path / name), name
-    for name in ("f.tar.gz", "g.zip", "h.tar.001", "readme"):
+    for name in ("g.zip", "h.tar.001", "readme"):
         (tmp_path / name).write_bytes(b"x")
         assert not looks_like_archive(tmp_path / name), name
     (tmp_path / "folder.tar").mkdir()
