@@ -234,12 +234,7 @@ class ImageTableModel(_RowsTableModel):
         if not same or not stats:
             self.set_images([s.image for s in stats])
         self._stats = stats if stats else None
-        for column in self.ANALYSED:
-            self._keys.pop(column, None)
-        if self._sort_column in self.ANALYSED:
-            self.sort(self._sort_column, self._sort_order)
-        if self._order:
-            self.dataChanged.emit(self.index(0, self.LAYERS), self.index(len(self._order) - 1, self.SHARED))
+        self._columns_changed(self.ANALYSED, self.LAYERS, self.SHARED)
 
     @property
     def analysed(self) -> bool:
@@ -251,12 +246,17 @@ class ImageTableModel(_RowsTableModel):
         if not diff and not self._diff:
             return
         self._diff = diff
-        for column in self.COMPARED:
+        self._columns_changed(self.COMPARED, self.STATUS, self.IN_BASE)
+
+    def _columns_changed(self, columns: tuple[int, ...], first: int, last: int) -> None:
+        """New values in ``columns`` (``first`` to ``last``): their sort keys made again when asked for, the rows
+        sorted again when one of them orders the table, and the views told."""
+        for column in columns:
             self._keys.pop(column, None)
-        if self._sort_column in self.COMPARED:
+        if self._sort_column in columns:
             self.sort(self._sort_column, self._sort_order)
         if self._order:
-            self.dataChanged.emit(self.index(0, self.STATUS), self.index(len(self._order) - 1, self.IN_BASE))
+            self.dataChanged.emit(self.index(0, first), self.index(len(self._order) - 1, last))
 
     def image_diff(self, row: int) -> ImageDiff | None:
         return self._diff.get(id(self._images[self._order[row]]))

@@ -1103,8 +1103,8 @@ class MainWindow(QMainWindow):
     def _job_progress(self, job: Job, estimate: Estimate) -> None:
         p = estimate.progress
         if job.kind is JobKind.LOAD or (p.message == READING and not (p.total_bytes or p.total_files)):
-            count = estimate.progress.done_files
-            self.progress.show_activity(f"{estimate.progress.message} {count:,} image{'s' if count != 1 else ''}…")
+            count = p.done_files
+            self.progress.show_activity(f"{p.message} {count:,} image{'s' if count != 1 else ''}…")
             return
         if job.kind.writes and estimate.progress.message == "verifying" and job.dest is not None:
             self.progress.set_title(f"Verifying {job.dest.name}")
