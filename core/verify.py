@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from regpack import layouts
 from regpack.bundle import Bundle, Layout, Locations, Role
@@ -215,6 +215,14 @@ class _HashingRoot(SafeRoot):
             if real == path and st.st_size <= SMALL_FILE and real not in self.early:
                 self._hashed(real, hash_small_file(real, real.rsplit("/", 4)[-4], st.st_size), st.st_size)
         return found
+
+    def helper_state(self) -> object:
+        return self.early.ok, self.early.other
+
+    def merge_helper_state(self, state: object) -> None:
+        ok, other = cast(tuple[set[str], dict[str, tuple[str, Hashed]]], state)
+        self.early.ok.update(ok)
+        self.early.other.update(other)
 
     def _hashed(self, real: str, hashed: Hashed, size: int) -> None:
         if hashed.error is None:

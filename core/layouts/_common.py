@@ -129,6 +129,14 @@ class SafeRoot:
     def inside(self, real: str) -> bool:
         return real == self._real_text or real.startswith(self._real_prefix)
 
+    def helper_state(self) -> object:
+        """What a tree read in a helper process learnt beyond its answers (see layouts._parallel), for
+        ``merge_helper_state`` of the first process's tree; nothing for a plain folder."""
+        return None
+
+    def merge_helper_state(self, state: object) -> None:
+        pass
+
     def scan(self, folder: str) -> Sequence[Entry]:
         with os.scandir(folder) as listing:
             return sorted(listing, key=_BY_NAME)

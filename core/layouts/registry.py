@@ -14,6 +14,7 @@ from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Severity, quoted
 from regpack.layouts._common import SafeRoot, Tree, build_image
+from regpack.layouts import _parallel
 from regpack.manifest import DOCKER_V1_SIGNED, Kind, read_manifest_bytes, schema1_unsigned
 from regpack.names import Reference, valid_repository, valid_tag
 from regpack.patch import DESCRIPTION, MAX_JSON_BYTES, PatchDescription
@@ -102,9 +103,12 @@ def repositories(v2: Path, bundle: Bundle | None = None, safe: Tree | None = Non
     return found
 
 
-def read(path: Path, tree: Tree | None = None) -> Bundle:
+def read(path: Path, tree: Tree | None = None, *, parallel: bool | None = None) -> Bundle:
     """The storage at ``path``: a folder on disk, or with ``tree`` the files of an archive (``path`` is then
-    the name the tree gives the storage root)."""
+    the name the tree gives the storage root).
+
+    A big storage on disk is read by two processes (layouts._parallel) when there are cores for them;
+    ``parallel`` forces that (True) or forbids it (False), whatever the size."""
     path = Path(path)
     v2 = v2_root(path, tree)
     bundle = Bundle(path, Layout.REGISTRY)
@@ -118,15 +122,44 @@ def read(path: Path, tree: Tree | None = None) -> Bundle:
         bundle.from_base = dict(description.needed)
     blob_folders = _BlobFolders(safe, os.path.abspath(v2))
     has_signatures = safe.is_dir(path / SIGNATURES)
-    for name, repo_dir in repositories(v2, bundle, safe):
-        if not valid_repository(name):
-            bundle.problem(f"invalid repository name {quoted(name, 300)}", repo_dir, code=Code.BAD_NAME)
-            continue
-        with safe.scope(os.fspath(repo_dir)):
-            _read_repository(bundle, safe, name, repo_dir, blob_folders, has_signatures)
+    found = repositories(v2, bundle, safe)
+    helper = _helper(safe, blob_folders.v2, found, has_signatures, parallel)
+    try:
+        for index, (name, repo_dir) in enumerate(found):
+            if not valid_repository(name):
+                bundle.problem(f"invalid repository name {quoted(name, 300)}", repo_dir, code=Code.BAD_NAME)
+                continue
+            answers = helper.answers(index) if helper is not None else None
+            if answers is not None:
+                _read_repository(bundle, _parallel.Replay(safe, answers), name, repo_dir, blob_folders, has_signatures)
+                continue
+            with safe.scope(os.fspath(repo_dir)):
+                _read_repository(bundle, safe, name, repo_dir, blob_folders, has_signatures)
+        if helper is not None:
+            helper.finish()
+    finally:
+        if helper is not None:
+            helper.close()
     if not bundle.images and not bundle.problems:
         bundle.problem("registry storage holds no tagged image", v2, code=Code.EMPTY)
     return bundle
+
+
+def _helper(
+    safe: Tree, v2: str, found: list[tuple[str, Path]], has_signatures: bool, parallel: bool | None
+) -> _parallel.Helper | None:
+    """The second process reading a share of the repositories, when it is worth starting."""
+    if parallel is False or not isinstance(safe, SafeRoot):
+        return None
+    if parallel is None and (len(found) < _parallel.MIN_REPOSITORIES or _parallel.usable_cpus() < 2):
+        return None
+    jobs = [
+        (index, name, os.fspath(repo_dir))
+        for index in sorted(_parallel.helper_blocks(len(found)))
+        for name, repo_dir in (found[index],)
+        if valid_repository(name)
+    ]
+    return _parallel.Helper(safe, v2, jobs, has_signatures) if jobs else None
 
 
 def storage_root(v2: Path) -> Path:

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from regpack.layouts import _parallel
+from regpack.layouts import registry as storage_reader
 from regpack.manifest import schema1_unsigned
+from regpack.verify import verify
+from tests.core.test_parallel_read import _seen, _snapshot
 from tests.support import ocibuild as ob
+from tests.support.catalog import RealBundle
 from tests.support.tools import Registry, Skopeo, find_registry, free_port, registry_config, run_cli
 from tests.support.trees import copy_tree, file_sha256
 
@@ -388,3 +393,44 @@ def test_schema1_is_packed_unsigned_as_the_registry_stores_it(
     pull = skopeo.run("copy", "--src-tls-verify=false", served_broken.ref(f"old/app@{digest}"),
                       f"dir:{tmp_path / 'x'}", check=False)  # fmt: skip
     assert pull.returncode != 0
+
+
+# Storage the real registry wrote reads the same with the helper process (layouts._parallel) as in one process:
+# images, blobs, problems and the verify report.
+
+
+def _same_both_ways(storage: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_parallel, "MIN_REPOSITORIES", 10**9)
+    alone = storage_reader.read(storage)
+    one = verify(storage)
+    monkeypatch.setattr(_parallel, "MIN_REPOSITORIES", 1)
+    monkeypatch.setattr(_parallel, "BLOCK", 1)
+    replayed = 0
+    real = _parallel.Replay
+
+    class Counted(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: object) -> None:
+            nonlocal replayed
+            replayed += 1
+            super().__init__(*args)
+
+    monkeypatch.setattr(_parallel, "Replay", Counted)
+    for share in (1.0, 0.5):
+        monkeypatch.setattr(_parallel, "HELPER_SHARE", share)
+        assert _snapshot(storage_reader.read(storage)) == _snapshot(alone)
+        two = verify(storage)
+        assert _seen(two) == _seen(one)
+        assert (two.images, two.files_hashed, two.bytes_hashed) == (one.images, one.files_hashed, one.bytes_hashed)
+    assert replayed >= len(storage_reader.repositories(storage / storage_reader.V2))
+
+
+def test_storage_the_registry_wrote_reads_the_same_with_the_helper(
+    real_bundle: RealBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _same_both_ways(real_bundle.storage_root, monkeypatch)
+
+
+def test_storage_after_deletes_reads_the_same_with_the_helper(
+    after_deletes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _same_both_ways(after_deletes, monkeypatch)
