@@ -58,22 +58,52 @@ class Measured:
 
 
 def measure(cmd: Sequence[str | Path], baseline: Path | None = None) -> Measured:
-    """Run ``cmd`` under GNU time; fail loudly when it fails (a fast wrong answer must not count)."""
+    """Run ``cmd`` under GNU time; fail loudly when it fails (a fast wrong answer must not count).
+
+    Peak memory is the larger of GNU time's peak RSS (the biggest single process) and the peak of the
+    proportional set size (PSS) summed over the command's process tree, sampled every 20 ms: a big registry
+    storage is read by two processes (layouts._parallel, a fork sharing its parent's pages until either writes
+    them), and what both use counts, each shared page once."""
     fmt = "%e %U %S %M"
     os.sync()  # no run pays for the previous one's writeback
-    proc = subprocess.run(
-        ["/usr/bin/time", "-f", fmt, *map(str, cmd)],
-        env=env(baseline),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            ["/usr/bin/time", "-f", fmt, *map(str, cmd)], env=env(baseline), stdout=subprocess.DEVNULL, stderr=err
+        )
+        tree_peak = 0
+        while proc.poll() is None:
+            tree_peak = max(tree_peak, tree_pss_kib(proc.pid, include_self=False))
+            time.sleep(0.02)
+        err.seek(0)
+        stderr = err.read()
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {stderr[-2000:]}")
     wall, user, system, rss = last.split()
-    return Measured(float(wall), float(user) + float(system), int(rss))
+    return Measured(float(wall), float(user) + float(system), max(int(rss), tree_peak))
+
+
+def tree_pss_kib(pid: int, include_self: bool = True) -> int:
+    """Proportional set size in KiB of a process and all its descendants now (0 for those that ended)."""
+    total = 0
+    if include_self:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                total += next((int(line.split()[1]) for line in rollup if line.startswith("Pss:")), 0)
+        except OSError:
+            return 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return total
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children = f.read().split()
+        except OSError:
+            continue
+        total += sum(tree_pss_kib(int(child)) for child in children)
+    return total
 
 
 def regpack(*args: str | Path) -> list[str]:
@@ -233,12 +263,13 @@ def scale_case(
         + (f"; {', '.join(c.split()[0] for c in commands[1:])} read that registry storage" if readers else "")
         + (" (diff against the same generator at `--seed 5`)" if diff else "")
         + ". Subprocesses as users run them; "
-        f"per-image memory is peak RSS minus {base_kib / 1024:.1f} MiB (the interpreter with regpack imported), "
-        f"divided by N. Medians of {runs} run(s)"
+        f"per-image memory is peak memory (the larger of GNU time's peak RSS and the peak PSS summed over the "
+        f"process tree: a big registry storage is read by a forked helper too) minus {base_kib / 1024:.1f} MiB "
+        f"(the interpreter with regpack imported), divided by N. Medians of {runs} run(s)"
         + ("; this regpack has no diff command" if "diff" in wanted and not diff else "")
         + ".",
         "",
-        "| command | who | images | wall | CPU | per image (wall) | peak RSS | per image (RSS) |",
+        "| command | who | images | wall | CPU | per image (wall) | peak memory | per image (memory) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for command in commands:
@@ -255,7 +286,7 @@ def scale_case(
                     f"{rss / 1024:.0f} MiB | {(rss - base_kib) * KiB / n / KiB:.2f} KiB |"
                 )
     if baseline is not None:
-        lines += ["", "| command | images | this / baseline, wall | CPU | peak RSS |", "|---|---|---|---|---|"]
+        lines += ["", "| command | images | this / baseline, wall | CPU | peak memory |", "|---|---|---|---|---|"]
         for command in commands:
             for n in sizes:
                 a, b = rows.get(("this", command, n)), rows.get(("baseline", command, n))

@@ -114,10 +114,12 @@ class Tracker:
     """Turns progress events into rate and time left.
 
     The rate is measured over the last few seconds, so a burst of hard links (which copy no data) does not
-    make the estimate jump forever after.
+    make the estimate jump forever after; and over at least half a second, so work done before the phase's
+    first event (verify's blobs hashed while the bundle was read) is not shown as terabytes a second.
     """
 
     WINDOW = 5.0
+    MIN_SPAN = 0.5
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self.clock = clock
@@ -130,6 +132,6 @@ class Tracker:
         while len(self.samples) > 2 and now - self.samples[0][0] > self.WINDOW:
             self.samples.popleft()
         t0, d0 = self.samples[0]
-        rate = (done - d0) / (now - t0) if now > t0 else 0.0
+        rate = (done - d0) / (now - t0) if now - t0 >= self.MIN_SPAN else 0.0
         left = (total - done) / rate if rate > 0 and total > done else None
         return Estimate(progress, rate, left)

@@ -219,9 +219,9 @@ class _HashingRoot(SafeRoot):
     def helper_state(self) -> object:
         return self.early.ok, self.early.other
 
-    def merge_helper_state(self, state: object) -> None:
+    def merge_helper_state(self, state: object, names: dict[str, str]) -> None:
         ok, other = cast(tuple[set[str], dict[str, tuple[str, Hashed]]], state)
-        self.early.ok.update(ok)
+        self.early.ok.update(names.get(name, name) for name in ok)
         self.early.other.update(other)
 
     def _hashed(self, real: str, hashed: Hashed, size: int) -> None:

@@ -134,8 +134,8 @@ class SafeRoot:
         ``merge_helper_state`` of the first process's tree; nothing for a plain folder."""
         return None
 
-    def merge_helper_state(self, state: object) -> None:
-        pass
+    def merge_helper_state(self, state: object, names: dict[str, str]) -> None:
+        """``names``: file names the reader keeps already, to keep rather than the same names sent over."""
 
     def scan(self, folder: str) -> Sequence[Entry]:
         with os.scandir(folder) as listing:

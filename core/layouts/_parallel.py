@@ -2,13 +2,13 @@
 listings, link files, the manifest, blob checks), about as much time in the kernel as in the reader's Python.
 
 One process cannot spread that over cores (threads hand the interpreter's lock over at every call, which costs
-more than it gives), and sending finished images between processes costs as much as reading them. So a second
-process runs the same reader over a share of the repositories, records what each of its file operations
-answered (a listing, a link's bytes, a file's size, an error), and sends those answers: plain bytes and strings,
-cheap to send. The first process reads its own share as usual and runs the reader over the other share too, on
-the recorded answers instead of the disk. Each repository is read by the same code either way, in the same
-order, so the images, blobs and problems are what one process finds; an answer that was not recorded (or a
-helper that fails) is asked of the disk, and the result is the same, only slower.
+more than it gives), and sending finished images between processes costs as much as reading them. So a helper
+process (a fork, see ``Helper``) runs the same reader over a share of the repositories, records what each of its
+file operations answered (a listing, a link's bytes, a file's size, an error), and sends those answers: plain
+bytes and strings, cheap to send. The first process reads its own share as usual and runs the reader over the
+other share too, on the recorded answers instead of the disk. Each repository is read by the same code either
+way, in the same order, so the images, blobs and problems are what one process finds; an answer that was not
+recorded (or a helper that fails) is asked of the disk, and the result is the same, only slower.
 
 The answers are the kernel's from a moment earlier, the same checks made the same way (no symbolic link
 followed out of the bundle, nothing opened that could block), only in the other process.
@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
+import gc
 import os
 import pickle
-import subprocess
-import sys
+import signal
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from regpack.bundle import Bundle
 from regpack.errors import BundleError, Code
 from regpack.layouts._common import Entry, FileStat, SafeRoot, Tree
 
-# Below this many repositories, starting a second interpreter (60-100 ms) costs more than it saves.
+# Below this many repositories (about half a second of reading), a second process hardly pays for itself.
 MIN_REPOSITORIES = 2000
 # Repositories are handed out in blocks: the helper takes HELPER_SHARE of the blocks, spread evenly, so that
 # it reads ahead of the first process, which also replays the helper's share (measured on 2 cores: replaying a
@@ -160,10 +160,15 @@ class Replay:
         pass
 
     def file(self, path: Path | str, what: str) -> tuple[str, FileStat] | None:
-        found = self._answer((_FILE, str(path), what))
+        text = str(path)
+        found = self._answer((_FILE, text, what))
         if found is _MISSING:
             return self._live.file(path, what)
-        return None if found is None else (found[0], FileStat(found[1]))
+        if found is None:
+            return None
+        # The usual file, read where it is named, was sent as its size alone: the name the caller built is the
+        # one kept (as one process keeps it), not a copy that came through the pipe.
+        return (text, FileStat(found)) if type(found) is int else (found[0], FileStat(found[1]))
 
     def read_plain(self, path: str, limit: int) -> bytes | None:
         found = self._answer((_PLAIN, path, limit))
@@ -227,7 +232,11 @@ def recording(cls: type[SafeRoot]) -> type[SafeRoot]:
             except (OSError, BundleError) as e:
                 self.answers[key] = _Raised(e)
                 raise
-            self.answers[key] = None if found is None else (found[0], found[1].st_size)
+            if found is None:
+                self.answers[key] = None
+            else:
+                real, st = found
+                self.answers[key] = st.st_size if real == key[1] else (real, st.st_size)
             return found
 
         def read_plain(self, path: str, limit: int) -> bytes | None:
@@ -263,46 +272,50 @@ def helper_blocks(count: int) -> set[int]:
 class Helper:
     """The second process and what it sent so far, as the first process sees it.
 
+    The helper is a fork of this process, made once the repositories are listed: it shares the interpreter,
+    the modules and the list with its parent (nothing to start, import or send), and the memory stays shared
+    until one of them writes it. Forking is safe only in a process with one thread, which the caller checks.
+
     ``answers(i)`` gives the recorded answers of repository ``i`` when the helper reads it, waiting for them
     if need be; None when the first process reads it itself (not the helper's, or the helper stopped).
     """
 
-    def __init__(self, root: SafeRoot, v2: str, jobs: list[tuple[int, str, str]], has_signatures: bool) -> None:
+    def __init__(self, root: SafeRoot, v2: str, jobs: list[tuple[int, str, Path]], has_signatures: bool) -> None:
         self._root = root
         self._mine = {index for index, _, _ in jobs}
         self._ready: dict[int, Answers] = {}
         self._failed = False
-        cls = type(root)
-        self._process: subprocess.Popen[bytes] | None = None
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # this process's regpack, wherever it is
+        self._pid: int | None = None
+        self._stream: BinaryIO | None = None
         try:
-            # -P: not the current folder first on the path (a bundle folder could be called regpack)
-            self._process = subprocess.Popen(
-                [sys.executable, "-P", "-c", "from regpack.layouts._parallel import helper_main; helper_main()"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
+            read_end, write_end = os.pipe()
         except OSError:
             self._fail()
             return
-        assert self._process.stdin is not None and self._process.stdout is not None
         set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
         if set_size is not None:
             with contextlib.suppress(OSError):
                 # Room for the helper to read well ahead of the first process (a pipe holds 64 KiB otherwise).
-                fcntl.fcntl(self._process.stdout.fileno(), set_size, _PIPE_BYTES)
+                fcntl.fcntl(write_end, set_size, _PIPE_BYTES)
         try:
-            pickle.dump(
-                (cls.__module__, cls.__qualname__, str(root.root), v2, has_signatures, jobs),
-                self._process.stdin,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-            self._process.stdin.close()
+            pid = os.fork()
         except OSError:
+            os.close(read_end)
+            os.close(write_end)
             self._fail()
+            return
+        if pid == 0:  # the helper: never returns into the caller's code
+            status = 1
+            try:
+                os.close(read_end)
+                with os.fdopen(write_end, "wb") as out:
+                    _serve(type(root), root.root, v2, jobs, has_signatures, out)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._pid = pid
+        self._stream = os.fdopen(read_end, "rb")
 
     def answers(self, index: int) -> Answers | None:
         if index not in self._mine or self._failed:
@@ -312,11 +325,10 @@ class Helper:
                 return None
         return self._ready.pop(index)
 
-    def _receive(self) -> bool:
-        process = self._process
+    def _receive(self, bundle: Bundle | None = None) -> bool:
         try:
-            assert process is not None and process.stdout is not None
-            message = pickle.load(process.stdout)
+            assert self._stream is not None
+            message = pickle.load(self._stream)
         except Exception:  # the helper died or sent something broken: the first process reads on alone
             self._fail()
             return False
@@ -324,56 +336,69 @@ class Helper:
             self._ready.update(message[1])
             return True
         if message[0] == "end":
-            self._root.merge_helper_state(message[1])
+            self._root.merge_helper_state(message[1], _names_of(bundle))
         self._failed = True  # nothing more will come
         return False
 
-    def finish(self) -> None:
-        """Wait for the helper's last words (what it learnt for the whole read), then let it go."""
-        while not self._failed and self._receive():
+    def finish(self, bundle: Bundle) -> None:
+        """Wait for the helper's last words (what it learnt for the whole read), then let it go. The file
+        names it sent are taken as ``bundle`` keeps them already (one string per file, not two)."""
+        while not self._failed and self._receive(bundle):
             pass
         self.close()
 
     def close(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
+        """Stop the helper if it still runs, and wait for it: no process is left behind."""
+        pid, self._pid = self._pid, None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+        if pid is None:
             return
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        for stream in (process.stdout, process.stdin):
-            if stream is not None:
-                stream.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
     def _fail(self) -> None:
         self._failed = True
         self._ready.clear()
 
 
-def helper_main(stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-    """The helper process: read the repositories it is given, send what every file operation answered."""
-    import gc
+def _names_of(bundle: Bundle | None) -> dict[str, str]:
+    if bundle is None:
+        return {}
+    return {blob.file: blob.file for blob in bundle.blobs.values() if blob.file is not None}
 
-    from regpack.bundle import Bundle, Layout
-    from regpack.layouts import registry
 
-    gc.disable()  # nothing here makes reference cycles worth a collection; the process ends with the read
-    source = stdin if stdin is not None else sys.stdin.buffer
-    out = stdout if stdout is not None else sys.stdout.buffer
-    module, qualname, root_text, v2, has_signatures, jobs = pickle.load(source)
-    cls: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        cls = getattr(cls, part)
-    root: Any = recording(cls)(Path(root_text))
+def _serve(
+    cls: type[SafeRoot],
+    root_path: Path,
+    v2: str,
+    jobs: list[tuple[int, str, Path]],
+    has_signatures: bool,
+    out: BinaryIO,
+) -> None:
+    """The helper's work: read the repositories it is given, send what every file operation answered."""
+    from regpack.bundle import Layout
+    from regpack.layouts import _watch, registry
+
+    # The parent's objects are shared with it until written: the collector must not walk them (that writes
+    # to every one), and the parent's progress and cancel are not the helper's to report.
+    gc.freeze()
+    gc.disable()
+    _watch.forget()
+    root: Any = recording(cls)(root_path)
     blob_folders = registry._BlobFolders(root, v2)
     for start in range(0, len(jobs), BLOCK):
         block: list[tuple[int, Answers]] = []
         for index, name, repo_dir in jobs[start : start + BLOCK]:
             root.answers = {}
-            bundle = Bundle(root.root, Layout.REGISTRY)  # the first process finds the problems again
-            with root.scope(repo_dir):
-                registry._read_repository(bundle, root, name, Path(repo_dir), blob_folders, has_signatures)
+            bundle = Bundle(root_path, Layout.REGISTRY)  # the first process finds the problems again
+            with root.scope(os.fspath(repo_dir)):
+                registry._read_repository(bundle, root, name, repo_dir, blob_folders, has_signatures)
             block.append((index, root.answers))
+        root.descriptors.clear()  # shared between images to save the first process memory; none needed here
         pickle.dump(("block", block), out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
     pickle.dump(("end", root.helper_state()), out, protocol=pickle.HIGHEST_PROTOCOL)

@@ -54,6 +54,11 @@ def next_image() -> None:
     collector.built()
 
 
+def forget() -> None:
+    """This thread counts for nobody any more (a forked helper process: its images are not the caller's)."""
+    _local.watch = None
+
+
 @contextmanager
 def watching(progress: ProgressCallback | None, cancel: threading.Event | None) -> Iterator[None]:
     """Count the images read inside the block for ``progress`` (with a last event at the end) and stop at

@@ -13,8 +13,8 @@ from pathlib import Path
 from regpack.bundle import Bundle, Image, Layout
 from regpack.digest import Digest
 from regpack.errors import BundleError, Code, Severity, quoted
-from regpack.layouts._common import SafeRoot, Tree, build_image
 from regpack.layouts import _parallel
+from regpack.layouts._common import SafeRoot, Tree, build_image
 from regpack.manifest import DOCKER_V1_SIGNED, Kind, read_manifest_bytes, schema1_unsigned
 from regpack.names import Reference, valid_repository, valid_tag
 from regpack.patch import DESCRIPTION, MAX_JSON_BYTES, PatchDescription
@@ -130,13 +130,11 @@ def read(path: Path, tree: Tree | None = None, *, parallel: bool | None = None) 
                 bundle.problem(f"invalid repository name {quoted(name, 300)}", repo_dir, code=Code.BAD_NAME)
                 continue
             answers = helper.answers(index) if helper is not None else None
-            if answers is not None:
-                _read_repository(bundle, _parallel.Replay(safe, answers), name, repo_dir, blob_folders, has_signatures)
-                continue
-            with safe.scope(os.fspath(repo_dir)):
-                _read_repository(bundle, safe, name, repo_dir, blob_folders, has_signatures)
+            tree = safe if answers is None else _parallel.Replay(safe, answers)
+            with safe.scope(os.fspath(repo_dir)):  # also forgets the walk's listing of the folder
+                _read_repository(bundle, tree, name, repo_dir, blob_folders, has_signatures)
         if helper is not None:
-            helper.finish()
+            helper.finish(bundle)
     finally:
         if helper is not None:
             helper.close()
@@ -148,13 +146,17 @@ def read(path: Path, tree: Tree | None = None, *, parallel: bool | None = None) 
 def _helper(
     safe: Tree, v2: str, found: list[tuple[str, Path]], has_signatures: bool, parallel: bool | None
 ) -> _parallel.Helper | None:
-    """The second process reading a share of the repositories, when it is worth starting."""
+    """The second process reading a share of the repositories, when it is worth starting: a big storage, two
+    cores, and a process with one thread (the command line), which alone may fork safely."""
     if parallel is False or not isinstance(safe, SafeRoot):
         return None
-    if parallel is None and (len(found) < _parallel.MIN_REPOSITORIES or _parallel.usable_cpus() < 2):
-        return None
+    if parallel is None:
+        from regpack.layouts import _single_threaded
+
+        if len(found) < _parallel.MIN_REPOSITORIES or _parallel.usable_cpus() < 2 or not _single_threaded():
+            return None
     jobs = [
-        (index, name, os.fspath(repo_dir))
+        (index, name, repo_dir)
         for index in sorted(_parallel.helper_blocks(len(found)))
         for name, repo_dir in (found[index],)
         if valid_repository(name)

@@ -28,6 +28,18 @@ def test_tracker_shows_bytes_rate_and_time_left() -> None:
     assert "8 seconds left" in text  # 80 MiB to go at 10 MiB/s
 
 
+def test_tracker_shows_no_rate_over_less_than_half_a_second() -> None:
+    # verify reports the blobs hashed while reading in its first event: 110 MiB "done" in microseconds
+    clock = Clock()
+    tracker = Tracker(clock)
+    clock.now += 0.00002
+    estimate = tracker.update(Progress(110 * 2**20, 110 * 2**20, 44006, 44006, "verifying"))
+    assert estimate.rate == 0 and estimate.seconds_left is None
+    assert "/s" not in estimate.text()
+    clock.now += 0.5
+    assert tracker.update(Progress(110 * 2**20, 120 * 2**20, 44006, 44100)).rate > 0
+
+
 def test_tracker_rate_follows_recent_speed() -> None:
     clock = Clock()
     tracker = Tracker(clock)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from regpack import layouts
 from regpack.layouts import _parallel
 from regpack.layouts import registry as storage_reader
 from regpack.manifest import schema1_unsigned
@@ -405,6 +406,7 @@ def _same_both_ways(storage: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     one = verify(storage)
     monkeypatch.setattr(_parallel, "MIN_REPOSITORIES", 1)
     monkeypatch.setattr(_parallel, "BLOCK", 1)
+    monkeypatch.setattr(layouts, "_single_threaded", lambda: True)  # see tests/core/test_parallel_read.py
     replayed = 0
     real = _parallel.Replay
 
