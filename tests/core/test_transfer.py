@@ -141,7 +141,10 @@ def test_transfer_progress_counts_images(monkeypatch: pytest.MonkeyPatch) -> Non
 
     stream = Terminal()
     bar = display("auto", stream, unit="images")  # push and pull count images
+    now = [100.0]
+    bar.clock = lambda: now[0]  # type: ignore[attr-defined]
     bar(Progress(0, 4 << 20, 0, 10, "pushing"))
+    now[0] += 2  # a rate is shown once measured over half a second or more
     bar(Progress(1 << 20, 4 << 20, 3, 10, "pushing"))
     bar.close()
     last = stream.getvalue().split("\r")[-1]
