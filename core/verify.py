@@ -217,12 +217,16 @@ class _HashingRoot(SafeRoot):
         return found
 
     def helper_state(self) -> object:
-        return self.early.ok, self.early.other
+        # sent block by block and forgotten: the helper keeps no result (its file cache hashes nothing twice)
+        state = self.early.ok, self.early.other
+        self.early = EarlyHashes()
+        return state
 
-    def merge_helper_state(self, state: object, names: dict[str, str]) -> None:
+    def merge_helper_state(self, state: object) -> dict[str, str]:
         ok, other = cast(tuple[set[str], dict[str, tuple[str, Hashed]]], state)
-        self.early.ok.update(names.get(name, name) for name in ok)
+        self.early.ok.update(ok)
         self.early.other.update(other)
+        return {name: name for name in ok}
 
     def _hashed(self, real: str, hashed: Hashed, size: int) -> None:
         if hashed.error is None:

@@ -130,12 +130,23 @@ class SafeRoot:
         return real == self._real_text or real.startswith(self._real_prefix)
 
     def helper_state(self) -> object:
-        """What a tree read in a helper process learnt beyond its answers (see layouts._parallel), for
-        ``merge_helper_state`` of the first process's tree; nothing for a plain folder."""
+        """What a tree read in a helper process learnt beyond its answers since it was last asked (see
+        layouts._parallel), for ``merge_helper_state`` of the first process's tree; nothing for a plain folder."""
         return None
 
-    def merge_helper_state(self, state: object, names: dict[str, str]) -> None:
-        """``names``: file names the reader keeps already, to keep rather than the same names sent over."""
+    def merge_helper_state(self, state: object) -> dict[str, str]:
+        """Take in what the helper learnt; returns the file names now kept (each mapped to itself), which the
+        replay then hands out instead of an equal new string."""
+        return {}
+
+    def share_listings(self, other: SafeRoot, parents: Iterable[str]) -> None:
+        """Take what ``other`` learnt of the listed folders ``parents`` (their plain sub-folders, their real
+        paths), as it has it: a forked helper shares the parent's sets instead of listing the folders again."""
+        for parent in parents:
+            plain = other._plain.get(parent)
+            if plain is not None:
+                self._plain[parent] = plain
+        self._dirs.update(other._dirs)
 
     def scan(self, folder: str) -> Sequence[Entry]:
         with os.scandir(folder) as listing:

@@ -25,9 +25,8 @@ import signal
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-from regpack.bundle import Bundle
 from regpack.errors import BundleError, Code
 from regpack.layouts._common import Entry, FileStat, SafeRoot, Tree
 
@@ -108,6 +107,7 @@ def _entry_record(entry: Entry) -> tuple[str, bool, bool, bool]:
 
 Answers = dict[tuple[Any, ...], Any]
 _MISSING = object()
+_NAMES = ("names",)  # in a repository's answers: file names kept already (Tree.merge_helper_state)
 
 
 class Replay:
@@ -119,6 +119,7 @@ class Replay:
         self.descriptors = live.descriptors
         self._live = live
         self._answers = answers
+        self._names: dict[str, str] = answers.get(_NAMES) or {}
 
     def _answer(self, key: tuple[Any, ...]) -> Any:
         found = self._answers.get(key, _MISSING)
@@ -167,8 +168,10 @@ class Replay:
         if found is None:
             return None
         # The usual file, read where it is named, was sent as its size alone: the name the caller built is the
-        # one kept (as one process keeps it), not a copy that came through the pipe.
-        return (text, FileStat(found)) if type(found) is int else (found[0], FileStat(found[1]))
+        # one kept (as one process keeps it), or the equal one kept already as hashed while reading.
+        if type(found) is int:
+            return self._names.get(text, text), FileStat(found)
+        return found[0], FileStat(found[1])
 
     def read_plain(self, path: str, limit: int) -> bytes | None:
         found = self._answer((_PLAIN, path, limit))
@@ -269,6 +272,13 @@ def helper_blocks(count: int) -> set[int]:
     return mine
 
 
+class BlobFolders(Protocol):
+    """The registry reader's record of the blob folders listed so far (registry._BlobFolders)."""
+
+    v2: str
+    listed: set[str]
+
+
 class Helper:
     """The second process and what it sent so far, as the first process sees it.
 
@@ -280,7 +290,9 @@ class Helper:
     if need be; None when the first process reads it itself (not the helper's, or the helper stopped).
     """
 
-    def __init__(self, root: SafeRoot, v2: str, jobs: list[tuple[int, str, Path]], has_signatures: bool) -> None:
+    def __init__(
+        self, root: SafeRoot, blob_folders: BlobFolders, jobs: list[tuple[int, str, Path]], has_signatures: bool
+    ) -> None:
         self._root = root
         self._mine = {index for index, _, _ in jobs}
         self._ready: dict[int, Answers] = {}
@@ -309,7 +321,7 @@ class Helper:
             try:
                 os.close(read_end)
                 with os.fdopen(write_end, "wb") as out:
-                    _serve(type(root), root.root, v2, jobs, has_signatures, out)
+                    _serve(root, blob_folders, jobs, has_signatures, out)
                 status = 0
             finally:
                 os._exit(status)
@@ -325,7 +337,7 @@ class Helper:
                 return None
         return self._ready.pop(index)
 
-    def _receive(self, bundle: Bundle | None = None) -> bool:
+    def _receive(self) -> bool:
         try:
             assert self._stream is not None
             message = pickle.load(self._stream)
@@ -333,17 +345,18 @@ class Helper:
             self._fail()
             return False
         if message[0] == "block":
-            self._ready.update(message[1])
+            names = self._root.merge_helper_state(message[2])
+            for index, answers in message[1]:
+                if names:
+                    answers[_NAMES] = names
+                self._ready[index] = answers
             return True
-        if message[0] == "end":
-            self._root.merge_helper_state(message[1], _names_of(bundle))
-        self._failed = True  # nothing more will come
+        self._failed = True  # "end": nothing more will come
         return False
 
-    def finish(self, bundle: Bundle) -> None:
-        """Wait for the helper's last words (what it learnt for the whole read), then let it go. The file
-        names it sent are taken as ``bundle`` keeps them already (one string per file, not two)."""
-        while not self._failed and self._receive(bundle):
+    def finish(self) -> None:
+        """Wait for the helper's last words, then let it go."""
+        while not self._failed and self._receive():
             pass
         self.close()
 
@@ -365,22 +378,18 @@ class Helper:
         self._ready.clear()
 
 
-def _names_of(bundle: Bundle | None) -> dict[str, str]:
-    if bundle is None:
-        return {}
-    return {blob.file: blob.file for blob in bundle.blobs.values() if blob.file is not None}
-
-
 def _serve(
-    cls: type[SafeRoot],
-    root_path: Path,
-    v2: str,
+    parent_root: SafeRoot,
+    blob_folders: BlobFolders,
     jobs: list[tuple[int, str, Path]],
     has_signatures: bool,
     out: BinaryIO,
 ) -> None:
-    """The helper's work: read the repositories it is given, send what every file operation answered."""
-    from regpack.bundle import Layout
+    """The helper's work: read the repositories it is given, send what every file operation answered.
+
+    The blob folders the parent listed already (``blob_folders``) are taken as the parent knows them."""
+    root_path = parent_root.root
+    from regpack.bundle import Bundle, Layout
     from regpack.layouts import _watch, registry
 
     # The parent's objects are shared with it until written: the collector must not walk them (that writes
@@ -388,18 +397,19 @@ def _serve(
     gc.freeze()
     gc.disable()
     _watch.forget()
-    root: Any = recording(cls)(root_path)
-    blob_folders = registry._BlobFolders(root, v2)
+    root: Any = recording(type(parent_root))(root_path)
+    root.share_listings(parent_root, blob_folders.listed)
+    folders = registry._BlobFolders(root, blob_folders.v2, set(blob_folders.listed))
     for start in range(0, len(jobs), BLOCK):
         block: list[tuple[int, Answers]] = []
         for index, name, repo_dir in jobs[start : start + BLOCK]:
             root.answers = {}
             bundle = Bundle(root_path, Layout.REGISTRY)  # the first process finds the problems again
             with root.scope(os.fspath(repo_dir)):
-                registry._read_repository(bundle, root, name, repo_dir, blob_folders, has_signatures)
+                registry._read_repository(bundle, root, name, repo_dir, folders, has_signatures)
             block.append((index, root.answers))
         root.descriptors.clear()  # shared between images to save the first process memory; none needed here
-        pickle.dump(("block", block), out, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(("block", block, root.helper_state()), out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
-    pickle.dump(("end", root.helper_state()), out, protocol=pickle.HIGHEST_PROTOCOL)
+    pickle.dump(("end",), out, protocol=pickle.HIGHEST_PROTOCOL)
     out.flush()

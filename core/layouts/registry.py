@@ -123,7 +123,7 @@ def read(path: Path, tree: Tree | None = None, *, parallel: bool | None = None) 
     blob_folders = _BlobFolders(safe, os.path.abspath(v2))
     has_signatures = safe.is_dir(path / SIGNATURES)
     found = repositories(v2, bundle, safe)
-    helper = _helper(safe, blob_folders.v2, found, has_signatures, parallel)
+    helper = _helper(safe, blob_folders, found, has_signatures, parallel)
     try:
         for index, (name, repo_dir) in enumerate(found):
             if not valid_repository(name):
@@ -134,7 +134,7 @@ def read(path: Path, tree: Tree | None = None, *, parallel: bool | None = None) 
             with safe.scope(os.fspath(repo_dir)):  # also forgets the walk's listing of the folder
                 _read_repository(bundle, tree, name, repo_dir, blob_folders, has_signatures)
         if helper is not None:
-            helper.finish(bundle)
+            helper.finish()
     finally:
         if helper is not None:
             helper.close()
@@ -144,7 +144,7 @@ def read(path: Path, tree: Tree | None = None, *, parallel: bool | None = None) 
 
 
 def _helper(
-    safe: Tree, v2: str, found: list[tuple[str, Path]], has_signatures: bool, parallel: bool | None
+    safe: Tree, blob_folders: _BlobFolders, found: list[tuple[str, Path]], has_signatures: bool, parallel: bool | None
 ) -> _parallel.Helper | None:
     """The second process reading a share of the repositories, when it is worth starting: a big storage, two
     cores, and a process with one thread (the command line), which alone may fork safely."""
@@ -161,7 +161,10 @@ def _helper(
         for name, repo_dir in (found[index],)
         if valid_repository(name)
     ]
-    return _parallel.Helper(safe, v2, jobs, has_signatures) if jobs else None
+    if not jobs:
+        return None
+    blob_folders.list_all()  # once, for both processes
+    return _parallel.Helper(safe, blob_folders, jobs, has_signatures)
 
 
 def storage_root(v2: Path) -> Path:
@@ -265,10 +268,23 @@ class _BlobFolders:
     folders, where checking each for a symbolic link would cost an lstat.
     """
 
-    def __init__(self, safe: Tree, v2: str) -> None:
+    def __init__(self, safe: Tree, v2: str, listed: set[str] | None = None) -> None:
         self.safe = safe
         self.v2 = v2
-        self.listed: set[str] = set()
+        self.listed: set[str] = listed if listed is not None else set()
+
+    def list_all(self) -> None:
+        """List every ``blobs/<algorithm>/<xx>/`` now (a forked helper then shares what was learnt). Only what
+        the listings say of plain folders is kept; whatever is odd there is reported for the blob that needs it."""
+        blobs = f"{self.v2}/blobs"
+        try:
+            parents = [f"{blobs}/{a}/{x}" for a in self.safe.listdir(blobs) for x in self.safe.listdir(f"{blobs}/{a}")]
+        except OSError:
+            return
+        for parent in parents:
+            if parent not in self.listed:
+                self.listed.add(parent)
+                self.safe.trust_listing(parent)
 
     def locate(self, digest: Digest) -> str:
         parent = f"{self.v2}/blobs/{digest.algorithm}/{digest.hex[:2]}"

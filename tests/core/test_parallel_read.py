@@ -169,8 +169,8 @@ def test_a_helper_that_cannot_start_dies_or_babbles_changes_nothing_but_the_time
     def dies(*args: Any) -> None:
         raise RuntimeError("the helper fails at once")
 
-    def dies_later(cls: Any, root: Path, v2: str, jobs: Any, has_signatures: bool, out: Any) -> None:
-        real_serve(cls, root, v2, jobs[:3], has_signatures, out)  # three repositories, and no last words
+    def dies_later(root: Any, folders: Any, jobs: Any, has_signatures: bool, out: Any) -> None:
+        real_serve(root, folders, jobs[:3], has_signatures, out)  # three repositories, then it fails
         raise MemoryError
 
     def babbles(*args: Any) -> None:
