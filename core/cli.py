@@ -77,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help="check every manifest, blob and link of a bundle")
     s.add_argument("path", type=Path)
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.add_argument("--jobs", type=_positive, default=None, help="hashing threads (default: cores)")
+    s.add_argument(
+        "--jobs", type=_positive, default=None, help="hashing threads (default: cores); 1: one core, one process"
+    )
     s.add_argument("--fast", action="store_true", help="check presence and sizes only, no hashing")
     _patch_options(s, "verify")
     console.add_progress_options(s, "no progress, and print nothing when the bundle verifies: only the problems")

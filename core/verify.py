@@ -135,7 +135,8 @@ def _verify(
 
             tree = _HashingRoot(path)
             with watching(progress, cancel):  # "reading N images" while the small blobs are hashed
-                bundle = registry.read(path, tree)
+                # a big storage is read by two processes, unless told to use one core (--jobs 1)
+                bundle = registry.read(path, tree, parallel=False if jobs == 1 else None)
             early = tree.early
         else:
             # an archive's progress is its bytes, read and hashed in one pass; a folder's the images read

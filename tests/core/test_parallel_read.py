@@ -259,3 +259,10 @@ def test_a_folder_linked_out_of_a_repository_is_refused_the_same_way(
     assert any(p.code.value == "unsafe" and "team0/app3" in p.where for p in alone.problems)
     assert _snapshot(registry.read(storage, parallel=True)) == _snapshot(alone)
     assert sum(h.replayed for h in helper_everywhere) == 40
+
+
+def test_verify_with_one_job_reads_in_one_process(storage: Path, helper_everywhere: list[_parallel.Helper]) -> None:
+    assert verify(storage, jobs=1).ok
+    assert not helper_everywhere
+    assert verify(storage, jobs=2).ok
+    assert helper_everywhere and helper_everywhere[-1].replayed > 0
