@@ -139,6 +139,12 @@ class SafeRoot:
         replay then hands out instead of an equal new string."""
         return {}
 
+    def forget_files(self, keep: int) -> None:
+        """Forget the files checked so far once more than ``keep`` are remembered: a helper process's memory
+        stays bounded, and a file asked for again is checked again."""
+        if len(self._files) > keep:
+            self._files.clear()
+
     def share_listings(self, other: SafeRoot, parents: Iterable[str]) -> None:
         """Take what ``other`` learnt of the listed folders ``parents`` (their plain sub-folders, their real
         paths), as it has it: a forked helper shares the parent's sets instead of listing the folders again."""

@@ -37,6 +37,9 @@ MIN_REPOSITORIES = 2000
 # repository costs about a third of reading it).
 BLOCK = 16
 HELPER_SHARE = 0.6
+# The helper remembers this many checked files at most (about 12 MiB): a blob shared by images read far apart
+# is checked (and hashed) again rather than kept for the whole read.
+_FILES_KEPT = 50_000
 _PIPE_BYTES = 1 << 20  # the most an unprivileged process may ask for (/proc/sys/fs/pipe-max-size)
 
 # Kinds of recorded answers.
@@ -409,6 +412,7 @@ def _serve(
                 registry._read_repository(bundle, root, name, repo_dir, folders, has_signatures)
             block.append((index, root.answers))
         root.descriptors.clear()  # shared between images to save the first process memory; none needed here
+        root.forget_files(_FILES_KEPT)
         pickle.dump(("block", block, root.helper_state()), out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
     pickle.dump(("end",), out, protocol=pickle.HIGHEST_PROTOCOL)

@@ -266,3 +266,19 @@ def test_verify_with_one_job_reads_in_one_process(storage: Path, helper_everywhe
     assert not helper_everywhere
     assert verify(storage, jobs=2).ok
     assert helper_everywhere and helper_everywhere[-1].replayed > 0
+
+
+def test_a_helper_that_forgets_the_files_it_checked_finds_the_same(
+    storage: Path, monkeypatch: pytest.MonkeyPatch, helper_everywhere: list[_parallel.Helper]
+) -> None:
+    # 40 images share a base layer: checked (and hashed) again by the helper after each block it forgets
+    monkeypatch.setattr(_parallel, "MIN_REPOSITORIES", 10**9)
+    one = verify(storage)
+    alone = _snapshot(registry.read(storage))
+    monkeypatch.setattr(_parallel, "MIN_REPOSITORIES", 1)
+    monkeypatch.setattr(_parallel, "_FILES_KEPT", 0)
+    two = verify(storage)
+    assert helper_everywhere[-1].replayed > 0
+    assert _seen(two) == _seen(one) and two.ok
+    assert (two.files_hashed, two.bytes_hashed) == (one.files_hashed, one.bytes_hashed)
+    assert _snapshot(registry.read(storage)) == alone
