@@ -294,7 +294,7 @@ class Helper:
     """
 
     def __init__(
-        self, root: SafeRoot, blob_folders: BlobFolders, jobs: list[tuple[int, str, Path]], has_signatures: bool
+        self, root: SafeRoot, blob_folders: BlobFolders, jobs: list[tuple[int, str, str]], has_signatures: bool
     ) -> None:
         self._root = root
         self._mine = {index for index, _, _ in jobs}
@@ -384,7 +384,7 @@ class Helper:
 def _serve(
     parent_root: SafeRoot,
     blob_folders: BlobFolders,
-    jobs: list[tuple[int, str, Path]],
+    jobs: list[tuple[int, str, str]],
     has_signatures: bool,
     out: BinaryIO,
 ) -> None:
@@ -408,7 +408,7 @@ def _serve(
         for index, name, repo_dir in jobs[start : start + BLOCK]:
             root.answers = {}
             bundle = Bundle(root_path, Layout.REGISTRY)  # the first process finds the problems again
-            with root.scope(os.fspath(repo_dir)):
+            with root.scope(repo_dir):
                 registry._read_repository(bundle, root, name, repo_dir, folders, has_signatures)
             block.append((index, root.answers))
         root.descriptors.clear()  # shared between images to save the first process memory; none needed here

@@ -66,14 +66,15 @@ def parse_link(data: bytes, path: Path | str) -> Digest:
     return Digest("sha256", data[7:].decode())
 
 
-def repositories(v2: Path, bundle: Bundle | None = None, safe: Tree | None = None) -> list[tuple[str, Path]]:
-    """(name, folder) of every repository: a folder with ``_manifests``; nested repositories included.
+def repositories(v2: Path, bundle: Bundle | None = None, safe: Tree | None = None) -> list[tuple[str, str]]:
+    """(name, absolute folder) of every repository: a folder with ``_manifests``; nested repositories included.
+    Plain strings: a site's registry has a hundred thousand repositories.
 
     Symbolic links to folders are not followed (a received bundle is untrusted): each is reported. One
     listing per folder, which also tells ``safe`` which sub-folders are plain.
     """
     top = os.path.abspath(v2 / "repositories")
-    found: list[tuple[str, Path]] = []
+    found: list[tuple[str, str]] = []
     tree = safe if safe is not None else SafeRoot(storage_root(v2))
     if not tree.is_dir(top):
         return found
@@ -92,7 +93,7 @@ def repositories(v2: Path, bundle: Bundle | None = None, safe: Tree | None = Non
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 if entry.name == "_manifests":
-                    found.append((folder[len(top) + 1 :], Path(folder)))
+                    found.append((folder[len(top) + 1 :], folder))
                 elif not entry.name.startswith("_"):
                     pending.append(entry.path)
             elif entry.is_symlink() and entry.is_dir() and bundle is not None:
@@ -131,7 +132,7 @@ def read(path: Path, tree: Tree | None = None, *, parallel: bool | None = None) 
                 continue
             answers = helper.answers(index) if helper is not None else None
             tree = safe if answers is None else _parallel.Replay(safe, answers)
-            with safe.scope(os.fspath(repo_dir)):  # also forgets the walk's listing of the folder
+            with safe.scope(repo_dir):  # also forgets the walk's listing of the folder
                 _read_repository(bundle, tree, name, repo_dir, blob_folders, has_signatures)
         if helper is not None:
             helper.finish()
@@ -144,7 +145,7 @@ def read(path: Path, tree: Tree | None = None, *, parallel: bool | None = None) 
 
 
 def _helper(
-    safe: Tree, blob_folders: _BlobFolders, found: list[tuple[str, Path]], has_signatures: bool, parallel: bool | None
+    safe: Tree, blob_folders: _BlobFolders, found: list[tuple[str, str]], has_signatures: bool, parallel: bool | None
 ) -> _parallel.Helper | None:
     """The second process reading a share of the repositories, when it is worth starting: a big storage, two
     cores, and a process with one thread (the command line), which alone may fork safely."""
@@ -295,7 +296,7 @@ class _BlobFolders:
 
 
 def _read_repository(
-    bundle: Bundle, safe: Tree, name: str, repo_dir: Path, blob_folders: _BlobFolders, has_signatures: bool
+    bundle: Bundle, safe: Tree, name: str, repo_dir: str, blob_folders: _BlobFolders, has_signatures: bool
 ) -> None:
     repo_text = os.path.abspath(repo_dir)
     revisions = _read_links(bundle, safe, name, f"{repo_text}/_manifests/revisions/sha256", "revision")
@@ -415,14 +416,14 @@ def _check_schema1_unsigned(bundle: Bundle, image: Image) -> None:
 
 
 def _check_repo_links(
-    bundle: Bundle, image: Image, name: str, revisions: set[Digest], layers: set[Digest], repo_dir: Path
+    bundle: Bundle, image: Image, name: str, revisions: set[Digest], layers: set[Digest], repo_dir: str
 ) -> None:
     """The registry serves a blob or child manifest only when THIS repository links it."""
     for child in image.children:
         if child.digest not in revisions:
             bundle.problem(
                 f"platform manifest {child.digest} has no revision link in {name}",
-                repo_dir / "_manifests" / "revisions" / "sha256" / child.digest.hex / "link",
+                f"{repo_dir}/_manifests/revisions/sha256/{child.digest.hex}/link",
                 image.name,
                 code=Code.MISSING_LINK,
             )
@@ -433,7 +434,7 @@ def _check_repo_links(
         if digest not in layers:
             bundle.problem(
                 f"blob {digest} has no _layers link in {name} (the registry would answer 404)",
-                repo_dir / "_layers" / "sha256" / digest.hex / "link",
+                f"{repo_dir}/_layers/sha256/{digest.hex}/link",
                 image.name,
                 code=Code.MISSING_LINK,
             )

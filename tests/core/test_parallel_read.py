@@ -123,11 +123,11 @@ def test_the_helper_reads_its_share_in_blocks_and_hashes_small_blobs(
     theirs = sorted(_parallel.helper_blocks(len(found)))
     assert 0 < len(theirs) < len(found)
     # a layer only a repository of the helper's share uses
-    repo = found[theirs[-1]][1]
+    repo = Path(found[theirs[-1]][1])
     layers = {p.name for p in (repo / "_layers/sha256").iterdir()}
     for index, (_, other) in enumerate(found):
         if index != theirs[-1]:
-            layers -= {p.name for p in (other / "_layers/sha256").iterdir()}
+            layers -= {p.name for p in (Path(other) / "_layers/sha256").iterdir()}
     layer = layers.pop()
     monkeypatch.setattr(_parallel, "MIN_REPOSITORIES", 10**9)
     one = verify(storage)
