@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
             + ("; or NAME.tar, NAME.tar.zst, - (a plain tar on stdout)" if name == "pack" else ""),
         )
         s.add_argument("--copy", action="store_true", help="copy blobs instead of hard-linking them")
-        s.add_argument("--jobs", type=_positive, default=None, help="worker threads (default: cores)")
+        s.add_argument(
+            "--jobs", type=_positive, default=None, help="worker threads (default: cores); 1: one core, one process"
+        )
         s.add_argument("--verify", action="store_true", help="verify the output before it is put in place")
         s.add_argument("--json", action="store_true", help="print a summary as JSON on stdout at the end")
         if name == "pack":

@@ -168,7 +168,8 @@ def _run(
 ) -> JobResult:
     started = time.monotonic()
     selection = selection or Selection()
-    bundle = layouts.read(Path(src), progress=progress, cancel=cancel)  # "reading N images" before the plan
+    # "reading N images" before the plan; --jobs 1: one core, so one process reads a big registry storage too
+    bundle = layouts.read(Path(src), progress=progress, cancel=cancel, one_process=jobs == 1)
     chosen = select(bundle, selection)
     if selection.skip_broken:
         # Broken content is found only by hashing: do it before anything is written, so that the images whose

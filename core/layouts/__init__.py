@@ -54,10 +54,12 @@ def read(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     hash_members: bool = False,
+    one_process: bool = False,
 ) -> Bundle:
     """Read any bundle; ``progress`` hears how many images were read so far (``done_files``, message
     "reading"; no total: it is known only at the end), ``cancel`` stops the read between two images
-    (Cancelled). See ``_read``.
+    (Cancelled). See ``_read``. ``one_process``: a big registry storage is not read by two processes (see
+    registry.read), for a user who asked for one core (``--jobs 1``).
 
     ``hash_members`` (for verify) makes the read of an archive one sequential read of all its bytes that hashes
     its members and parts on the way (``ArchiveSource.digests``, ``part_digests``); ``progress`` then hears the
@@ -67,7 +69,7 @@ def read(
         with watching(None, cancel):
             return _read(path, layout, hash_members, progress, cancel)
     with watching(progress, cancel):
-        return _read(path, layout, cancel=cancel)  # an archive's index checks it member by member
+        return _read(path, layout, cancel=cancel, one_process=one_process)  # an archive's index: member by member
 
 
 def _read(
@@ -76,6 +78,7 @@ def _read(
     hash_members: bool = False,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    one_process: bool = False,
 ) -> Bundle:
     """Read any bundle. Problems are collected in ``bundle.problems``; call ``bundle.check()`` to refuse them.
 
@@ -88,7 +91,7 @@ def _read(
     layout = layout or detect(path)
     readers: dict[Layout, Callable[[Path], Bundle]] = {
         Layout.SKOPEO_DIR: skopeo_dir.read,
-        Layout.REGISTRY: registry.read,
+        Layout.REGISTRY: lambda root: registry.read(root, parallel=False if one_process else None),
         Layout.OCI: oci.read,
     }
     reader = readers[layout]

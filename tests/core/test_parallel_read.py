@@ -282,3 +282,16 @@ def test_a_helper_that_forgets_the_files_it_checked_finds_the_same(
     assert _seen(two) == _seen(one) and two.ok
     assert (two.files_hashed, two.bytes_hashed) == (one.files_hashed, one.bytes_hashed)
     assert _snapshot(registry.read(storage)) == alone
+
+
+def test_unpack_with_one_job_reads_in_one_process(
+    storage: Path, tmp_path: Path, helper_everywhere: list[_parallel.Helper]
+) -> None:
+    from regpack.jobs import unpack
+
+    unpack(storage, tmp_path / "one", jobs=1)
+    assert not helper_everywhere
+    unpack(storage, tmp_path / "two", jobs=2)
+    assert helper_everywhere and helper_everywhere[-1].replayed > 0
+    one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*"))
+    assert one == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*")) and len(one) > 80
