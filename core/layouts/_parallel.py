@@ -22,6 +22,7 @@ import gc
 import os
 import pickle
 import signal
+import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -313,7 +314,12 @@ class Helper:
                 # Room for the helper to read well ahead of the first process (a pipe holds 64 KiB otherwise).
                 fcntl.fcntl(write_end, set_size, _PIPE_BYTES)
         try:
-            pid = os.fork()
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about forking beside other threads. The command line forks only with one
+                # thread (registry._helper checks it); a forced read (parallel=True) may have idle threads
+                # beside it whose locks the helper never takes.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
         except OSError:
             os.close(read_end)
             os.close(write_end)
