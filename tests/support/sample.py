@@ -72,7 +72,9 @@ def make_layer(files: dict[str, bytes]) -> Layer:
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(files[name]))
     plain = raw.getvalue()
-    return Layer(gzip.compress(plain, compresslevel=9, mtime=0), "sha256:" + sha256(plain))
+    stored = bytearray(gzip.compress(plain, compresslevel=9, mtime=0))
+    stored[9] = 3  # the header's OS byte: Unix, as Python up to 3.11 writes it (3.12 writes 255, "unknown")
+    return Layer(bytes(stored), "sha256:" + sha256(plain))
 
 
 def make_config(
