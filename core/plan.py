@@ -60,6 +60,10 @@ class FileGroup(Protocol):
 
     def __iter__(self) -> Iterator[WriteFile]: ...
 
+    def directories(self) -> Iterator[str]:
+        """The folders its files need below ``prefix`` (not the prefix itself), each once, after its parent."""
+        ...
+
 
 @dataclass(slots=True)
 class Plan:
@@ -156,17 +160,24 @@ class Plan:
         """
         seen: set[str] = set()
         out: list[str] = []
-        for dst in self.destinations():
-            parent = dst.rpartition("/")[0]
-            if not parent or parent in seen:
-                continue
-            chain: list[str] = []
-            while parent and parent not in seen:
-                seen.add(parent)
-                chain.append(parent)
-                parent = parent.rpartition("/")[0]
-            out.extend(reversed(chain))
+        listed = itertools.chain(self.blobs, self.files, (group.prefix + "." for group in self.groups))
+        for dst in listed:  # a group's prefix as the folder of a file in it: its ancestors, then itself
+            out.extend(new_folders(dst, seen))
+        for group in self.groups:
+            out.extend(group.directories())  # below its prefix, theirs alone: no need to remember them here
         return out
+
+
+def new_folders(path: str, seen: set[str], top: str = "") -> list[str]:
+    """The folders above ``path`` (below ``top``) not in ``seen`` yet, top-down; they are added to ``seen``."""
+    parent = path.rpartition("/")[0]
+    chain: list[str] = []
+    while parent != top and parent not in seen:
+        seen.add(parent)
+        chain.append(parent)
+        parent = parent.rpartition("/")[0]
+    chain.reverse()
+    return chain
 
 
 def check_relative(dst: str) -> None:

@@ -18,7 +18,7 @@ from regpack.layouts._common import SafeRoot, Tree, build_image
 from regpack.manifest import DOCKER_V1_SIGNED, Kind, read_manifest_bytes, schema1_unsigned
 from regpack.names import Reference, valid_repository, valid_tag
 from regpack.patch import DESCRIPTION, MAX_JSON_BYTES, PatchDescription
-from regpack.plan import Plan, WriteFile, check_relative
+from regpack.plan import Plan, WriteFile, check_relative, new_folders
 
 V2 = Path("docker", "registry", "v2")
 _LINK = re.compile(rb"sha256:[0-9a-f]{64}")
@@ -524,19 +524,39 @@ class RepositoryLinks:
             yield repo, revisions, layers, tags
 
     def __iter__(self) -> Iterator[WriteFile]:
-        for repo, revisions, layers, tags in self._repositories():
-            for digest in revisions:
-                yield WriteFile(f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", link_text(digest))
-            for digest in layers:
-                yield WriteFile(f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", link_text(digest))
-            for tag, (top, _) in tags.items():
-                folder = f"{repo}/_manifests/tags/{tag}"
-                data = link_text(top)
-                yield WriteFile(f"{folder}/current/link", data)
-                yield WriteFile(f"{folder}/index/{top.algorithm}/{top.hex}/link", data)
+        for repository in self._repositories():
+            for name, digest in _links(*repository):
+                yield WriteFile(name, link_text(digest))
+
+    def directories(self) -> Iterator[str]:
+        """The folders of the links, repository by repository: a repository's own folders are its alone, so
+        only the repositories' folders (nested names share their parents) are remembered for the whole plan, and
+        a repository's inside for as long as it is listed."""
+        top = self.prefix.rstrip("/")
+        repositories: set[str] = set()
+        for repository in self._repositories():
+            repo = repository[0]
+            yield from new_folders(repo + "/.", repositories, top)
+            inside: set[str] = set()
+            for name, _ in _links(*repository):
+                yield from new_folders(name, inside, repo)
 
 
 _Tag = tuple[Digest, str]  # a tag's top manifest, and the image that named it first
+
+
+def _links(
+    repo: str, revisions: dict[Digest, None], layers: dict[Digest, None], tags: dict[str, _Tag]
+) -> Iterator[tuple[str, Digest]]:
+    """Each link file of a repository and the digest it holds."""
+    for digest in revisions:
+        yield f"{repo}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link", digest
+    for digest in layers:
+        yield f"{repo}/_layers/{digest.algorithm}/{digest.hex}/link", digest
+    for tag, (top, _) in tags.items():
+        folder = f"{repo}/_manifests/tags/{tag}"
+        yield f"{folder}/current/link", top
+        yield f"{folder}/index/{top.algorithm}/{top.hex}/link", top
 
 
 def _repository(image: Image) -> str:

@@ -68,6 +68,22 @@ def test_each_link_file_is_made_once_with_the_content_a_push_gives(spread: Bundl
     assert len(written) == plan.total_files
 
 
+def test_the_folders_are_every_ancestor_once_after_its_parent(spread: Bundle) -> None:
+    # nested repositories (calico/node beside calico/cni), a repository nested in another's folder, several tags
+    write_dir = spread.root
+    write_dir_image(write_dir / "calico:v1", "calico", [BASE, b"calico itself" * 300])
+    write_dir_image(write_dir / "calico" / "node" / "sub:v1", "sub", [BASE, b"nested deeper" * 300])
+    bundle = layouts.read(write_dir).check()
+    assert {"calico", "calico/node", "calico/node/sub"} <= {i.repository for i in bundle.images}
+    plan = plan_pack(bundle)
+    plan.write("regpack-extra/notes/file", b"x")  # a file listed one by one, beside the group
+    folders = plan.directories()
+    wanted = {d.rsplit("/", n)[0] for d in plan.destinations() for n in range(1, d.count("/") + 1)}
+    assert sorted(folders) == sorted(wanted)  # each once
+    position = {d: i for i, d in enumerate(folders)}
+    assert all(position[d.rpartition("/")[0]] < position[d] for d in folders if "/" in d)  # parents first
+
+
 def test_a_tag_two_images_claim_is_refused_before_anything_is_written(spread: Bundle, tmp_path: Path) -> None:
     node = [i for i in spread.images if i.repository == "calico/node"]
     other = next(i for i in node if i.digest != node[0].digest)
