@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.support.sample import SAMPLE_DIR, make_synthetic
 
@@ -163,6 +164,29 @@ def cancel_pack(bundle: Path, dest: Path, *, copy: bool) -> dict[str, float]:
     return {"stop_s": marks["ended"] - marks["cancel"], "clean_s": marks["cleaned"] - marks["cancel"]}
 
 
+def _thread_watch(window: Any, marks: dict[str, float], loop: Any) -> Any:
+    """A timer (started by ``_press_cancel``) that notes when the window's worker thread has stopped, and ends
+    ``loop`` then."""
+    from PySide6.QtCore import QTimer
+
+    def poll_thread() -> None:
+        if not window.jobs.detached:
+            marks["stopped"] = time.perf_counter()
+            loop.quit()
+
+    poll = QTimer()
+    poll.timeout.connect(poll_thread)
+    return poll
+
+
+def _press_cancel(window: Any, marks: dict[str, float], poll: Any, every_ms: int) -> None:
+    """Press the window's Cancel: when, and when the window was free again; then watch the thread stop."""
+    marks["cancel"] = time.perf_counter()
+    window.progress.cancel_button.click()
+    marks["free"] = time.perf_counter() if not window.busy() else float("nan")
+    poll.start(every_ms)
+
+
 def cancel_open(bundle: Path) -> dict[str, float]:
     """Open ``bundle`` in a window, press Cancel at the first "reading" progress: seconds until the window is
     free again, and until the reading thread has stopped (the read stops between two images)."""
@@ -179,20 +203,12 @@ def cancel_open(bundle: Path) -> dict[str, float]:
     marks: dict[str, float] = {}
     loop = QEventLoop()
 
+    poll = _thread_watch(window, marks, loop)
+
     def on_progress(job: Job, estimate: object) -> None:
         if job.kind is JobKind.LOAD and "cancel" not in marks:
-            marks["cancel"] = time.perf_counter()
-            window.progress.cancel_button.click()
-            marks["free"] = time.perf_counter() if not window.busy() else float("nan")
-            poll.start(5)
+            _press_cancel(window, marks, poll, 5)
 
-    def poll_thread() -> None:
-        if not window.jobs.detached:
-            marks["stopped"] = time.perf_counter()
-            loop.quit()
-
-    poll = QTimer()
-    poll.timeout.connect(poll_thread)
     window.jobs.progress.connect(on_progress)
     window.bundle_loaded.connect(lambda loaded: loop.quit())
     window.open_bundle(bundle)
@@ -238,26 +254,17 @@ def cancel_analysis(bundle: Path, delay: float) -> dict[str, float]:
     marks: dict[str, float] = {}
     loop = QEventLoop()
 
+    poll = _thread_watch(window, marks, loop)
+
     def press() -> None:
-        if "loaded" in marks:
-            return
-        marks["cancel"] = time.perf_counter()
-        window.progress.cancel_button.click()
-        marks["free"] = time.perf_counter() if not window.busy() else float("nan")
-        poll.start(2)
+        if "loaded" not in marks:
+            _press_cancel(window, marks, poll, 2)
 
     def on_progress(job: Job, estimate: Estimate) -> None:
         if job.kind is JobKind.LOAD and estimate.progress.message == ANALYSING and "at" not in marks:
             marks["at"] = time.perf_counter()
             QTimer.singleShot(int(delay * 1000), press)
 
-    def poll_thread() -> None:
-        if not window.jobs.detached:
-            marks["stopped"] = time.perf_counter()
-            loop.quit()
-
-    poll = QTimer()
-    poll.timeout.connect(poll_thread)
     window.jobs.progress.connect(on_progress)
 
     def on_loaded(loaded: object) -> None:  # done before Cancel was pressed
